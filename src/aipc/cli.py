@@ -1,0 +1,95 @@
+"""The ``aipc`` command line: one subcommand per verb, a thin shell over the Python API.
+
+Each verb lives in ``aipc.commands.<verb>`` and registers itself on :data:`app`. Command modules
+import nothing heavy at module level: torch and transformers are imported inside the functions that
+need them, so ``aipc estimate``, ``aipc models``, ``aipc devices`` and ``aipc decide`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+
+import click
+import typer
+
+from aipc import __version__
+from aipc.errors import AipcError
+
+# Verbs in the order `aipc --help` lists them; a module that is missing is skipped.
+VERBS = [
+    "hw", "models", "devices", "estimate", "validate", "bench", "results", "calibrate",
+    "decide", "report", "train", "generate", "serve", "loadtest", "seal",
+]
+
+app = typer.Typer(
+    name="aipc",
+    help="Can your large-model work run on an AI PC, how fast, and at what cost against the cloud?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aipc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """Can your large-model work run on an AI PC, how fast, and at what cost against the cloud?"""
+
+
+for _verb in VERBS:
+    try:
+        _mod = importlib.import_module(f"aipc.commands.{_verb}")
+    except ModuleNotFoundError as _e:  # a verb not built yet
+        if _e.name != f"aipc.commands.{_verb}":
+            raise
+        continue
+    _mod.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; bad input prints one line and returns exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("AIPC_DEBUG") == "1"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time unless the user opts in
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        rv = app(args=argv, prog_name="aipc", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except AipcError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except click.exceptions.UsageError as e:
+        if debug:
+            traceback.print_exc()
+        hint = f" (see 'aipc {e.ctx.info_name} --help')" if e.ctx and e.ctx.info_name != "aipc" else " (see 'aipc --help')"
+        print(f"error: {e.format_message()}{hint}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except click.exceptions.ClickException as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
