@@ -11,8 +11,8 @@ EXTRA="${1:-all}"
 [ "$EXTRA" = "dev" ] || EXTRA="all"
 
 PY=""
-for cand in python3.13 python3.12 python3.11 python3.10 python3; do
-  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+for cand in python3 python3.13 python3.12 python3.11 python3.10; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import sys; sys.exit(sys.version_info < (3, 10))" 2>/dev/null; then
     PY="$cand"; break
   fi
 done

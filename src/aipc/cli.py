@@ -12,8 +12,12 @@ import os
 import sys
 import traceback
 
-import click
 import typer
+
+try:  # typer >= 0.25 vendors click as typer._click
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as cx
 
 from aipc import __version__
 from aipc.errors import AipcError
@@ -72,18 +76,18 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.UsageError as e:
+    except cx.UsageError as e:
         if debug:
             traceback.print_exc()
         hint = f" (see 'aipc {e.ctx.info_name} --help')" if e.ctx and e.ctx.info_name != "aipc" else " (see 'aipc --help')"
         print(f"error: {e.format_message()}{hint}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as e:
+    except (cx.Exit, typer.Exit) as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except (cx.Abort, typer.Abort):
         print("aborted", file=sys.stderr)
         return 130
-    except click.exceptions.ClickException as e:
+    except cx.ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,41 @@
+"""Shared test set-up: an isolated aipc home, no network, tiny real models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _aipc_home(tmp_path_factory, monkeypatch):
+    """Each test gets its own AIPC_HOME so the results DB and profile cache never leak between tests."""
+    home = tmp_path_factory.mktemp("aipc-home")
+    monkeypatch.setenv("AIPC_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    """A complete local HF folder of a tiny Llama (weights + byte tokenizer + chat template)."""
+    from aipc.models.tiny import make_tiny_folder
+
+    return make_tiny_folder(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+def run_cli(*args: str):
+    """Run the aipc CLI in-process; returns (exit_code, stdout, stderr) via capsys-free capture."""
+    import contextlib
+    import io
+
+    from aipc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
