@@ -22,6 +22,9 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 from aipc import __version__
 from aipc.errors import AipcError
 
+_EXIT = tuple({typer.Exit, getattr(cx, "Exit", typer.Exit)})
+_ABORT = tuple({typer.Abort, getattr(cx, "Abort", typer.Abort)})
+
 # Verbs in the order `aipc --help` lists them; a module that is missing is skipped.
 VERBS = [
     "hw", "models", "devices", "estimate", "validate", "bench", "results", "calibrate",
@@ -82,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see 'aipc {e.ctx.info_name} --help')" if e.ctx and e.ctx.info_name != "aipc" else " (see 'aipc --help')"
         print(f"error: {e.format_message()}{hint}", file=sys.stderr)
         return 2
-    except (cx.Exit, typer.Exit) as e:
-        return e.exit_code
-    except (cx.Abort, typer.Abort):
+    except _EXIT as e:
+        return getattr(e, "exit_code", 0)
+    except _ABORT:
         print("aborted", file=sys.stderr)
         return 130
     except cx.ClickException as e:

@@ -35,16 +35,16 @@ def print_json(obj: Any) -> None:
 
 
 def gb(n_bytes: float | None, digits: int = 1) -> str:
-    """Bytes as decimal GB ('21.3 GB'); GB = 1e9 bytes, as device makers and clouds quote memory."""
+    """Bytes in binary units ('21.3 GiB'): memory capacities (a "24 GB" RTX 4090 has 24 GiB) are
+    binary, so needs and capacities print in the same unit."""
     if n_bytes is None:
         return "-"
-    if n_bytes >= 1e15:
-        return f"{n_bytes / 1e15:.{digits}f} PB"
-    if n_bytes >= 1e12:
-        return f"{n_bytes / 1e12:.{digits}f} TB"
-    if n_bytes >= 1e9 or n_bytes == 0:
-        return f"{n_bytes / 1e9:.{digits}f} GB"
-    return f"{n_bytes / 1e6:.{digits}f} MB"
+    for unit, factor in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30)):
+        if abs(n_bytes) >= factor:
+            return f"{n_bytes / factor:.{digits}f} {unit}"
+    if n_bytes == 0:
+        return "0 GiB"
+    return f"{n_bytes / 2**20:.{digits}f} MiB"
 
 
 def si(x: float | None, unit: str = "", digits: int = 3) -> str:

@@ -1,0 +1,221 @@
+"""``aipc bench`` as a Python API: check the fit, build the model per device, time each scenario,
+put the estimate beside the measurement, store every run, compute speedup R.
+
+    from aipc.bench.runner import BenchOptions, run_bench
+    report = run_bench(BenchOptions(model="smollm2-135m", devices="cpu", quick=True))
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aipc.bench import metrics as M
+from aipc.bench.compare import speedups
+from aipc.bench.scenarios import DEFINITIONS, INFER_SCENARIOS, SCENARIOS, check_applicable, prepare
+from aipc.bench.stats import CI_METHOD, LoopConfig, time_loop
+from aipc.errors import AipcError
+from aipc.spec import Workload, precision_fields
+
+DEFAULT_MODEL = "smollm2-135m"
+BENCH_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(kw_only=True)
+class BenchOptions:
+    model: str = DEFAULT_MODEL
+    devices: str | None = None              # "cpu,cuda:0"; None: every present device
+    scenarios: tuple[str, ...] = SCENARIOS
+    precision: str = "auto"                 # auto: fp32 on CPU, bf16 (else fp16) on CUDA, fp16 on MPS
+    batch: int = 1
+    seq: int = 128                          # training sequence length
+    prompt: int = 128
+    gen: int = 32
+    method: str = "full"                    # train: full | lora
+    lora_rank: int = 16
+    quick: bool = False
+    loop: LoopConfig | None = None          # default: LoopConfig() or LoopConfig.quick()
+    db: str | Path | None = None            # None: aipc.paths.default_db()
+    store: bool = True
+    measure_peaks: bool = True              # measure this machine's peaks now when no aipc hw profile is cached
+    fit_check: bool = True
+
+    def loop_config(self) -> LoopConfig:
+        return self.loop or (LoopConfig.quick() if self.quick else LoopConfig())
+
+
+def auto_precision(device: str) -> str:
+    if device == "cpu":
+        return "fp32"
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp16"
+
+
+def _validate(o: BenchOptions) -> None:
+    for name in ("batch", "seq", "prompt", "gen", "lora_rank"):
+        v = getattr(o, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise AipcError(f"--{name} must be a positive whole number (got {v!r})")
+    if o.gen < 2 and any(s in o.scenarios for s in ("decode", "generate")):
+        raise AipcError("--gen must be >= 2 for decode/generate (TPOT is measured after the first token)")
+    if o.precision not in BENCH_PRECISIONS:
+        raise AipcError(f"aipc bench measures --precision {', '.join(BENCH_PRECISIONS)} (got {o.precision!r}); "
+                        "use 'aipc estimate' for quantized formats")
+    if o.method not in ("full", "lora"):
+        raise AipcError(f"aipc bench trains with --method full or lora (got {o.method!r})")
+    for s in o.scenarios:
+        if s not in SCENARIOS:
+            raise AipcError(f"unknown scenario '{s}'; use one or more of {', '.join(SCENARIOS)}")
+
+
+def workloads_for(o: BenchOptions, prec: str) -> dict[str, Workload]:
+    """The estimator's workload for each scenario family (train; infer for prefill/decode/generate)."""
+    pf = precision_fields(prec)
+    infer = Workload(model=o.model, task="infer", batch_size=o.batch, prompt_tokens=o.prompt, gen_tokens=o.gen,
+                     **pf).validate()
+    train = Workload(model=o.model, task="train", method=o.method, batch_size=o.batch, seq_len=o.seq,
+                     lora_rank=o.lora_rank, optimizer="adamw", **pf).validate()
+    return {"train": train, "infer": infer}
+
+
+def _estimate(w: Workload, spec, mspec):
+    """The estimator's answer, or (None, why) where it cannot answer for this device."""
+    from aipc.estimate import estimate
+
+    try:
+        return estimate(w, spec, model=mspec), ""
+    except ZeroDivisionError:
+        return None, f"no estimate: {spec.name} has no measured peak/bandwidth (run 'aipc hw')"
+
+
+def fit_check(ests: dict[str, object], device: str, label: str) -> None:
+    """Refuse before building anything when the estimator says the workload cannot fit."""
+    for fam, est in ests.items():
+        if est is not None and not est.fits:
+            sugg = "; ".join(est.suggestions[:3]) or "use a smaller model or shape"
+            raise AipcError(f"{fam} on {device} ({label}) would not fit: {est.verdict}; try {sugg} "
+                            "(or pass --no-fit-check to try anyway)")
+
+
+def build_model(mspec, model_ref: str, prec: str, device: str):
+    """Random weights of the real architecture; a local folder with safetensors loads its weights."""
+    path = Path(model_ref).expanduser()
+    if path.is_dir() and any(path.glob("*.safetensors")):
+        from transformers import AutoModel, AutoModelForCausalLM
+
+        from aipc.models.spec import _torch_dtype
+
+        cls = AutoModelForCausalLM if mspec.is_decoder else AutoModel
+        model = cls.from_pretrained(path, dtype=_torch_dtype(prec), local_files_only=True)
+        return model.to(device), "local weights"
+    return mspec.build(prec, device), "random weights"
+
+
+def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None] | None = None) -> dict:
+    """Measure every (device, scenario); returns the report dict the CLI renders (and --json prints)."""
+    t_start = time.perf_counter()
+    _validate(o)
+    from aipc.bench.context import catalog_spec, in_env_note, machine_context, versions
+    from aipc.bench.devices import parse_devices
+    from aipc.bench.store import ResultsDB
+    from aipc.estimate import resolve_model
+
+    mspec = resolve_model(o.model)
+    for s in o.scenarios:
+        check_applicable(s, mspec.is_decoder, mspec.name)
+    devices = parse_devices(o.devices)
+    db = ResultsDB(o.db) if o.store else None  # a bad --db fails here, before any measuring
+
+    import torch
+
+    mctx = machine_context(quick=True, measure=o.measure_peaks)
+    cfg = o.loop_config()
+    vers = versions()
+    results: list[dict] = []
+    plans = []
+    for dev in devices:  # every fit check before any measurement
+        prec = o.precision if o.precision != "auto" else auto_precision(dev)
+        spec = mctx.specs.get(dev)
+        if spec is None:
+            from aipc.estimate.api import local_devices
+
+            spec = next((s for s in local_devices() if s.name.endswith(":" + dev)), None)
+        wls = workloads_for(o, prec)
+        fams = {"train"} if "train" in o.scenarios else set()
+        fams |= {"infer"} if any(s in INFER_SCENARIOS for s in o.scenarios) else set()
+        ests, why = {}, {}
+        for f in fams:
+            ests[f], why[f] = _estimate(wls[f], spec, mspec) if spec is not None else (None, "no device spec")
+        if o.fit_check:
+            fit_check(ests, dev, spec.label if spec else dev)
+        plans.append((dev, prec, spec, wls, ests, why))
+
+    order = [s for s in ("prefill", "decode", "generate", "train") if s in o.scenarios]  # train last: it mutates
+    for dev, prec, spec, wls, ests, why in plans:
+        from aipc.bench.devices import PeakMemory, cuda_event_timer, rss_bytes, sync_fn
+        from aipc.bench.energy import meter_for
+
+        sync = sync_fn(dev)
+        timer = cuda_event_timer(dev) if dev.startswith("cuda") else None
+        gc.collect()
+        base_rss = rss_bytes()
+        torch.manual_seed(0)
+        model, weights = build_model(mspec, o.model, prec, dev)
+        cat = catalog_spec(dev)
+        vocab = int(getattr(model.config, "vocab_size", 0) or mspec.vocab_size)
+        shape = {"batch": o.batch, "seq": o.seq, "prompt": o.prompt, "gen": o.gen, "method": o.method,
+                 "lora_rank": o.lora_rank, "lora_targets": wls["train"].lora_targets}
+        for scen in order:
+            fam = "train" if scen == "train" else "infer"
+            est, w = ests.get(fam), wls[fam]
+            mem, meter = PeakMemory(dev), meter_for(dev)
+            gc.collect()
+            mem.start()
+            prep = prepare(torch, scen, model, shape=shape, device=dev, is_decoder=mspec.is_decoder, vocab=vocab,
+                           sync=sync)
+            label = f"{dev} {scen}"
+            series = time_loop(prep.fn, cfg, sync=sync, timer=timer, on_timed_start=meter.start,
+                               on_sample=(lambda n, t, lab=label: on_progress(lab, n, t)) if on_progress else None)
+            joules = meter.joules()
+            peak = mem.stop()
+            prep.cleanup()
+            extra = {k: v[len(series.warmup):] for k, v in prep.extra_samples.items()}
+            metrics = M.scenario_metrics(
+                scen, series=series, tokens_per_sample=prep.tokens_per_sample, est=est, spec=spec, catalog=cat,
+                workload=w, precision=prec, extra=extra, joules=joules)
+            metrics.update(M.memory_metrics(dev, peak, base_rss, mem, est))
+            metrics["energy_source"] = meter.source or meter.why_not
+            row = {"device": dev, "scenario": scen, "model": mspec.name, "machine": mctx.fingerprint,
+                   "precision": prec, "workload": w.to_dict(), **metrics,
+                   "estimate_note": why.get(fam, ""), "definition": DEFINITIONS[scen], "note": prep.note}
+            if db is not None:
+                row["run_id"] = db.add_run(
+                    kind="bench", scenario=scen, device=dev, model=mspec.name, workload=w.to_dict(),
+                    metrics=metrics, samples={"samples_s": series.samples, "warmup_s": series.warmup, **extra},
+                    context={"machine": mctx.to_dict(), "versions": vers, "device_spec": spec, "weights": weights,
+                             "catalog_device": cat.name if cat else None, "loop": cfg.__dict__,
+                             "stopped_by": series.stopped_by, "wall_s": series.wall_s, "definition": DEFINITIONS[scen],
+                             "ci_method": CI_METHOD, "allocator": in_env_note() if dev == "cpu" else None,
+                             "model_ref": o.model, "note": prep.note,
+                             "estimate": est.to_dict() if est is not None else None})
+            results.append(row)
+        del model
+        gc.collect()
+        if dev.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    return {
+        "model": mspec.name, "model_ref": o.model, "params": mspec.param_count(),
+        "machine": {"fingerprint": mctx.fingerprint, "host": mctx.host, "peaks": mctx.profile_source},
+        "devices": devices, "scenarios": order, "quick": o.quick, "loop": cfg.__dict__,
+        "definitions": {s: DEFINITIONS[s] for s in order}, "ci_method": CI_METHOD,
+        "results": results, "speedup": speedups(results),
+        "db": str(db.path) if db is not None else None, "wall_s": time.perf_counter() - t_start,
+        "versions": vers,
+    }

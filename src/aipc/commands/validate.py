@@ -1,0 +1,42 @@
+"""`aipc validate`: run workloads for real on this machine and print estimate beside measurement."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from aipc.commands.workload_opts import build_workload, with_workload_options
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("validate", help="Run a workload (or the validation set) here and compare with the estimate.")
+    @with_workload_options
+    def validate_cmd(
+        model: Optional[str] = typer.Argument(None, help="model or workload file; omit to run a validation set"),
+        set_name: str = typer.Option("small", "--set", help="validation set when no model is given: small (CI, minutes) or full (docs)"),
+        write: Optional[str] = typer.Option(None, "--write", help="write the table as Markdown to this file"),
+        as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout"),
+        wopts: dict = None,
+    ) -> None:
+        from aipc.errors import AipcError
+        from aipc.render import console, print_json
+        from aipc.validation import report, runner
+
+        c = console()
+        if model:
+            w = build_workload(model, wopts)
+            d = {k: v for k, v in w.to_dict().items()}
+            rows = [runner.compare(d, runner.measure(d))]
+        else:
+            if set_name not in ("small", "full"):
+                raise AipcError(f"--set must be small or full (got {set_name!r})")
+            with c.status("measuring") as st:
+                rows = runner.run_set(set_name, progress=lambda s: st.update(f"measuring {s}"))
+        result = report.as_dict(rows)
+        if write:
+            report.write_markdown(rows, write, command="aipc validate" + ("" if model else f" --set {set_name}"))
+        if as_json:
+            print_json(result)
+        else:
+            report.render(rows, c)

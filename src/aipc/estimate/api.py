@@ -1,0 +1,125 @@
+"""The estimator's Python API: ``estimate(workload, device)`` -> :class:`Estimate`.
+
+Import-light: no torch, no transformers. ``device`` is a DeviceSpec, a catalog name, or ``this``
+(this machine's cached ``aipc hw`` profile)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aipc.errors import AipcError
+from aipc.estimate.compute import compute_for
+from aipc.estimate.efficiency import efficiency_for
+from aipc.estimate.fit import devices_needed, suggestions
+from aipc.estimate.memory import memory_breakdown
+from aipc.estimate.roofline import timing
+from aipc.estimate.storage import storage_for
+from aipc.estimate.types import Estimate
+from aipc.hardware.spec import DeviceSpec
+from aipc.models.spec import ModelSpec
+from aipc.render import gb
+from aipc.spec import Workload
+
+LOCAL_NAMES = ("this", "local", "this-machine")
+
+
+@lru_cache(maxsize=256)
+def _resolve_model_cached(ref: str) -> ModelSpec:
+    from aipc.models.load import resolve
+
+    return resolve(ref)
+
+
+def resolve_model(ref: str | ModelSpec) -> ModelSpec:
+    """A ModelSpec from a catalog name / HF id / config.json / folder (cached by reference)."""
+    return ref if isinstance(ref, ModelSpec) else _resolve_model_cached(ref)
+
+
+def local_devices() -> list[DeviceSpec]:
+    """This machine's devices from the cached aipc hw profile; without one, the CPU with its RAM
+    and no measured peaks (times then say 'run aipc hw')."""
+    try:
+        from aipc.hardware import profile
+
+        cached = profile.load_cached() if hasattr(profile, "load_cached") else None
+        if cached is not None:
+            return list(cached.device_specs())
+    except ImportError:
+        pass
+    import platform
+
+    import psutil
+
+    mem = psutil.virtual_memory().total
+    return [DeviceSpec(name="this-machine:cpu", label=f"this machine's CPU ({platform.processor() or platform.machine()})",
+                       vendor="unknown", kind="cpu", category="this-machine", memory_bytes=mem,
+                       usable_memory_bytes=mem, bandwidth_bytes_s=0.0, peak_flops={},
+                       notes="not measured: run 'aipc hw' for measured peaks")]
+
+
+def resolve_device(ref: str | DeviceSpec) -> DeviceSpec:
+    """A DeviceSpec from a catalog name, 'this' (first local accelerator else CPU), or 'this:cpu'."""
+    if isinstance(ref, DeviceSpec):
+        return ref
+    low = ref.strip().lower()
+    if low in LOCAL_NAMES or low.startswith(tuple(n + ":" for n in LOCAL_NAMES)):
+        devs = local_devices()
+        if ":" in low:
+            want = low.split(":", 1)[1]
+            for d in devs:
+                if d.name.split(":", 1)[1] == want:
+                    return d
+            raise AipcError(f"this machine has no device {want!r}; it has "
+                            f"{', '.join(d.name for d in devs)}")
+        accel = [d for d in devs if d.kind != "cpu"]
+        return (accel or devs)[0]
+    from aipc.hardware.catalog import get_device
+
+    return get_device(ref)
+
+
+def estimate(workload: Workload, device: str | DeviceSpec, *, model: ModelSpec | None = None) -> Estimate:
+    """Memory, compute, time, storage and the fit verdict of one workload on one device kind."""
+    w = workload.validate()
+    m = model or resolve_model(w.model)
+    d = resolve_device(device)
+    warnings: list[str] = []
+    if w.context > m.max_position:
+        warnings.append(f"context {w.context} exceeds {m.name}'s maximum {m.max_position} positions")
+    if not m.is_decoder and not w.is_train and w.gen_tokens > 0:
+        warnings.append(f"{m.name} is an encoder: no generation; only the forward of the prompt is estimated")
+    if w.sharding == "tp" and w.num_devices > m.num_kv_heads and m.kv_lora_rank is None:
+        warnings.append(f"tensor parallel over {w.num_devices} devices exceeds {m.num_kv_heads} KV heads: KV heads get replicated")
+    if w.sharding == "tp" and w.num_devices > m.num_heads:
+        raise AipcError(f"tensor parallel splits attention heads: {m.name} has {m.num_heads}, "
+                        f"so at most {m.num_heads} devices; use --num-devices <= {m.num_heads}")
+    mem = memory_breakdown(m, w, d)
+    comp = compute_for(m, w)
+    eff = efficiency_for(d, comp.flops_per_token)
+    t, twarn = timing(d, w, comp, eff)
+    warnings += twarn + list(mem.notes)
+    cap = d.usable_memory_bytes
+    fits = mem.peak_bytes <= cap
+    need = 1 if fits and w.num_devices == 1 else devices_needed(m, w, d)
+    if fits:
+        verdict = f"fits: {gb(mem.peak_bytes)} of {gb(cap)} ({mem.peak_phase} peak)"
+        sugg: list[str] = []
+    else:
+        verdict = f"does not fit: needs {gb(mem.peak_bytes)}, {d.label} has {gb(cap)} usable"
+        sugg = suggestions(m, w, d, mem.peak_bytes, need)
+    return Estimate(
+        workload=w.to_dict(), model=m.name, device=d.name, device_label=d.label, memory=mem,
+        capacity_bytes=cap, fits=fits, devices_needed=need, headroom_bytes=cap - mem.peak_bytes,
+        compute=comp, efficiency=eff, time=t, storage=storage_for(m, w), verdict=verdict,
+        suggestions=tuple(sugg), warnings=tuple(warnings),
+    )
+
+
+def estimate_devices(workload: Workload, devices: list[str | DeviceSpec] | None = None) -> list[Estimate]:
+    """The workload on several devices (default: every catalog device plus this machine)."""
+    if devices is None:
+        from aipc.hardware.catalog import load_catalog
+
+        devices = [*local_devices(), *load_catalog().values()]
+    m = resolve_model(workload.model)
+    return [estimate(workload, d, model=m) for d in devices]

@@ -1,0 +1,95 @@
+"""FLOPs per token and per step, and bytes moved per decode step.
+
+Conventions (FIELD-NOTES; Kaplan et al. 2020; nanoGPT's estimate_mfu):
+- N is the matmul parameter count (embedding lookups excluded, the head's V*h included); MoE counts
+  only the experts a token visits.
+- Training: 6N per token plus attention 12*L*a*d*s (non-causal count, as nanoGPT/PaLM MFU do);
+  full recomputation adds a forward: 8N + 16*L*a*d*s. LoRA: the frozen base needs no weight gradients:
+  4N + 6*N_lora (+2N more with recomputation). 'freeze': 2N for frozen blocks, 6N for trained ones.
+- Inference: 2N per token plus causal attention 4*L*a*d*ctx per token (prefill: ctx ~ p/2 on average).
+"""
+
+from __future__ import annotations
+
+from aipc.estimate import params as P
+from aipc.estimate.memory import kv_cache_bytes, weights_bytes
+from aipc.estimate.types import Compute
+from aipc.models.spec import ModelSpec
+from aipc.spec import Workload, dtype_bytes
+
+
+def attention_flops_per_token(m: ModelSpec, ctx: float, train: bool) -> float:
+    """Score and value matmuls: forward 4*L*a*d*ctx per token; training x3 (12*L*a*d*s)."""
+    fwd = 4.0 * m.num_layers * m.num_heads * m.head_dim * ctx
+    return 3 * fwd if train else fwd
+
+
+def train_flops_per_token(m: ModelSpec, w: Workload) -> float:
+    """Training FLOPs per token by method (see module docstring)."""
+    n = P.matmul_params(m)
+    s = w.seq_len
+    attn = attention_flops_per_token(m, s, train=True)
+    recompute = w.grad_ckpt
+    if w.method in ("lora", "qlora"):
+        base = 4 * n + 6 * P.lora_params(m, w) + attn
+        return base + (2 * n + attn / 3 if recompute else 0)
+    if w.method == "freeze":
+        frac = min(w.trainable_layers, m.num_layers) / m.num_layers
+        base = 2 * n * (1 - frac) + 6 * n * frac + attn * frac + attn / 3 * (1 - frac)
+        return base + (2 * n * frac if recompute else 0)
+    return (8 * n + attn * 4 / 3) if recompute else (6 * n + attn)
+
+
+def compute_for(m: ModelSpec, w: Workload) -> Compute:
+    """FLOPs and bytes for the workload (per step: all devices; decode bytes: per device)."""
+    n = P.matmul_params(m)
+    total = P.total_params(m)
+    active = P.active_params(m)
+    b = w.batch_size
+    prefill = b * w.prompt_tokens * (2 * n + attention_flops_per_token(m, w.prompt_tokens / 2, False))
+    ctx_mid = w.prompt_tokens + w.gen_tokens / 2
+    decode_flops = b * (2 * n + attention_flops_per_token(m, ctx_mid, False))
+    # bytes read per decode step: the weights a step touches + the KV cache read once
+    wbytes = weights_bytes(m, w)
+    if m.is_moe and total:
+        # experts visited by the batch: each of b tokens picks k of E; expected distinct experts
+        E, k = m.num_experts, m.experts_per_token
+        frac_visited = 1 - (1 - k / E) ** b
+        expert_share = 1 - active / total  # share of weights that are routed experts not used per token
+        routed_total = expert_share * total * E / max(E - k, 1)
+        dense_part = total - routed_total
+        wbytes = wbytes * (dense_part + routed_total * frac_visited) / total
+    tp = w.num_devices if w.sharding == "tp" else 1
+    decode_bytes = (wbytes + kv_cache_bytes(m, w, int(ctx_mid))) / tp
+    if w.is_train:
+        fpt = train_flops_per_token(m, w)
+        fps = fpt * w.tokens_per_step
+        comm = comm_bytes_per_step(m, w)
+    else:
+        fpt = 2 * n + attention_flops_per_token(m, ctx_mid, False)
+        fps = prefill
+        comm = 0.0
+    return Compute(
+        params=total, active_params=active, trainable_params=P.trainable_params(m, w),
+        flops_per_token=fpt, flops_per_step=fps, prefill_flops=prefill,
+        decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
+    )
+
+
+def comm_bytes_per_step(m: ModelSpec, w: Workload) -> float:
+    """Bytes each device sends (= receives) per optimizer step, ring collectives over n devices:
+    DDP / ZeRO-1: all-reduce of gradients 2*(n-1)/n * G; ZeRO-2: reduce-scatter of gradients
+    (n-1)/n * G plus all-gather of updated weights (n-1)/n * W; ZeRO-3 / FSDP: all-gather of weights
+    in forward and again in backward plus reduce-scatter of gradients: 3*(n-1)/n * W
+    (ZeRO paper, Rajbhandari et al. 2020, sec. 7: 2x / 2x / 3x the model size)."""
+    n = w.num_devices
+    if not w.is_train or n <= 1:
+        return 0.0
+    g = P.trainable_params(m, w) * (2.0 if w.compute != "fp32" else 4.0)  # grads communicated in compute dtype
+    wb = P.trainable_params(m, w) * dtype_bytes(w.compute)
+    r = (n - 1) / n
+    if w.sharding in ("ddp", "zero1"):
+        return 2 * r * g
+    if w.sharding == "zero2":
+        return r * g + r * wb
+    return 3 * r * wb

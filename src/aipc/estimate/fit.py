@@ -1,0 +1,136 @@
+"""Fit verdicts, what would make a workload fit, and backward search (largest batch / context,
+fewest devices) for one device kind."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aipc.estimate.memory import memory_breakdown
+from aipc.estimate.types import Search
+from aipc.hardware.spec import DeviceSpec
+from aipc.models.spec import ModelSpec
+from aipc.render import gb
+from aipc.spec import Workload
+
+MAX_DEVICES = 4096
+
+
+def _peak(m: ModelSpec, w: Workload, d: DeviceSpec) -> int:
+    return memory_breakdown(m, w, d).peak_bytes
+
+
+def _with(w: Workload, **kw) -> Workload:
+    """A variant of the workload (validated; quantized + train => qlora handled by validate)."""
+    return dataclasses.replace(w, **kw).validate()
+
+
+def devices_needed(m: ModelSpec, w: Workload, d: DeviceSpec) -> int | None:
+    """Fewest devices of this kind that hold the workload: ZeRO-3 for training, tensor parallel for
+    inference (per-device memory falls with n); None if even MAX_DEVICES do not."""
+    cap = d.usable_memory_bytes
+    if w.num_devices > 1 and _peak(m, w, d) <= cap:
+        return w.num_devices
+    sharding = "zero3" if w.is_train else "tp"
+    lo, hi = 1, 2
+    if _peak(m, w, d) <= cap:
+        return 1
+    while hi <= MAX_DEVICES and _peak(m, _with(w, num_devices=hi, sharding=sharding), d) > cap:
+        lo, hi = hi, hi * 2
+    if hi > MAX_DEVICES:
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _peak(m, _with(w, num_devices=mid, sharding=sharding), d) <= cap:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _variants(m: ModelSpec, w: Workload) -> list[tuple[str, Workload]]:
+    """Changes a user can make, as (flag text, workload)."""
+    out: list[tuple[str, Workload]] = []
+    if w.is_train:
+        if w.method == "full":
+            out.append(("--method lora", _with(w, method="lora")))
+        if w.method in ("full", "lora"):
+            out.append(("--method qlora", _with(w, method="qlora", weight_dtype="nf4", compute_dtype="bf16")))
+        if not w.grad_ckpt:
+            out.append(("--grad-ckpt", _with(w, grad_ckpt=True)))
+        if w.optimizer == "adamw" and w.method == "full":
+            out.append(("--optimizer adamw8bit", _with(w, optimizer="adamw8bit")))
+        if w.batch_size > 1:
+            out.append((f"--batch 1 --grad-accum {w.batch_size * w.grad_accum}",
+                        _with(w, batch_size=1, grad_accum=w.batch_size * w.grad_accum)))
+        if w.seq_len > 512:
+            out.append((f"--seq-len {w.seq_len // 2}", _with(w, seq_len=w.seq_len // 2)))
+        if not w.grad_ckpt and w.method != "qlora":
+            out.append(("--method qlora --grad-ckpt", _with(w, method="qlora", weight_dtype="nf4",
+                                                            compute_dtype="bf16", grad_ckpt=True)))
+    else:
+        for q in ("int8", "q4_k_m"):
+            if w.weight_dtype not in (q, "int4", "nf4", "q4_0", "q4_k_m"):
+                out.append((f"--precision {q}", _with(w, weight_dtype=q, compute_dtype="bf16")))
+        if w.kv != "fp8" and m.is_decoder:
+            out.append(("--kv-dtype fp8", _with(w, kv_dtype="fp8")))
+        if w.batch_size > 1:
+            out.append(("--batch 1", _with(w, batch_size=1)))
+        if w.context > 4096:
+            out.append((f"--prompt-tokens {w.prompt_tokens // 2}", _with(w, prompt_tokens=max(w.prompt_tokens // 2, 1))))
+    return out
+
+
+def suggestions(m: ModelSpec, w: Workload, d: DeviceSpec, peak: int, need: int | None) -> list[str]:
+    """What would make it fit on this device (each with its peak), then how many devices it needs."""
+    cap = d.usable_memory_bytes
+    fits, misses = [], []
+    for flag, v in _variants(m, w):
+        p = _peak(m, v, d)
+        (fits if p <= cap else misses).append((p, flag))
+    out = [f"{flag}: {gb(p)} (fits)" for p, flag in sorted(fits)[:4]]
+    if not out and misses:
+        p, flag = min(misses)
+        out.append(f"closest single change {flag}: {gb(p)}, still over {gb(cap)}")
+    n = need
+    if n and n > 1:
+        out.append(f"{n} x {d.label} with {'ZeRO-3/FSDP' if w.is_train else 'tensor parallel'}")
+    return out
+
+
+def _largest(ok, lo: int, limit: int) -> int | None:
+    """Largest x in [lo, limit] with ok(x) (ok monotone decreasing), by doubling then bisection."""
+    if not ok(lo):
+        return None
+    hi = lo
+    while hi < limit and ok(min(hi * 2, limit)):
+        hi = min(hi * 2, limit)
+    if hi == limit:
+        return hi
+    top = min(hi * 2, limit)
+    while top - hi > 1:
+        mid = (hi + top) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            top = mid
+    return hi
+
+
+def backward_search(m: ModelSpec, w: Workload, d: DeviceSpec) -> Search:
+    """Largest batch, largest context (up to the model's maximum) and fewest devices that fit."""
+    cap = d.usable_memory_bytes
+
+    def ok_batch(b: int) -> bool:
+        return _peak(m, _with(w, batch_size=b), d) <= cap
+
+    def ok_ctx(n: int) -> bool:
+        v = _with(w, seq_len=n) if w.is_train else _with(w, prompt_tokens=max(n - w.gen_tokens, 1))
+        return _peak(m, v, d) <= cap
+
+    min_ctx = 1 if w.is_train else w.gen_tokens + 1
+    return Search(
+        device=d.name,
+        max_batch=_largest(ok_batch, 1, 1 << 20),
+        max_context=_largest(ok_ctx, min_ctx, max(m.max_position, min_ctx)),
+        min_devices=devices_needed(m, w, d),
+    )

@@ -1,0 +1,251 @@
+"""Memory of a workload on one device: one small function per component, the peak over phases.
+
+The peak is the largest phase total (forward, backward, optimizer step; prefill, decode), never the
+sum of every component. Components of the peak phase sum to the peak. Per device: sharding divides
+what it shards.
+"""
+
+from __future__ import annotations
+
+from aipc.estimate import activations as act
+from aipc.estimate import params as P
+from aipc.estimate.types import MemoryBreakdown
+from aipc.hardware.spec import DeviceSpec
+from aipc.models.spec import ModelSpec
+from aipc.spec import QUANTIZED, Workload, dtype_bytes
+
+GB = 1e9
+
+# Runtime overheads, by device kind (sources in the docstrings of runtime_bytes).
+CUDA_CONTEXT_BYTES = 0.30 * GB      # PyTorch PR 86509: ~290 MB with CUDA lazy module loading
+ALLOCATOR_MARGIN = 0.05             # torchtune issue 1185: fragmentation a few % with expandable segments
+# CPU: measured by aipc validate on this project's 2-core x86 machine (torch 2.13 CPU, transformers 5.24):
+CPU_FRAMEWORK_BYTES = 0.25 * GB     # RSS of python + torch + transformers right after import: 248 MB
+CPU_WARMUP_BYTES = 0.12 * GB        # first execution: code pages, thread pools, arenas: 116-123 MB on tiny models
+
+
+def _eb(dtype: str) -> float:
+    return dtype_bytes(dtype)
+
+
+def weights_bytes(m: ModelSpec, w: Workload) -> float:
+    """Stored weights.
+
+    Float: P * bytes(weight dtype). Quantized (int8/int4/nf4): block linears at the quantized size
+    (incl. scales), embeddings/head/norms at 16 bit — QLoRA's prepare_model_for_kbit_training upcasts
+    those to fp32 (FIELD-NOTES: peft/bitsandbytes). GGUF (llama.cpp): every tensor at the type's bits
+    per weight (a simplification: llama.cpp keeps some tensors at higher precision)."""
+    total = P.total_params(m)
+    wd = w.weight_dtype
+    if wd not in QUANTIZED:
+        return total * _eb(wd)
+    if wd.startswith("q"):
+        return total * _eb(wd)
+    lin = P.block_linear_params(m)
+    rest_bytes = 4.0 if (w.is_train and w.method == "qlora") else _eb(w.compute)
+    return lin * dtype_bytes(wd, w.int4_group_size) + (total - lin) * rest_bytes
+
+
+def lora_adapter_bytes(m: ModelSpec, w: Workload) -> float:
+    """LoRA adapters r*(in+out) per target module, kept in fp32 (peft's default autocast_adapter_dtype)."""
+    return P.lora_params(m, w) * 4.0 if w.method in ("lora", "qlora") and w.is_train else 0.0
+
+
+def _param_bytes_trainable(w: Workload) -> float:
+    """Bytes per trainable parameter: fp32 for LoRA adapters, else the weight dtype."""
+    return 4.0 if w.method in ("lora", "qlora") else _eb(w.weight_dtype)
+
+
+def gradient_bytes(m: ModelSpec, w: Workload) -> float:
+    """Gradients: trainable params * bytes of the trainable params' dtype (torch keeps .grad in it)."""
+    return P.trainable_params(m, w) * _param_bytes_trainable(w)
+
+
+def master_weight_bytes(m: ModelSpec, w: Workload) -> float:
+    """fp32 master copy of trainable weights (mixed precision a la Megatron/DeepSpeed): 4 * P_t."""
+    return P.trainable_params(m, w) * 4.0 if (w.master_weights and w.is_train) else 0.0
+
+
+def optimizer_state_bytes(m: ModelSpec, w: Workload) -> float:
+    """AdamW: 2 states (m, v) * P_t * bytes(state dtype) — torch keeps them in the param dtype unless
+    told otherwise; 8-bit AdamW: 2 * P_t * 1 byte (+ block scales, ~0.4%); SGD: 0; SGD+momentum: 1 state."""
+    if not w.is_train:
+        return 0.0
+    pt = P.trainable_params(m, w)
+    sb = _eb(w.optim_dtype) if w.optim_dtype else (4.0 if w.master_weights else _param_bytes_trainable(w))
+    return {"adamw": 2 * pt * sb, "adamw8bit": 2 * pt * 1.004, "sgd": 0.0, "sgd-momentum": pt * sb}[w.optimizer]
+
+
+def optimizer_temp_bytes(m: ModelSpec, w: Workload, device: DeviceSpec) -> float:
+    """Temporaries of the optimizer step. torch AdamW on CPU runs per tensor (no foreach): about two
+    temporaries of the largest trainable tensor (sqrt(v) and the update); on GPUs its foreach path
+    allocates one temporary per parameter at once: ~P_t * bytes."""
+    if not w.is_train or w.optimizer == "sgd":
+        return 0.0
+    pb = 4.0 if w.master_weights else _param_bytes_trainable(w)
+    if device.kind == "cpu":
+        if w.method in ("lora", "qlora"):
+            largest = max((w.lora_rank * max(i, o) for i, o, _ in P.resolve_targets(m, w.lora_targets).values()), default=0)
+        else:
+            largest = max(P.max_linear_params(m), m.vocab_size * m.hidden_size)
+        return 2 * largest * pb
+    return P.trainable_params(m, w) * pb
+
+
+def autocast_copy_bytes(m: ModelSpec, w: Workload) -> float:
+    """torch.autocast caches a low-precision copy of each fp32 weight it casts during a training
+    forward: block linears + head at bytes(compute) (only when weights are fp32 and compute is 16-bit)."""
+    if w.is_train and w.weight_dtype == "fp32" and w.compute in ("bf16", "fp16"):
+        return (P.block_linear_params(m) + m.vocab_size * m.hidden_size) * _eb(w.compute)
+    return 0.0
+
+
+def activation_bytes(m: ModelSpec, w: Workload) -> float:
+    """Saved activations of one micro-batch (derived coefficients, see estimate.activations):
+    no checkpointing: b*s*(L_grad * per_layer + outside); full checkpointing keeps each block's input
+    (b*s*h*bytes) plus one block's activations during its recomputation. 'freeze' keeps activations
+    only for the trained top blocks."""
+    bs = w.batch_size * w.seq_len
+    s_eff = _attended_tokens(m, w.seq_len)
+    per_layer = act.per_layer_bytes_per_token(m, w.compute, w.attention, s_eff)
+    outside = act.outside_bytes_per_token(m, w.compute, w.attention)
+    layers = min(w.trainable_layers, m.num_layers) if w.method == "freeze" else m.num_layers
+    if w.grad_ckpt:
+        return bs * (layers * m.hidden_size * _eb(w.compute) + per_layer + outside)
+    return bs * (layers * per_layer + outside)
+
+
+def _attended_tokens(m: ModelSpec, ctx: int) -> float:
+    """Average tokens a layer attends over: sliding-window layers see at most the window."""
+    if m.sliding_window and m.sliding_layers:
+        full = m.num_layers - m.sliding_layers
+        return (full * ctx + m.sliding_layers * min(ctx, m.sliding_window)) / m.num_layers
+    return float(ctx)
+
+
+def logits_bytes(m: ModelSpec, w: Workload, phase: str) -> float:
+    """Logits and loss, b*s*V values — often the peak for 128k-150k vocabularies (FIELD-NOTES).
+
+    forward (in the loss): logits at bytes(compute) + their fp32 upcast + the saved fp32 log-softmax
+    output: b*s*V*(e + 4 + 4) (8 when compute is fp32: the upcast is the same tensor);
+    backward (loss grad): the saved output, the incoming gradient and the input gradient, all fp32:
+    12*b*s*V. Without fp32 upcast, 3*e*b*s*V in backward."""
+    bsv = w.batch_size * w.seq_len * m.vocab_size
+    e = _eb(w.compute)
+    if not w.logits_fp32:
+        return bsv * (2 * e if phase == "forward" else 3 * e)
+    if phase == "forward":
+        return bsv * (8.0 if e == 4 else e + 8.0)
+    return bsv * 12.0
+
+
+def kv_cache_bytes(m: ModelSpec, w: Workload, tokens: int) -> float:
+    """KV cache = batch * sum over layers of tokens_l * kv_bytes(layer): 2 * kv_heads * head_dim * bytes
+    per token and layer (GQA-aware), MLA: (kv_lora_rank + rope dim) * bytes; sliding-window layers
+    hold at most the window (unsloth PR 4757 shows naive formulas off +682% / -81%)."""
+    if not m.is_decoder:
+        return 0.0
+    per_token_all_layers = m.kv_bytes_per_token(_eb(w.kv))
+    return w.batch_size * per_token_all_layers * _attended_tokens(m, tokens)
+
+
+def prefill_work_bytes(m: ModelSpec, w: Workload) -> float:
+    """Transient working set of one block during prefill (no grad): residual + normed input,
+    q/k/v/attention output, the MLP's gate/up/product: b*p*(2h + 2ad + 2kd + 3 i_eff)*e, plus
+    b*a*p^2*(4 + e) scores with eager attention; and the last position's logits b*V*(e + 4)."""
+    b, p, e = w.batch_size, w.prompt_tokens, _eb(w.compute)
+    h, a, k, d = m.hidden_size, m.num_heads, m.num_kv_heads, m.head_dim
+    work = b * p * (2 * h + 2 * a * d + 2 * k * d + 3 * act.ffn_width_per_token(m)) * e
+    if w.attention == "eager":
+        work += b * a * p * min(p, m.sliding_window or p) * (4 + e)
+    return work + b * m.vocab_size * (e + 4)
+
+
+def runtime_bytes(device: DeviceSpec, tensors: float) -> float:
+    """Runtime overhead beyond tensors: CUDA context (~0.3 GB, PyTorch PR 86509) + allocator margin
+    5% (torchtune issue 1185) on GPUs; on CPUs the first execution's warm-up (code pages, thread
+    pools, allocator arenas; 0.12 GB measured); unified-memory APUs: warm-up + margin."""
+    if device.kind == "gpu":
+        return CUDA_CONTEXT_BYTES + ALLOCATOR_MARGIN * tensors
+    if device.kind == "cpu":
+        return CPU_WARMUP_BYTES
+    return CPU_WARMUP_BYTES + ALLOCATOR_MARGIN * tensors
+
+
+def framework_bytes(device: DeviceSpec) -> float:
+    """Resident memory of python + torch + transformers after import, before any model: 0.25 GB
+    measured on CPU (host RAM on every device kind; on a GPU it is host memory, not device memory)."""
+    return CPU_FRAMEWORK_BYTES if device.kind in ("cpu", "apu") else 0.0
+
+
+def _shard(w: Workload) -> dict[str, float]:
+    """Fraction of each model-state component one device holds under the sharding scheme."""
+    n = w.num_devices
+    s = w.sharding
+    one = {"weights": 1.0, "grads": 1.0, "optimizer": 1.0, "master": 1.0, "act": 1.0}
+    if n == 1 or s in ("none", "ddp"):
+        return one
+    if s == "zero1":
+        return {**one, "optimizer": 1 / n, "master": 1 / n}
+    if s == "zero2":
+        return {**one, "optimizer": 1 / n, "master": 1 / n, "grads": 1 / n}
+    if s in ("zero3", "fsdp"):
+        return {"weights": 1 / n, "grads": 1 / n, "optimizer": 1 / n, "master": 1 / n, "act": 1.0}
+    if s == "tp":
+        return {**one, "weights": 1 / n, "act": 1 / n}
+    return one
+
+
+def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBreakdown:
+    """All components and phases for one device; the peak phase's components sum to the peak."""
+    f = _shard(w)
+    notes: list[str] = []
+    weights = weights_bytes(m, w) * f["weights"]
+    if f["weights"] < 1 and w.sharding in ("zero3", "fsdp"):  # one block's full weights gathered at a time
+        weights += weights_bytes(m, w) / max(m.num_layers, 1) * 2
+    base = {"weights": weights}
+    phases: dict[str, dict[str, float]] = {}
+    if w.is_train:
+        base.update({
+            "lora_adapters": lora_adapter_bytes(m, w),
+            "master_weights": master_weight_bytes(m, w) * f["master"],
+            "optimizer_states": optimizer_state_bytes(m, w) * f["optimizer"],
+        })
+        grads = gradient_bytes(m, w) * f["grads"]
+        acts = activation_bytes(m, w)
+        casts = autocast_copy_bytes(m, w)
+        carried = grads if w.grad_accum > 1 else 0.0  # accumulated grads live through later micro-steps
+        if w.method == "qlora":
+            base["dequant_buffer"] = P.max_linear_params(m) * _eb(w.compute)
+        phases["forward"] = {**base, "gradients": carried, "activations": acts, "autocast_copies": casts,
+                             "logits_loss": logits_bytes(m, w, "forward")}
+        phases["backward"] = {**base, "gradients": carried, "activations": acts, "autocast_copies": casts,
+                              "logits_loss": logits_bytes(m, w, "backward")}
+        phases["optimizer"] = {**base, "gradients": grads, "optimizer_temp": optimizer_temp_bytes(m, w, device)}
+    else:
+        kv_f = f["act"]
+        phases["prefill"] = {**base, "kv_cache": kv_cache_bytes(m, w, w.prompt_tokens) * kv_f,
+                             "activations": prefill_work_bytes(m, w) * kv_f}
+        phases["decode"] = {**base, "kv_cache": kv_cache_bytes(m, w, w.context) * kv_f,
+                            "activations": w.batch_size * (m.vocab_size * (_eb(w.compute) + 4)
+                                                           + 4 * m.hidden_size * _eb(w.compute))}
+    totals = {}
+    for name, comp in phases.items():
+        comp["runtime"] = runtime_bytes(device, sum(comp.values()))
+        comp["framework"] = framework_bytes(device)
+        totals[name] = sum(comp.values())
+    peak_phase = max(totals, key=totals.get)
+    comps = {k: int(round(v)) for k, v in phases[peak_phase].items() if v > 0}
+    if w.attention == "eager" and w.is_train:
+        notes.append("eager attention keeps b*a*s^2 scores per layer; sdpa/flash does not")
+    _, coef_note = act.coefficients(m, w.compute, w.attention)
+    if coef_note:
+        notes.append(coef_note)
+    return MemoryBreakdown(
+        peak_bytes=sum(comps.values()),
+        peak_phase=peak_phase,
+        components=comps,
+        phases={k: int(round(v)) for k, v in totals.items()},
+        weights_only_bytes=int(round(weights_bytes(m, w))),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,76 @@
+"""Time by roofline: max(FLOPs / (peak x MFU), bytes / (bandwidth x MBU)), plus exposed communication."""
+
+from __future__ import annotations
+
+from aipc.estimate.types import Compute, Efficiency, Timing
+from aipc.hardware.spec import DeviceSpec
+from aipc.spec import Workload
+
+# Interconnects: bytes/s per direction (spec) — sources: PCI-SIG PCIe 4.0/5.0 x16 (31.5 / 63 GB/s);
+# NVIDIA H100 datasheet NVLink 900 GB/s total (450 per direction), A100 600 (300); IEEE 802.3 Ethernet;
+# InfiniBand HDR 200 Gb/s, NDR 400 Gb/s; USB4/Thunderbolt 4 40 Gb/s. As of 2025-01.
+LINKS_BYTES_S = {
+    "pcie4": 31.5e9, "pcie5": 63e9, "nvlink3": 300e9, "nvlink4": 450e9, "nvlink5": 900e9,
+    "10gbe": 1.25e9, "25gbe": 3.125e9, "100gbe": 12.5e9, "400gbe": 50e9,
+    "ib-hdr": 25e9, "ib-ndr": 50e9, "tb4": 5e9, "usb4": 5e9,
+}
+LINK_EFFICIENCY = 0.80  # bus bandwidth reached by NCCL ring collectives at large messages (nccl-tests typical)
+
+
+def default_link(device: DeviceSpec, w: Workload) -> str:
+    """Multi-node: 100 GbE; one node: NVLink on datacenter GPUs, PCIe 4.0 elsewhere."""
+    if w.link:
+        return w.link
+    if w.nodes > 1:
+        return "100gbe"
+    return "nvlink4" if device.category == "datacenter" and device.vendor == "nvidia" else "pcie4"
+
+
+def _peak(device: DeviceSpec, w: Workload) -> float | None:
+    for dt in (w.compute, "bf16" if w.compute == "fp16" else "fp16", "fp32"):
+        p = device.peak(dt)
+        if p:
+            return p
+    return None
+
+
+def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tuple[Timing, list[str]]:
+    """Step / prefill / decode times for one workload on n devices of this kind."""
+    warn: list[str] = []
+    peak = _peak(device, w)
+    bw = device.bandwidth_bytes_s
+    if peak is None:
+        warn.append(f"{device.name} has no {w.compute} or fp32 peak in the catalog: compute time unknown")
+    if w.is_train:
+        if device.kind == "npu" or not eff.mfu_train or peak is None:
+            if device.kind == "npu":
+                warn.append("NPUs run inference graphs; training time is not estimated")
+            return Timing(), warn
+        dp = w.num_devices
+        compute_s = c.flops_per_step / dp / (peak * eff.mfu_train)
+        comm_s = 0.0
+        if dp > 1:
+            link = default_link(device, w)
+            if link not in LINKS_BYTES_S:
+                from aipc.errors import AipcError
+                raise AipcError(f"unknown link {link!r}; use one of {', '.join(LINKS_BYTES_S)}")
+            comm_s = c.comm_bytes_per_step / (LINKS_BYTES_S[link] * LINK_EFFICIENCY)
+        exposed = max(0.0, comm_s - compute_s * 2 / 3)  # overlapped with the backward pass (~2/3 of a step)
+        step = compute_s + exposed
+        tps = w.tokens_per_step / step
+        return Timing(step_s=step, train_tokens_per_s=tps, train_s=(w.train_tokens / tps) if w.train_tokens else None,
+                      bound="comm" if exposed > 0.25 * step else "compute", comm_s=comm_s), warn
+    tp = w.num_devices if w.sharding == "tp" else 1
+    if not bw or bw <= 0:
+        warn.append(f"{device.name} has no memory bandwidth figure: inference time unknown (run 'aipc hw')")
+        return Timing(), warn
+    wbytes_read = c.decode_bytes_per_step  # per device
+    prefill_compute = c.prefill_flops / tp / (peak * eff.mfu_prefill) if peak else 0.0
+    prefill = max(prefill_compute, wbytes_read / (bw * eff.mbu_decode))
+    tpot_mem = c.decode_bytes_per_step / (bw * eff.mbu_decode)
+    tpot_cmp = c.decode_flops_per_step / tp / (peak * eff.mfu_prefill) if peak else 0.0
+    tpot = max(tpot_mem, tpot_cmp)
+    return Timing(
+        prefill_s=prefill, ttft_s=prefill, tpot_s=tpot, decode_tokens_per_s=w.batch_size / tpot,
+        request_s=prefill + max(w.gen_tokens - 1, 0) * tpot, bound="memory" if tpot_mem >= tpot_cmp else "compute",
+    ), warn

@@ -1,0 +1,324 @@
+"""Measure a device's peaks: dense GEMM FLOP/s per dtype and memory bandwidth.
+
+Method (same for every device; docs/hw.md explains it):
+- GEMM: C = A @ B with square n x n matrices counts 2·n³ FLOPs per call. The size n is chosen
+  per device and dtype: grow n (x2) while the next size's predicted call time (x8) stays below
+  ``max_call_s``; the largest size that fits wins, so each call takes at least a few ms.
+- Bandwidth: ``b.copy_(a)`` on buffers well beyond the last-level cache, counting read + write
+  bytes (2·N per call, STREAM "copy" convention); plus a read-only ``a.sum()`` (N bytes per call).
+- Timing: warm up, then repeat until both ``min_reps`` samples and ``min_time_s`` have passed
+  (capped by ``max_time_s``); the device is synchronized before each clock read. Reported: the
+  median of the samples, with p10 and p90.
+CPU runs use torch's default thread count, recorded with the result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16",
+                "fp8": "float8_e4m3fn"}
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+MIB = 2**20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSettings:
+    warmup: int = 2
+    min_reps: int = 10
+    min_time_s: float = 1.0
+    max_time_s: float = 4.0
+    max_call_s: float = 0.1               # GEMM sizing: calls up to this long
+    min_gemm_n: int = 1024                # GEMM sizing: grow at least to this n while calls stay < max_call_s
+    sample_s: float = 0.01                # accelerators: batch calls so one sample lasts this long
+    gemm_sizes: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+    cpu_copy_min_bytes: int = 256 * MIB   # per buffer, and at least llc_factor x last-level cache
+    gpu_copy_bytes: int = 1024 * MIB
+    llc_factor: int = 8
+
+    @classmethod
+    def full(cls) -> ProbeSettings:
+        return cls()
+
+    @classmethod
+    def quick(cls) -> ProbeSettings:
+        return cls(warmup=1, min_reps=5, min_time_s=0.3, max_time_s=1.5, max_call_s=0.03, min_gemm_n=512,
+                   sample_s=0.005, cpu_copy_min_bytes=128 * MIB, gpu_copy_bytes=512 * MIB, llc_factor=4)
+
+
+@dataclass(kw_only=True)
+class Stats:
+    """Throughput over repeated samples: median with the 10th and 90th percentile."""
+
+    median: float
+    p10: float
+    p90: float
+    samples: int
+    seconds_per_call: float               # median time of one call
+
+
+@dataclass(kw_only=True)
+class GemmResult:
+    dtype: str
+    n: int                                # square matrices n x n
+    flops_per_call: float                 # 2·n³
+    flops_s: Stats
+    note: str = ""
+
+
+@dataclass(kw_only=True)
+class BandwidthResult:
+    kind: str                             # copy | read
+    buffer_bytes: int                     # size of one buffer
+    bytes_per_call: float                 # copy: 2·buffer (read + write); read: buffer
+    bytes_s: Stats
+
+
+@dataclass(kw_only=True)
+class DeviceMeasurement:
+    device: str                           # cpu | cuda:0 | mps | xpu:0
+    threads: int | None                   # CPU: torch.get_num_threads() used
+    gemm: dict[str, GemmResult] = field(default_factory=dict)
+    bandwidth: dict[str, BandwidthResult] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # what was not measured -> why
+    wall_s: float = 0.0
+
+
+# ---------------------------------------------------------------- statistics and timing
+
+def percentile(xs: list[float], q: float) -> float:
+    """q-th percentile (0..100) with linear interpolation between closest ranks."""
+    s = sorted(xs)
+    pos = (len(s) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def throughput_stats(seconds: list[float], work: float) -> Stats:
+    """work/second per sample -> median, p10, p90 (p10 is the slow end)."""
+    rates = [work / t for t in seconds]
+    return Stats(median=percentile(rates, 50), p10=percentile(rates, 10), p90=percentile(rates, 90),
+                 samples=len(seconds), seconds_per_call=percentile(seconds, 50))
+
+
+def time_calls(fn: Callable[[], object], sync: Callable[[], None], settings: ProbeSettings,
+               inner: int = 1) -> list[float]:
+    """Seconds per call: warm up, then samples of ``inner`` calls until both min_reps and min_time_s
+    have passed (or max_time_s, with at least 3 samples). ``sync`` runs before each clock read."""
+    for _ in range(settings.warmup):
+        fn()
+    sync()
+    samples: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        sync()
+        t1 = time.perf_counter()
+        samples.append((t1 - t0) / inner)
+        elapsed = t1 - start
+        if (len(samples) >= settings.min_reps and elapsed >= settings.min_time_s) or \
+                (elapsed >= settings.max_time_s and len(samples) >= 3):
+            return samples
+
+
+def _once(fn: Callable[[], object], sync: Callable[[], None]) -> float:
+    """One warm call, then the faster of two timed calls (for sizing, not for reporting)."""
+    fn()
+    sync()
+    best = math.inf
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _inner_calls(call_s: float, settings: ProbeSettings, device: str) -> int:
+    """Accelerators batch short calls into one sample of ~sample_s; CPU samples are single calls."""
+    if device == "cpu" or call_s <= 0:
+        return 1
+    return max(1, min(1000, math.ceil(settings.sample_s / call_s)))
+
+
+# ---------------------------------------------------------------- device plumbing
+
+def sync_fn(torch, device: str) -> Callable[[], None]:
+    """The function that waits for all queued work on ``device``."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if kind == "mps":
+        return torch.mps.synchronize
+    if kind == "xpu":
+        return lambda: torch.xpu.synchronize(device)
+    return lambda: None
+
+
+def _gemm_fn(torch, device: str, dtype: str, n: int) -> Callable[[], object]:
+    """A closure doing one n x n GEMM in ``dtype`` on ``device`` (fp8 through torch._scaled_mm)."""
+    if dtype == "fp8":
+        a = torch.randn(n, n, device=device).to(torch.float8_e4m3fn)
+        b = torch.randn(n, n, device=device).to(torch.float8_e4m3fn).t()  # column-major, as cuBLASLt wants
+        one = torch.ones((), device=device)
+        return lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    tdt = getattr(torch, TORCH_DTYPES[dtype])
+    a, b = torch.randn(n, n, device=device, dtype=tdt), torch.randn(n, n, device=device, dtype=tdt)
+    c = torch.empty(n, n, device=device, dtype=tdt)
+    return lambda: torch.matmul(a, b, out=c)
+
+
+class _Tf32:
+    """Context: CUDA fp32 matmuls use TF32 tensor cores (on=True) or full IEEE fp32 (on=False)."""
+
+    def __init__(self, torch, on: bool):
+        self.m, self.on = torch.backends.cuda.matmul, on
+
+    def __enter__(self):
+        self.old = self.m.allow_tf32
+        self.m.allow_tf32 = self.on
+
+    def __exit__(self, *exc):
+        self.m.allow_tf32 = self.old
+
+
+def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, mem_limit_bytes: float) -> tuple[int, float]:
+    """(n, seconds per call): the largest candidate size whose call stays under about max_call_s.
+
+    Grows n (x2) while 8 x (this size's call time) <= max_call_s, since a GEMM's work grows as n³;
+    below ``min_gemm_n`` it keeps growing while a call stays under max_call_s (on a busy machine
+    small calls are dominated by scheduling delays, not by the GEMM). A size whose call takes over
+    2 x max_call_s is dropped for the previous one (a slow kernel, e.g. fp16 on most CPUs), and sizes
+    whose A, B and C (3·n²·bytes) pass ``mem_limit_bytes`` are not tried."""
+    sync = sync_fn(torch, device)
+    best: tuple[int, float] | None = None
+    for n in settings.gemm_sizes:
+        if best and 3 * n * n * DTYPE_BYTES[dtype] > mem_limit_bytes:
+            break
+        t = _once(_gemm_fn(torch, device, dtype, n), sync)
+        if best and t > 2 * settings.max_call_s:
+            break
+        best = (n, t)
+        if t > settings.max_call_s or (t * 8 > settings.max_call_s and n >= settings.min_gemm_n):
+            break
+    assert best is not None
+    return best
+
+
+def measure_gemm(torch, device: str, dtype: str, settings: ProbeSettings, n: int | None = None,
+                 mem_limit_bytes: float = 4e9) -> GemmResult:
+    """Dense GEMM FLOP/s for ``dtype``: 2·n³ FLOPs per call over the median call time."""
+    with _Tf32(torch, dtype == "tf32") if device.startswith("cuda") else _nullcontext():
+        call_s = None
+        if n is None:
+            n, call_s = choose_gemm_size(torch, device, dtype, settings, mem_limit_bytes)
+        fn = _gemm_fn(torch, device, dtype, n)
+        inner = _inner_calls(call_s if call_s is not None else _once(fn, sync_fn(torch, device)), settings, device)
+        secs = time_calls(fn, sync_fn(torch, device), settings, inner=inner)
+    flops = 2.0 * n**3
+    return GemmResult(dtype=dtype, n=n, flops_per_call=flops, flops_s=throughput_stats(secs, flops))
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def measure_bandwidth(torch, device: str, buffer_bytes: int, settings: ProbeSettings) -> dict[str, BandwidthResult]:
+    """Memory bandwidth from ``b.copy_(a)`` (2·N bytes per call: read a, write b) and ``a.sum()``
+    (N bytes per call), on fp32 buffers of ``buffer_bytes`` each."""
+    numel = buffer_bytes // 4
+    a = torch.ones(numel, device=device)      # written once so its pages are real
+    b = torch.zeros(numel, device=device)
+    nbytes = numel * 4
+    sync = sync_fn(torch, device)
+    out = {}
+    for kind, fn, work in (("copy", lambda: b.copy_(a), 2.0 * nbytes), ("read", lambda: a.sum(), 1.0 * nbytes)):
+        inner = _inner_calls(_once(fn, sync), settings, device)
+        secs = time_calls(fn, sync, settings, inner=inner)
+        out[kind] = BandwidthResult(kind=kind, buffer_bytes=nbytes, bytes_per_call=work,
+                                    bytes_s=throughput_stats(secs, work))
+    del a, b
+    return out
+
+
+# ---------------------------------------------------------------- per device
+
+def cpu_copy_bytes(llc_bytes: int | None, ram_available: int | None, settings: ProbeSettings) -> int:
+    """Buffer size for the CPU bandwidth probe: max(cpu_copy_min_bytes, llc_factor x LLC), at most
+    1/8 of available RAM (two buffers)."""
+    size = max(settings.cpu_copy_min_bytes, settings.llc_factor * (llc_bytes or 0))
+    if ram_available:
+        size = min(size, ram_available // 8)
+    return int(size)
+
+
+def cpu_dtypes() -> list[str]:
+    """CPU GEMM dtypes: fp32 and bf16; fp16 too (measured at whatever size stays fast enough)."""
+    return ["fp32", "bf16", "fp16"]
+
+
+def gpu_dtypes(torch, gpu) -> tuple[list[str], dict[str, str]]:
+    """(dtypes to measure, skipped dtype -> reason) for one accelerator (a detect.GpuInfo)."""
+    skipped: dict[str, str] = {}
+    dts = ["fp32"]
+    if gpu.backend == "cuda":
+        dts.append("tf32")
+    if gpu.bf16 in ("native",):
+        dts.append("bf16")
+    else:
+        skipped["bf16"] = f"bf16 is {gpu.bf16} on {gpu.name}"
+    dts.append("fp16")
+    if gpu.backend == "cuda":
+        cc = tuple(int(x) for x in (gpu.compute_capability or "0.0").split("."))
+        if cc >= (8, 9) and hasattr(torch, "_scaled_mm"):
+            dts.append("fp8")
+        else:
+            skipped["fp8"] = f"fp8 GEMM needs compute capability >= 8.9 (this is {gpu.compute_capability})"
+    return dts, skipped
+
+
+def measure_device(torch, device: str, dtypes: list[str], copy_bytes: int, settings: ProbeSettings,
+                   mem_limit_bytes: float, skipped: dict[str, str] | None = None) -> DeviceMeasurement:
+    """All GEMM dtypes then bandwidth on one device; a dtype that fails is recorded as skipped."""
+    t0 = time.perf_counter()
+    m = DeviceMeasurement(device=device, threads=torch.get_num_threads() if device == "cpu" else None,
+                          skipped=dict(skipped or {}))
+    for dt in dtypes:
+        try:
+            m.gemm[dt] = measure_gemm(torch, device, dt, settings, mem_limit_bytes=mem_limit_bytes)
+        except Exception as e:  # noqa: BLE001 - an unsupported dtype must not stop the probe
+            m.skipped[dt] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    fp32 = m.gemm.get("fp32")
+    for dt, r in m.gemm.items():
+        if fp32 and dt != "fp32" and r.flops_s.median < 0.25 * fp32.flops_s.median:
+            r.note = (f"slow: {fp32.flops_s.median / r.flops_s.median:.0f}x below fp32; "
+                      f"no fast {dt} GEMM kernel on this device")
+    m.bandwidth = measure_bandwidth(torch, device, copy_bytes, settings)
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    m.wall_s = time.perf_counter() - t0
+    return m
+
+
+def measure_all(info, settings: ProbeSettings) -> list[DeviceMeasurement]:
+    """Measure the CPU and every detected accelerator (``info`` is a detect.MachineInfo)."""
+    import torch
+
+    out = [measure_device(torch, "cpu", cpu_dtypes(),
+                          cpu_copy_bytes(info.cpu.llc_bytes, info.ram_available_bytes, settings),
+                          settings, mem_limit_bytes=(info.ram_available_bytes or info.ram_total_bytes) / 4)]
+    for gpu in info.gpus:
+        dts, skipped = gpu_dtypes(torch, gpu)
+        mem = gpu.usable_memory_bytes or gpu.memory_bytes or 8e9
+        out.append(measure_device(torch, gpu.device, dts, int(min(settings.gpu_copy_bytes, mem // 8)),
+                                  settings, mem_limit_bytes=mem / 4, skipped=skipped))
+    return out

@@ -1,0 +1,280 @@
+"""This machine's measured profile: detection + probe results, cached per hardware+software fingerprint.
+
+``load_or_measure()`` returns the cached :class:`MachineProfile` when the fingerprint of the machine
+(CPU, cores, RAM, GPUs, torch version and build, driver, threads) matches a cached one, and measures
+otherwise. ``MachineProfile.device_specs()`` turns the measurements into :class:`DeviceSpec` objects
+("this-machine:cpu", "this-machine:cuda:0", ...) in the catalog's own terms, so this machine compares
+with any catalog device; ``export_profile()`` writes them as a catalog file (TOML or JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aipc import __version__
+from aipc.errors import AipcError
+from aipc.hardware.detect import CpuInfo, GpuInfo, MachineInfo, NpuInfo, SoftwareInfo, detect
+from aipc.hardware.probe import BandwidthResult, DeviceMeasurement, GemmResult, ProbeSettings, Stats
+from aipc.hardware.spec import DeviceSpec, Sourced
+
+PROBE_VERSION = 1         # bump when the measuring method changes: old caches are then ignored
+SCHEMA = 1
+measure_count = 0         # how many times this process measured (tests assert cache hits with it)
+
+
+@dataclass(kw_only=True)
+class MachineProfile:
+    fingerprint: str
+    mode: str                                   # full | quick
+    measured_at: str                            # ISO 8601, UTC
+    aipc_version: str
+    measure_wall_s: float                       # time the probes took (without torch import)
+    load_avg: list[float] | None                # 1-min load average before and after measuring
+    machine: MachineInfo
+    devices: list[DeviceMeasurement]
+    cached: bool = False                        # True when read from the cache (not serialized)
+    cache_path: str | None = None
+
+    @property
+    def date(self) -> str:
+        return self.measured_at[:10]
+
+    def to_dict(self) -> dict:
+        d = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+             if f.name not in ("cached", "cache_path")}
+        return {"schema": SCHEMA, "probe_version": PROBE_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MachineProfile:
+        m = d["machine"]
+        machine = MachineInfo(**{**m, "cpu": CpuInfo(**m["cpu"]), "gpus": [GpuInfo(**g) for g in m["gpus"]],
+                                 "npus": [NpuInfo(**n) for n in m["npus"]], "software": SoftwareInfo(**m["software"])})
+        devices = [_measurement(x) for x in d["devices"]]
+        keep = {f.name for f in dataclasses.fields(cls)} - {"machine", "devices", "cached", "cache_path"}
+        return cls(**{k: d[k] for k in keep}, machine=machine, devices=devices)
+
+    def device_specs(self) -> list[DeviceSpec]:
+        """One DeviceSpec per measured local device, numbers sourced as measured here."""
+        return [s for s in (self.spec_for(m) for m in self.devices) if s is not None]
+
+    def spec_for(self, m: DeviceMeasurement) -> DeviceSpec | None:
+        """The DeviceSpec of one measured device (None when no GEMM dtype could be measured)."""
+        if not m.gemm or "copy" not in m.bandwidth:
+            return None
+        how = f"measured by aipc hw {self.date} ({self.mode})"
+        sw = self.machine.software
+        copy = m.bandwidth["copy"]
+        sources = {
+            "bandwidth_bytes_s": Sourced(source=f"{how}: b.copy_(a) on {copy.buffer_bytes >> 20} MiB fp32 buffers, "
+                                                f"read+write bytes, median of {copy.bytes_s.samples}", as_of=self.date)}
+        peaks = {}
+        for dt, g in m.gemm.items():
+            peaks[dt] = g.flops_s.median
+            sources[f"peak_flops.{dt}"] = Sourced(
+                source=f"{how}: torch.matmul {dt} {g.n}x{g.n}, 2*n^3 FLOPs, median of {g.flops_s.samples}", as_of=self.date)
+        notes = [f"measured {self.mode} on {self.measured_at} with torch {sw.torch} ({sw.torch_build})"]
+        if m.threads:
+            notes.append(f"{m.threads} CPU threads")
+        if "read" in m.bandwidth:
+            notes.append(f"read-only bandwidth (a.sum) {m.bandwidth['read'].bytes_s.median / 1e9:.1f} GB/s")
+        notes += [f"{dt}: {g.note}" for dt, g in m.gemm.items() if g.note]
+        notes += [f"{dt} not measured: {why}" for dt, why in m.skipped.items()]
+        if self.load_avg:
+            notes.append(f"load average {self.load_avg[0]:.1f} before, {self.load_avg[1]:.1f} after measuring")
+        if m.device == "cpu":
+            cpu = self.machine.cpu
+            mem = usable = self.machine.ram_total_bytes
+            mem_src = "psutil.virtual_memory().total"
+            label = f"{cpu.model} ({cpu.physical_cores or cpu.logical_cores} cores) — this machine"
+            vendor, kind = cpu.vendor, "cpu"
+        else:
+            gpu = next(g for g in self.machine.gpus if g.device == m.device)
+            mem = gpu.memory_bytes or 0
+            usable = min(gpu.usable_memory_bytes or mem, mem)
+            mem_src = "torch device properties (total_memory)" if gpu.backend != "mps" else \
+                "psutil total RAM (unified); usable: torch.mps.recommended_max_memory()"
+            label = f"{gpu.name} — this machine"
+            vendor, kind = gpu.vendor, "apu" if gpu.backend == "mps" else "gpu"
+        sources["memory_bytes"] = sources["usable_memory_bytes"] = Sourced(source=f"{how}: {mem_src}", as_of=self.date)
+        return DeviceSpec(name=f"this-machine:{m.device}", label=label, vendor=vendor, kind=kind,
+                          category="this-machine", memory_bytes=int(mem), usable_memory_bytes=int(usable),
+                          bandwidth_bytes_s=float(copy.bytes_s.median), peak_flops=peaks, sources=sources,
+                          measured=True, notes="; ".join(notes))
+
+
+def _plain(obj):
+    """Dataclasses to plain dicts/lists (JSON-ready)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _measurement(d: dict) -> DeviceMeasurement:
+    gemm = {k: GemmResult(**{**v, "flops_s": Stats(**v["flops_s"])}) for k, v in d["gemm"].items()}
+    bw = {k: BandwidthResult(**{**v, "bytes_s": Stats(**v["bytes_s"])}) for k, v in d["bandwidth"].items()}
+    return DeviceMeasurement(**{**d, "gemm": gemm, "bandwidth": bw})
+
+
+# ---------------------------------------------------------------- fingerprint and cache
+
+def fingerprint(info: MachineInfo) -> str:
+    """16 hex digits of sha256 over the facts that change measured peaks: CPU model, cores, ISA,
+    RAM (to 256 MiB), GPU names and memory, torch version and build, CUDA runtime and driver,
+    torch thread count, and the probe method version."""
+    sw = info.software
+    facts = {
+        "cpu": [info.cpu.model, info.cpu.arch, info.cpu.physical_cores, info.cpu.logical_cores,
+                sorted(k for k, v in info.cpu.features.items() if v)],
+        "ram": round(info.ram_total_bytes / 2**28),
+        "gpus": [[g.backend, g.name, g.memory_bytes] for g in info.gpus],
+        "torch": [sw.torch, sw.torch_build, sw.cuda_runtime, sw.cuda_driver, sw.torch_threads],
+        "probe": PROBE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path(fp: str, mode: str) -> Path:
+    from aipc.paths import profiles_dir
+
+    return profiles_dir() / f"{fp}-{mode}.json"
+
+
+def _read_cache(path: Path) -> MachineProfile | None:
+    """A cached profile, or None when absent, unreadable or from another schema/probe version."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if d.get("schema") != SCHEMA or d.get("probe_version") != PROBE_VERSION:
+            return None
+        p = MachineProfile.from_dict(d)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    p.cached, p.cache_path = True, str(path)
+    return p
+
+
+def _write_cache(p: MachineProfile) -> Path:
+    path = cache_path(p.fingerprint, p.mode)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(p.to_dict(), indent=1), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    return path
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def measure(quick: bool = False, settings: ProbeSettings | None = None, info: MachineInfo | None = None) -> MachineProfile:
+    """Detect and measure now (no cache)."""
+    global measure_count
+    from aipc.hardware.probe import measure_all
+
+    info = info or detect()
+    settings = settings or (ProbeSettings.quick() if quick else ProbeSettings.full())
+    measure_count += 1
+    before, t0 = _loadavg(), time.perf_counter()
+    devices = measure_all(info, settings)
+    wall, after = time.perf_counter() - t0, _loadavg()
+    return MachineProfile(
+        fingerprint=fingerprint(info), mode="quick" if quick else "full",
+        measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        aipc_version=__version__, measure_wall_s=wall,
+        load_avg=[before, after] if before is not None and after is not None else None,
+        machine=info, devices=devices)
+
+
+def cached_profile(quick: bool = True) -> MachineProfile | None:
+    """The cached profile for this machine without measuring (full preferred; quick accepted when
+    ``quick``), or None. Detection still runs to compute the fingerprint."""
+    info = detect()
+    fp = fingerprint(info)
+    for mode in ("full", "quick") if quick else ("full",):
+        p = _read_cache(cache_path(fp, mode))
+        if p is not None:
+            p.machine = info  # fresh transient facts (available RAM); the hardware matched
+            return p
+    return None
+
+
+def load_or_measure(quick: bool = False, refresh: bool = False, settings: ProbeSettings | None = None) -> MachineProfile:
+    """This machine's profile: cached when the fingerprint matches (a full profile also answers a
+    quick request), measured and cached otherwise or when ``refresh``."""
+    if not refresh:
+        p = cached_profile(quick=quick)
+        if p is not None:
+            return p
+    p = measure(quick=quick, settings=settings)
+    p.cache_path = str(_write_cache(p))
+    return p
+
+
+# ---------------------------------------------------------------- export in the catalog's format
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise AipcError("cannot export a non-finite number to TOML; re-measure with aipc hw --refresh")
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def catalog_toml(file_dict: dict) -> str:
+    """A catalog file dict ({schema, devices: {id: entry}}) as TOML, one [devices."id"] table each."""
+    lines = [f"# written by aipc hw {datetime.date.today().isoformat()}; load with --catalog FILE or AIPC_DEVICES"]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in file_dict.items() if k != "devices"]
+    for name, entry in file_dict["devices"].items():
+        lines += ["", f"[devices.{_toml_key(name)}]"]
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines) + "\n"
+
+
+def check_export_path(path: Path) -> Path:
+    """The export path, validated before any measuring: .toml or .json, in an existing folder."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise AipcError(f"--export {path}: unknown file type '{path.suffix}'; use a .toml or .json file name")
+    if not path.parent.is_dir():
+        raise AipcError(f"--export {path}: folder {path.parent} does not exist; create it or pick another path")
+    return path
+
+
+def export_profile(profile: MachineProfile, path: Path) -> Path:
+    """Write this machine's DeviceSpecs as a device catalog file (TOML or JSON by suffix)."""
+    from aipc.hardware.catalog import catalog_file_dict
+
+    path = check_export_path(path)
+    data = catalog_file_dict(profile.device_specs())
+    text = json.dumps(data, indent=2) + "\n" if path.suffix.lower() == ".json" else catalog_toml(data)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

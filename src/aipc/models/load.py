@@ -1,0 +1,130 @@
+"""Resolve a model reference: catalog short name / HF id, a config.json file, or a local model folder.
+
+A folder's weights are measured from the safetensors headers only (8-byte little-endian header
+length, then the JSON header): exact bytes and element counts per dtype, without reading tensors.
+Sharded folders are followed through ``model.safetensors.index.json``. Import-light.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+from aipc.errors import AipcError
+from aipc.models import catalog
+from aipc.models.spec import ModelSpec
+
+INDEX = "model.safetensors.index.json"
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors caps headers at 100 MB
+
+
+def resolve(ref: str | Path) -> ModelSpec:
+    """A ModelSpec from a catalog name or HF id (case-insensitive), a config.json path, or a model folder."""
+    text = str(ref).strip()
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return from_folder(path)
+    if path.is_file():
+        return from_config_file(path)
+    if catalog.find_entry(text) is not None:
+        return catalog.get(text)
+    if text.endswith(".json") or text.startswith((".", "/", "~")) or "\\" in text:
+        raise AipcError(f"no such file or folder: {text}; pass an existing config.json or model folder, "
+                        "or a catalog name ('aipc models' lists them)")
+    return catalog.get(text)  # raises: unknown model, with the closest names
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; unreadable or invalid JSON -> one-line AipcError naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AipcError(f"no such file: {path}; check the path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AipcError(f"cannot read {path}: {e}; check the file and its permissions") from None
+    except json.JSONDecodeError as e:
+        raise AipcError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); fix the file") from None
+
+
+def from_config_file(path: str | Path, **extra: Any) -> ModelSpec:
+    """A spec from an HF config.json file (name: the parent folder, or the file's stem)."""
+    path = Path(path)
+    cfg = read_json(path)
+    name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+    return ModelSpec.from_hf_config(cfg, name=name, source=str(path), **extra)
+
+
+def from_folder(folder: str | Path) -> ModelSpec:
+    """A spec from a local HF model folder: config.json plus exact weights from the safetensors headers."""
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise AipcError(f"model folder {folder} has no config.json; pass a folder saved with save_pretrained "
+                        "or a config.json file")
+    files = safetensors_files(folder)
+    weight_bytes, dtypes = None, {}
+    if files:
+        weight_bytes, dtypes = 0, {}
+        for f in files:
+            nbytes, counts = read_safetensors_header(f)
+            weight_bytes += nbytes
+            for dt, n in counts.items():
+                dtypes[dt] = dtypes.get(dt, 0) + n
+    return from_config_file(cfg_path, weight_bytes=weight_bytes, weight_dtypes=dtypes)
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """The weight files of a folder: the shards its index names (each must exist), else *.safetensors."""
+    index = folder / INDEX
+    if index.is_file():
+        data = read_json(index)
+        wmap = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(wmap, dict) or not all(isinstance(v, str) for v in wmap.values()):
+            raise AipcError(f"{index}: field 'weight_map' must map tensor names to shard files; fix the index")
+        shards = [folder / name for name in sorted(set(wmap.values()))]
+        missing = [p.name for p in shards if not p.is_file()]
+        if missing:
+            raise AipcError(f"{index} names shard files that are missing: {', '.join(missing[:3])}"
+                            f"{' ...' if len(missing) > 3 else ''}; download the whole model folder")
+        return shards
+    return sorted(folder.glob("*.safetensors"))
+
+
+def read_safetensors_header(path: Path) -> tuple[int, dict[str, int]]:
+    """(tensor bytes, {dtype: element count}) from a .safetensors header, without reading the tensors.
+
+    Format: u64 little-endian N, then N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}},
+    plus an optional "__metadata__"; bytes = Σ (end − begin), dtypes as safetensors names them (BF16, F32...).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise AipcError(f"{path}: too short for a safetensors file; re-download it")
+            (n,) = struct.unpack("<Q", head)
+            if n > _MAX_HEADER:
+                raise AipcError(f"{path}: header length {n} is not plausible; the file is not safetensors or is corrupt")
+            raw = fh.read(n)
+    except OSError as e:
+        raise AipcError(f"cannot read {path}: {e}; check the file and its permissions") from None
+    if len(raw) < n:
+        raise AipcError(f"{path}: truncated header; re-download the file")
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AipcError(f"{path}: header is not valid JSON; the file is corrupt") from None
+    total, counts = 0, {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, end = t["data_offsets"]
+            dtype, shape = str(t["dtype"]), [int(d) for d in t["shape"]]
+        except (KeyError, TypeError, ValueError):
+            raise AipcError(f"{path}: tensor '{name}' has no valid dtype/shape/data_offsets; the file is corrupt") from None
+        total += int(end) - int(begin)
+        counts[dtype] = counts.get(dtype, 0) + math.prod(shape)
+    return total, counts

@@ -1,0 +1,327 @@
+"""Offline guard: while it is on, any network connection that would leave this machine is an error.
+
+aipc promises that train, generate, serve, bench and report keep data on the machine. The guard makes
+that promise checkable: it wraps the Python socket layer so that an attempt to reach a non-loopback
+address raises :class:`OfflineGuardError` *before* the system call, so no packet is ever sent.
+
+Allowed: 127.0.0.0/8, ::1 (and ::ffff:127.x), the names ``localhost`` / ``*.localhost``, unix sockets
+and other non-IP families, binding and listening on any address (a server on 0.0.0.0 only accepts
+connections; it does not dial out). Blocked: ``connect``/``connect_ex`` and UDP ``sendto``/``sendmsg``
+to any other IPv4/IPv6 address, and name resolution (``getaddrinfo``, ``gethostbyname`` ...) of any
+name other than localhost or this machine's own host name, since a DNS query is itself traffic.
+
+The guard also switches the Hugging Face libraries to offline mode and turns off telemetry
+(environment variables plus ``huggingface_hub.constants.HF_HUB_OFFLINE`` when it is already imported).
+
+Use it around a verb's work::
+
+    from aipc.privacy.guard import offline_guard
+    with offline_guard(allow_network=args.allow_network):
+        run_the_verb()
+
+Limits (see docs/SECURITY.md): it sees only connections made through Python's ``socket`` module in
+this process. Native code that opens sockets itself (gloo/NCCL rendezvous, a C++ HTTP client) and
+child processes are not covered; children inherit the offline environment variables and
+``AIPC_OFFLINE_GUARD=1``, and can call :func:`guard_from_env` to switch the guard on for themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+
+from aipc.errors import AipcError
+
+# Environment for the guarded block: hub offline, telemetry off. Restored on exit.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+    "DO_NOT_TRACK": "1",
+    "WANDB_MODE": "disabled",
+    "AIPC_OFFLINE_GUARD": "1",
+}
+# With --allow-network the hub may be used; telemetry stays off.
+ONLINE_ENV = {
+    "HF_HUB_OFFLINE": "0",
+    "TRANSFORMERS_OFFLINE": "0",
+    "HF_DATASETS_OFFLINE": "0",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "AIPC_OFFLINE_GUARD": "0",
+}
+LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+class OfflineGuardError(AipcError):
+    """A connection that would leave the machine was attempted while the offline guard was on."""
+
+    def __init__(self, host: object, port: object | None = None, what: str = "a connection to"):
+        self.host, self.port = host, port
+        target = f"{host}:{port}" if port not in (None, 0) else f"{host}"
+        super().__init__(
+            f"aipc offline guard: blocked {what} {target} — aipc runs offline; "
+            "pass --allow-network to opt in"
+        )
+
+
+def is_local_ip(host: str) -> bool:
+    """True for loopback addresses (127.0.0.0/8, ::1, ::ffff:127.x) and the unspecified address.
+
+    The unspecified address (0.0.0.0, ::) is allowed because a connect() to it is routed to this
+    machine by the kernel (Linux, macOS); it never leaves the host.
+    """
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 scope id ("fe80::1%eth0")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        return False
+
+
+def is_local_name(host: object) -> bool:
+    """True for names whose lookup stays on this machine: localhost, this host's name, IP literals."""
+    if host is None:
+        return True  # getaddrinfo(None, port): a passive (bind) address
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).strip().rstrip(".").lower()
+    if host in ("",) or host in LOCAL_NAMES or host.endswith(".localhost"):
+        return True
+    if _is_ip_literal(host):
+        return True  # numeric: no DNS query; connect() decides whether the address is allowed
+    return host == socket.gethostname().lower()
+
+
+def _connect_allowed(host: object) -> bool:
+    """May a connection go to ``host``? Only loopback addresses and localhost names."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).strip().rstrip(".").lower()
+    return host in LOCAL_NAMES or host.endswith(".localhost") or is_local_ip(host)
+
+
+class _Guard:
+    """Process-wide socket patches, reference-counted so guarded blocks may nest."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: dict[tuple[object, str], object] = {}
+        self.blocked: list[tuple[str, object, object]] = []  # (what, host, port), newest last
+
+    def _block(self, what: str, host: object, port: object | None) -> OfflineGuardError:
+        self.blocked.append((what, host, port))
+        del self.blocked[:-100]  # keep the last 100
+        return OfflineGuardError(host, port, what)
+
+    def _check_inet(self, sock: socket.socket, address: object, what: str) -> None:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return  # unix sockets, netlink, ... never leave the machine through this call
+        if not isinstance(address, tuple) or not address:
+            return  # let the real call raise its own TypeError
+        host, port = address[0], address[1] if len(address) > 1 else None
+        if not _connect_allowed(host):
+            raise self._block(what, host, port)
+
+    def install(self) -> None:
+        guard = self
+        orig = {
+            "connect": socket.socket.connect,
+            "connect_ex": socket.socket.connect_ex,
+            "sendto": socket.socket.sendto,
+            "sendmsg": socket.socket.sendmsg,
+        }
+
+        def connect(self, address):
+            guard._check_inet(self, address, "a connection to")
+            return orig["connect"](self, address)
+
+        def connect_ex(self, address):
+            guard._check_inet(self, address, "a connection to")
+            return orig["connect_ex"](self, address)
+
+        def sendto(self, data, *args):
+            if args:  # sendto(data, address) or sendto(data, flags, address)
+                guard._check_inet(self, args[-1], "a datagram to")
+            return orig["sendto"](self, data, *args)
+
+        def sendmsg(self, buffers, *args):
+            if len(args) >= 3 and args[2] is not None:  # sendmsg(buffers, ancdata, flags, address)
+                guard._check_inet(self, args[2], "a datagram to")
+            return orig["sendmsg"](self, buffers, *args)
+
+        real_getaddrinfo = socket.getaddrinfo
+        real_gethostbyname = socket.gethostbyname
+        real_gethostbyname_ex = socket.gethostbyname_ex
+        real_gethostbyaddr = socket.gethostbyaddr
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            if not is_local_name(host):
+                raise guard._block("a name lookup for", host, port)
+            return real_getaddrinfo(host, port, *args, **kwargs)
+
+        def gethostbyname(host):
+            if not is_local_name(host):
+                raise guard._block("a name lookup for", host, None)
+            return real_gethostbyname(host)
+
+        def gethostbyname_ex(host):
+            if not is_local_name(host):
+                raise guard._block("a name lookup for", host, None)
+            return real_gethostbyname_ex(host)
+
+        def gethostbyaddr(host):
+            if not (is_local_name(host) and (not _is_ip_literal(str(host)) or _connect_allowed(host))):
+                raise guard._block("a reverse lookup of", host, None)  # reverse DNS is traffic too
+            return real_gethostbyaddr(host)
+
+        patches = {
+            (socket.socket, "connect"): connect,
+            (socket.socket, "connect_ex"): connect_ex,
+            (socket.socket, "sendto"): sendto,
+            (socket.socket, "sendmsg"): sendmsg,
+            (socket, "getaddrinfo"): getaddrinfo,
+            (socket, "gethostbyname"): gethostbyname,
+            (socket, "gethostbyname_ex"): gethostbyname_ex,
+            (socket, "gethostbyaddr"): gethostbyaddr,
+        }
+        for (owner, name), fn in patches.items():
+            self.saved[(owner, name)] = getattr(owner, name)
+            fn.__wrapped__ = self.saved[(owner, name)]
+            setattr(owner, name, fn)
+
+    def uninstall(self) -> None:
+        for (owner, name), fn in self.saved.items():
+            setattr(owner, name, fn)
+        self.saved.clear()
+
+
+_GUARD = _Guard()
+
+
+def is_active() -> bool:
+    """Whether the socket guard is on in this process."""
+    return _GUARD.depth > 0
+
+
+def blocked_attempts() -> list[tuple[str, object, object]]:
+    """The last blocked attempts as (what, host, port), oldest first (for tests and reports)."""
+    return list(_GUARD.blocked)
+
+
+def enable() -> None:
+    """Switch the socket guard on (process-wide; pair each call with :func:`disable`)."""
+    with _GUARD.lock:
+        if _GUARD.depth == 0:
+            _GUARD.install()
+        _GUARD.depth += 1
+
+
+def disable() -> None:
+    """Undo one :func:`enable`; the patches come off when the last one is undone."""
+    with _GUARD.lock:
+        if _GUARD.depth == 0:
+            return
+        _GUARD.depth -= 1
+        if _GUARD.depth == 0:
+            _GUARD.uninstall()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (and the already-imported hub constant); restore both on exit."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    hub = sys.modules.get("huggingface_hub.constants")
+    old_hub = getattr(hub, "HF_HUB_OFFLINE", None) if hub is not None else None
+    if hub is not None:  # read once at import time, so the env var alone is too late
+        hub.HF_HUB_OFFLINE = values["HF_HUB_OFFLINE"] == "1"
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if hub is not None:
+            hub.HF_HUB_OFFLINE = old_hub
+
+
+@contextlib.contextmanager
+def block_sockets() -> Iterator[None]:
+    """Only the socket guard, without touching the environment (tests use it to probe the guard)."""
+    enable()
+    try:
+        yield
+    finally:
+        disable()
+
+
+@contextlib.contextmanager
+def offline_guard(allow_network: bool = False) -> Iterator[None]:
+    """Run a block offline: hub offline, telemetry off, non-loopback connections raise.
+
+    ``allow_network=True`` is the explicit opt-in: the hub may be reached and no socket is blocked
+    (telemetry stays off). An outer guard that is already on stays on.
+    """
+    if allow_network:
+        with _environment(ONLINE_ENV):
+            yield
+        return
+    with _environment(OFFLINE_ENV), block_sockets():
+        try:
+            yield
+        except Exception as e:  # surface a block that a library wrapped (transformers -> OSError)
+            found = guard_error_in(e)
+            if found is not None and found is not e:
+                raise found from e
+            raise
+
+
+def guard_error_in(exc: BaseException | None) -> OfflineGuardError | None:
+    """The :class:`OfflineGuardError` behind ``exc``, if any (libraries wrap it, e.g. transformers in OSError).
+
+    A verb can turn a wrapped block back into aipc's one-line error::
+
+        except Exception as e:
+            if (g := guard_error_in(e)) is not None:
+                raise g from e
+            raise
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OfflineGuardError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def guard_from_env() -> bool:
+    """Switch the guard on for the rest of this process if ``AIPC_OFFLINE_GUARD=1`` (child processes).
+
+    Returns whether it was switched on. Meant for worker entry points (e.g. torchrun workers) whose
+    parent ran under :func:`offline_guard`.
+    """
+    if os.environ.get("AIPC_OFFLINE_GUARD") == "1":
+        enable()
+        return True
+    return False

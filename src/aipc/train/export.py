@@ -1,0 +1,45 @@
+"""Export: the trained model (LoRA merged into the base) as a plain HF folder.
+
+The folder loads with ``transformers.AutoModelForCausalLM.from_pretrained`` and the tokenizer with
+``AutoTokenizer.from_pretrained``; nothing of peft remains in it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from aipc.errors import AipcError
+
+
+def export_folder(model, tokenizer, out: str | Path, weights: dict | None = None) -> Path:
+    """Write ``model`` (LoRA merged) and ``tokenizer`` to ``out`` atomically (temp folder, rename).
+
+    ``weights``: a full state dict to save instead of the model's own (FSDP gathers it)."""
+    from aipc.train.lora import merged
+    from aipc.train.model_io import quiet_hf
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise AipcError(f"export folder {out} exists and is not empty; choose a new --export folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{secrets.token_hex(4)}"
+    try:
+        if weights is not None and hasattr(model, "merge_and_unload"):
+            model.load_state_dict(weights, strict=False)
+        plain = merged(model)
+        with quiet_hf():
+            if weights is not None and not hasattr(model, "merge_and_unload"):
+                plain.save_pretrained(tmp, state_dict=weights)
+            else:
+                plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,322 @@
+"""The training loop: one process, or one torchrun worker of a data-parallel run.
+
+Per optimizer step: ``grad_accum`` micro-batches of ``batch_size`` packed sequences per process;
+loss = summed token cross-entropy / target tokens of the whole global batch (so every token weighs
+the same however the batch is split); AdamW (fused where available), cosine schedule with warm-up,
+gradient clipping. No per-step host sync except the loss read for logging.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aipc.errors import AipcError
+from aipc.train import checkpoint as ck
+from aipc.train import distributed as D
+from aipc.train.config import TrainConfig, changed_settings
+from aipc.train.device import Placement, choose, peak_memory_bytes, seed_all, set_determinism, synchronize
+from aipc.train.metrics import JsonlLog, Progress, info_line, measured_peak_flops, mfu
+from aipc.train.packing import IGNORE, Order
+from aipc.train.prepare import Prepared, prepare
+
+
+@dataclass
+class Hooks:
+    """Test seams: called after each optimizer step; before a checkpoint folder is renamed."""
+
+    after_step: Callable[[int], None] | None = None
+    before_rename: Callable[[Path], None] | None = None
+
+
+@dataclass
+class Result:
+    steps: int
+    start_step: int
+    final_loss: float | None
+    val_loss: float | None
+    tokens_per_s: float
+    step_s: float
+    mfu: float | None
+    mfu_note: str
+    peak_bytes: int | None
+    peak_note: str
+    device: str
+    precision: str
+    world_size: int
+    params: int
+    trainable_params: int
+    fused_loss: bool
+    checkpoint: str | None
+    export: str | None
+    metrics: str
+    predicted: dict[str, Any] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+
+
+def lr_lambda(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
+    """Multiplier of the base lr at step s: linear warm-up (s+1)/warmup, then cosine to min_ratio."""
+    def f(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        progress = (s - warmup) / max(1, total - warmup)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def make_optimizer(module, cfg: TrainConfig, place: Placement):
+    """AdamW over trainable parameters; no decay on vectors (norms, biases); fused kernel where it exists."""
+    import torch
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    if not cfg.fsdp:
+        try:
+            return torch.optim.AdamW(groups, fused=True, **kw)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return torch.optim.AdamW(groups, foreach=True, **kw)
+
+
+def train(cfg: TrainConfig, hooks: Hooks | None = None) -> Result:
+    """Run (or resume) training as configured; returns the measured summary."""
+    cfg.validate()
+    dist = D.from_env()
+    place = choose(cfg.device, cfg.precision, dist.local_rank)
+    set_determinism(place, cfg.deterministic, cfg.threads)
+    D.init(dist, place.kind)
+    try:
+        return _run(cfg, dist, place, hooks or Hooks())
+    finally:
+        D.shutdown(dist)
+
+
+def _check_resume(cfg: TrainConfig, prep: Prepared, run_dir: Path) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume from (validated), or (None, None) for a fresh run."""
+    if not (cfg.resume or cfg.resume_from):
+        if ck.list_checkpoints(run_dir):
+            raise AipcError(f"{run_dir} already has checkpoints of a run; pass --resume to continue it "
+                            "or choose another --out (nothing was overwritten)")
+        return None, None
+    path = ck.find(cfg.resume_from or run_dir)
+    state = ck.read_state(path)
+    if state.get("model_fingerprint") != prep.model_fingerprint:
+        raise AipcError(f"checkpoint {path} was written for a different model ({state.get('model')}); "
+                        f"resume with that model, or start a new run with another --out")
+    if state.get("settings_hash") != prep.settings_hash:
+        diff = changed_settings(state.get("settings", {}), prep.settings)
+        raise AipcError(f"cannot resume {path} exactly: settings changed ({'; '.join(diff[:4])}); "
+                        "resume with the original settings or start a new run with another --out")
+    return path, state
+
+
+def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Result:
+    import numpy as np
+    import torch
+
+    from aipc.train.loss import CausalLMLoss
+    from aipc.train.preflight import Prediction, compare, predict, refuse_if_unfit
+
+    seed_all(cfg.seed)
+    run_dir = Path(cfg.out)
+    prep = prepare(cfg, place, dist.world)
+    resume_path, state = _check_resume(cfg, prep, run_dir)
+    total = prep.total_steps
+    pred = Prediction(None, "preflight off")
+    if cfg.preflight:
+        pred = predict(cfg, device_kind=place.kind, precision=place.precision, world=dist.world,
+                       train_tokens=total * cfg.batch_size * cfg.grad_accum * dist.world * cfg.seq_len)
+        refuse_if_unfit(pred)
+
+    inner = CausalLMLoss(prep.model, fused=cfg.fused_loss).to(place.device)
+    module = D.wrap(inner, dist, fsdp=cfg.fsdp, device=place.device)
+    if cfg.compile:
+        module = torch.compile(module)
+    opt = make_optimizer(inner, cfg, place)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, total, cfg.min_lr_ratio))
+    scaler = place.scaler()
+
+    start = 0
+    log = JsonlLog(run_dir / "metrics.jsonl", enabled=dist.main)
+    if resume_path is not None:
+        weights, optim_state, rngs = ck.load_tensors(resume_path, place.device)
+        D.load_full_state(inner, opt, weights, optim_state, fsdp=cfg.fsdp)
+        sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        ck.set_rng_state(rngs[dist.rank])
+        start = int(state["step"])
+        log.truncate_after(start)
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "run.json", {"config": cfg.to_dict(), "settings": prep.settings,
+                                           "settings_hash": prep.settings_hash, "model_fingerprint":
+                                           prep.model_fingerprint, "tokenizer": prep.tokenizer_source})
+
+    peak, peak_src = (None, "mfu off")
+    if cfg.mfu and dist.main:
+        peak, peak_src = measured_peak_flops(place.precision)
+
+    order = Order(len(prep.train), batch=cfg.batch_size, accum=cfg.grad_accum, world=dist.world, seed=cfg.seed)
+    inputs = torch.from_numpy(prep.train.inputs)
+    labels = torch.from_numpy(prep.train.labels)
+    tokens_per_step = order.global_batch * cfg.seq_len
+    progress = Progress(total, start, enabled=cfg.progress and dist.main)
+    inner.train()
+    losses: list[float] = []
+    val_loss = None
+    last_ckpt = None
+    times: list[float] = []
+    pending = torch.zeros((), dtype=torch.float64)
+    try:
+        for step in range(start, total):
+            t0 = time.perf_counter()
+            step_idx = order.step_entries(step)
+            n_target = int((prep.train.labels[step_idx] != IGNORE).sum())
+            scale = dist.world / max(1, n_target)
+            loss_acc = torch.zeros((), dtype=torch.float32, device=place.device)
+            for a in range(cfg.grad_accum):
+                idx = torch.from_numpy(order.micro(step, a, dist.rank))
+                x = inputs.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
+                y = labels.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
+                sync = a == cfg.grad_accum - 1 or not dist.enabled or cfg.fsdp
+                ctx = module.no_sync() if not sync and hasattr(module, "no_sync") else nullcontext()
+                with ctx:
+                    with place.autocast():
+                        loss_sum, _ = module(x, y)
+                    scaled = loss_sum * scale
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                loss_acc += loss_sum.detach().float()
+            if scaler is not None:
+                scaler.unscale_(opt)
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(inner.parameters(), cfg.max_grad_norm)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            done = step + 1
+            if done % cfg.log_every == 0 or done == total:
+                synchronize(place)
+                loss_g, = D.all_reduce_sum([float(loss_acc)], dist, place.device)
+                loss = loss_g / max(1, n_target)
+                losses.append(loss)
+                dt = time.perf_counter() - t0
+                times.append(dt)
+                tps = tokens_per_step / dt
+                m = mfu(tps, prep.flops_per_token, peak, dist.world)
+                log.write({"step": done, "loss": loss, "lr": sched.get_last_lr()[0], "tokens": done * tokens_per_step,
+                           "epoch": order.epoch_of(done), "step_s": dt, "tokens_per_s": tps, "mfu": m})
+                progress.update(done, info_line(loss, tps, m))
+            if prep.val is not None and cfg.eval_every and done % cfg.eval_every == 0 and done != total:
+                val_loss = _evaluate(inner, prep, cfg, dist, place)
+                log.write({"step": done, "val_loss": val_loss})
+            if (cfg.save_every and done % cfg.save_every == 0) or done == total:
+                last_ckpt = _save(inner, opt, sched, scaler, prep, cfg, dist, run_dir, done, order, hooks)
+            if hooks.after_step is not None:
+                hooks.after_step(done)
+    finally:
+        progress.close()
+    if prep.val is not None:
+        val_loss = _evaluate(inner, prep, cfg, dist, place)
+        log.write({"step": total, "val_loss": val_loss})
+    if start == total and dist.main:
+        last_ckpt = str(ck.find(run_dir))
+    steady = times[1:] if len(times) > 1 else times
+    step_s = float(np.median(steady)) if steady else 0.0
+    tps = tokens_per_step / step_s if step_s else 0.0
+    peak_bytes, peak_note = peak_memory_bytes(place)
+    m = mfu(tps, prep.flops_per_token, peak, dist.world)
+    exported = _export(inner, prep, cfg, dist) if cfg.export else None
+    log.close()
+    return Result(steps=total, start_step=start, final_loss=losses[-1] if losses else None, val_loss=val_loss,
+                  tokens_per_s=tps, step_s=step_s, mfu=m, mfu_note=peak_src, peak_bytes=peak_bytes,
+                  peak_note=peak_note, device=place.device, precision=place.precision, world_size=dist.world,
+                  params=prep.params, trainable_params=prep.trainable_params, fused_loss=inner.fused,
+                  checkpoint=last_ckpt, export=exported, metrics=str(run_dir / "metrics.jsonl"),
+                  predicted=compare(pred, peak_bytes=peak_bytes, tokens_per_s=tps, step_s=step_s), losses=losses)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _evaluate(inner, prep: Prepared, cfg: TrainConfig, dist: D.Dist, place: Placement) -> float:
+    """Mean token loss over the validation split (every rank runs the same number of batches)."""
+    import torch
+
+    val = prep.val
+    mine = list(range(dist.rank, len(val), dist.world))
+    per_rank = math.ceil(len(val) / dist.world)
+    n_batches = math.ceil(per_rank / cfg.batch_size)
+    if cfg.eval_batches:
+        n_batches = min(n_batches, cfg.eval_batches)
+    total = count = 0.0
+    inner.eval()
+    with torch.no_grad():
+        for b in range(n_batches):
+            idx = mine[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x = torch.from_numpy(val.inputs[idx or [0]]).to(place.device)
+            y = torch.from_numpy(val.labels[idx or [0]]).to(place.device)
+            if not idx:  # this rank has run out: a dummy batch that counts nothing
+                y = torch.full_like(y, IGNORE)
+            with place.autocast():
+                s, c = inner(x, y)
+            total += float(s)
+            count += float(c)
+    inner.train()
+    total, count = D.all_reduce_sum([total, count], dist, place.device)
+    return total / max(1.0, count)
+
+
+def _save(inner, opt, sched, scaler, prep: Prepared, cfg: TrainConfig, dist: D.Dist, run_dir: Path,
+          step: int, order: Order, hooks: Hooks) -> str | None:
+    import torch
+
+    rngs = D.gather_objects(ck.rng_state(), dist)
+    weights, optim_state = D.full_state(inner, opt, fsdp=cfg.fsdp)
+    path = None
+    if dist.main:
+        state = {"step": step, "epoch": order.epoch_of(step), "sequences_seen": step * order.global_batch,
+                 "tokens_seen": step * order.global_batch * cfg.seq_len, "scheduler": sched.state_dict(),
+                 "scaler": scaler.state_dict() if scaler is not None else None,
+                 "settings": prep.settings, "settings_hash": prep.settings_hash,
+                 "model": cfg.model, "model_fingerprint": prep.model_fingerprint,
+                 "threads": torch.get_num_threads(), "world_size": dist.world}
+        path = str(ck.save(run_dir, step, weights=weights, optimizer=optim_state, rngs=rngs, state=state,
+                           keep=cfg.keep, before_rename=hooks.before_rename))
+    D.barrier(dist)
+    return path
+
+
+def _export(inner, prep: Prepared, cfg: TrainConfig, dist: D.Dist) -> str | None:
+    from aipc.train.export import export_folder
+
+    weights = None
+    if cfg.fsdp and dist.enabled:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(inner, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        weights = {k.removeprefix("model."): v for k, v in full.items()}
+    out = None
+    if dist.main:
+        out = str(export_folder(prep.model if weights is None else prep.model.cpu(), prep.tokenizer,
+                                cfg.export, weights=weights))
+    D.barrier(dist)
+    return out

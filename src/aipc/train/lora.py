@@ -1,0 +1,71 @@
+"""LoRA through peft, and QLoRA (4-bit NF4 base through bitsandbytes, CUDA only)."""
+
+from __future__ import annotations
+
+from aipc.errors import AipcError
+
+
+def _peft():
+    try:
+        import peft
+    except ImportError:
+        raise AipcError("LoRA needs peft; pip install 'aipc[lora]'") from None
+    return peft
+
+
+def linear_names(model) -> list[str]:
+    """Leaf names of the Linear modules (candidates for --lora-targets)."""
+    import torch
+
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    return sorted(names)
+
+
+def apply_lora(model, *, rank: int, alpha: float, dropout: float, targets: list[str]):
+    """Freeze the base and add LoRA adapters (peft) to ``targets`` ('all-linear': every Linear but the head)."""
+    peft = _peft()
+    target = "all-linear" if targets == ["all-linear"] else list(targets)
+    if target != "all-linear":
+        known = linear_names(model)
+        bad = [t for t in target if t not in known]
+        if bad:
+            from aipc.errors import unknown
+
+            raise unknown("LoRA target module", bad[0], known, f"(Linear modules here: {', '.join(known)})")
+    cfg = peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target,
+                          bias="none", task_type="CAUSAL_LM")
+    try:
+        return peft.get_peft_model(model, cfg)
+    except ValueError as e:
+        raise AipcError(f"cannot add LoRA adapters: {str(e).splitlines()[0]}; pick --lora-targets "
+                        f"from {', '.join(linear_names(model))}") from None
+
+
+def load_qlora_base(ref: str, device_kind: str):
+    """The base model quantized to NF4 with bitsandbytes, ready for k-bit training."""
+    if device_kind != "cuda":
+        raise AipcError(f"QLoRA needs a CUDA GPU (bitsandbytes 4-bit); this run is on {device_kind} — "
+                        "use --method lora")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise AipcError("QLoRA needs bitsandbytes; pip install 'aipc[qlora]'") from None
+    from aipc.train.model_io import has_weights
+
+    if not has_weights(ref):
+        raise AipcError(f"QLoRA quantizes pretrained weights; {ref} has none — pass a local model folder "
+                        "with weights, or use --method lora for a random-weight model")
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(ref, quantization_config=q, device_map={"": 0})
+    return _peft().prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+def merged(model):
+    """The plain transformers model with LoRA weights merged in (the model itself when not LoRA)."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    return model

@@ -1,0 +1,127 @@
+"""Records to one token stream with a loss mask; the model's tokenizer or a byte-level fallback.
+
+The stream is the concatenation of all records. ``mask[t] = 1`` when token ``t`` is a prediction
+target: every token of plain text (but the leading BOS), the completion (and EOS) of a
+prompt/completion pair, the assistant turns of a chat (not the assistant header the template adds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aipc.errors import AipcError
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def has_tokenizer(folder: str | Path) -> bool:
+    p = Path(folder)
+    return p.is_dir() and any((p / f).is_file() for f in TOKENIZER_FILES)
+
+
+def load_tokenizer(model_ref: str, override: str | None, vocab_size: int):
+    """(tokenizer, source): the --tokenizer folder, else the model folder's, else byte-level.
+
+    The byte-level fallback is a real HF fast tokenizer (256 byte tokens + 8 specials and a chat
+    template), so it is saved with an exported model and loads with AutoTokenizer."""
+    from transformers import AutoTokenizer
+
+    for src in (override, model_ref):
+        if src and has_tokenizer(src):
+            try:
+                tok = AutoTokenizer.from_pretrained(src)
+            except Exception as e:  # transformers raises many types for broken tokenizer files
+                raise AipcError(f"cannot load the tokenizer in {src}: {str(e).splitlines()[0]}; "
+                                "fix the files or pass --tokenizer FOLDER") from None
+            check_vocab(len(tok), vocab_size, src)
+            return tok, str(src)
+        if src and src is override:
+            raise AipcError(f"--tokenizer {src} has no tokenizer files ({', '.join(TOKENIZER_FILES)})")
+    from aipc.models.tiny import byte_tokenizer
+
+    if vocab_size < 264:
+        raise AipcError(f"the model has no tokenizer and its vocabulary ({vocab_size}) is too small for the "
+                        "byte-level fallback (264 tokens); pass --tokenizer FOLDER")
+    return byte_tokenizer(vocab_size), "byte-level fallback"
+
+
+def check_vocab(tokenizer_len: int, vocab_size: int, src: str) -> None:
+    """Refuse a tokenizer whose ids would index past the model's embedding table."""
+    if tokenizer_len > vocab_size:
+        raise AipcError(f"tokenizer/model mismatch: the tokenizer in {src} has {tokenizer_len} tokens but the "
+                        f"model's embedding has {vocab_size} rows; use the model's own tokenizer (--tokenizer)")
+
+
+def _ids(tok, text: str) -> list[int]:
+    return tok(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def _render(tok, messages: list[dict], gen: bool = False) -> str:
+    try:
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+    except Exception as e:  # jinja / missing template
+        raise AipcError(f"cannot apply the chat template: {str(e).splitlines()[0]}; "
+                        "use a tokenizer with a chat template or prompt/completion data") from None
+
+
+def chat_segments(tok, messages: list[dict]) -> list[tuple[str, bool]]:
+    """The rendered chat split into (text, is_target) pieces: assistant turns are targets.
+
+    Renders every prefix of the conversation; a template whose prefixes are not prefixes of the
+    full rendering cannot be split, and then the whole chat is a target."""
+    if not getattr(tok, "chat_template", None):
+        raise AipcError("chat data needs a chat template, and this tokenizer has none; "
+                        "use prompt/completion data or a tokenizer with a chat template")
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for i, m in enumerate(messages):
+        full = _render(tok, messages[: i + 1])
+        if not full.startswith(done):
+            return [(_render(tok, messages), True)]
+        if m["role"] == "assistant":
+            head = _render(tok, messages[:i], gen=True) if i else ""
+            if head.startswith(done) and full.startswith(head):
+                pieces += [(head[len(done):], False), (full[len(head):], True)]
+            else:
+                pieces.append((full[len(done):], True))
+        else:
+            pieces.append((full[len(done):], False))
+        done = full
+    return [p for p in pieces if p[0]]
+
+
+def encode_record(tok, kind: str, value: Any) -> tuple[list[int], list[int]]:
+    """(ids, mask) of one record, with BOS/EOS around text and prompt/completion pairs."""
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    if kind == "text":
+        body = _ids(tok, value) + eos
+        return bos + body, [0] * len(bos) + [1] * len(body)
+    if kind == "pc":
+        p, c = _ids(tok, value[0]), _ids(tok, value[1]) + eos
+        return bos + p + c, [0] * (len(bos) + len(p)) + [1] * len(c)
+    ids: list[int] = []
+    mask: list[int] = []
+    for text, target in chat_segments(tok, value):
+        piece = _ids(tok, text)
+        ids += piece
+        mask += [int(target)] * len(piece)
+    return ids, mask
+
+
+def encode(tok, records: list[tuple[str, Any]], vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The token stream (int64 ids) and its uint8 loss mask for all records."""
+    ids: list[int] = []
+    mask: list[int] = []
+    for kind, value in records:
+        i, m = encode_record(tok, kind, value)
+        ids += i
+        mask += m
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and int(arr.max()) >= vocab_size:
+        raise AipcError(f"tokenizer/model mismatch: token id {int(arr.max())} is outside the model's "
+                        f"vocabulary of {vocab_size}; use the model's own tokenizer (--tokenizer)")
+    return arr, np.asarray(mask, dtype=np.uint8)

@@ -1,0 +1,64 @@
+"""The validation set: workloads that span inference and training, full and LoRA, checkpointing on
+and off, GQA and MHA, small and 150k-262k vocabularies, fp32 and bf16, from small to ~0.6B params.
+
+``FULL`` uses catalog models (random weights, real architectures); ``SMALL`` uses small configs of the
+same architectures written to a temporary folder, for CI (a couple of minutes on 2 cores)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+T = "train"
+I = "infer"
+
+
+def _w(model: str, task: str, **kw: Any) -> dict[str, Any]:
+    return {"model": model, "task": task, **kw}
+
+
+FULL: list[dict[str, Any]] = [
+    _w("gpt2", I, precision="fp32", batch_size=1, prompt_tokens=512, gen_tokens=64),
+    _w("gpt2", T, precision="fp32", batch_size=4, seq_len=512),
+    _w("gpt2", T, precision="fp32", batch_size=4, seq_len=512, grad_ckpt=True),
+    _w("gpt2", T, precision="fp32", batch_size=4, seq_len=512, method="lora", lora_targets=["c_attn", "c_proj"]),
+    _w("gpt2-medium", T, precision="bf16", batch_size=4, seq_len=512),
+    _w("smollm2-135m", I, precision="bf16", batch_size=4, prompt_tokens=1024, gen_tokens=64),
+    _w("smollm2-135m", T, precision="fp32", batch_size=4, seq_len=512),
+    _w("smollm2-135m", T, precision="bf16", batch_size=4, seq_len=512),
+    _w("smollm2-135m", T, precision="bf16", batch_size=4, seq_len=512, method="lora", grad_ckpt=True),
+    _w("smollm2-135m", T, precision="fp32", batch_size=2, seq_len=512, attention="eager"),
+    _w("smollm2-360m", T, precision="fp32", batch_size=2, seq_len=512, grad_ckpt=True),
+    _w("smollm2-360m", I, precision="fp32", batch_size=8, prompt_tokens=512, gen_tokens=32),
+    _w("qwen2.5-0.5b", I, precision="bf16", batch_size=1, prompt_tokens=512, gen_tokens=32),
+    _w("qwen2.5-0.5b", I, precision="fp32", batch_size=4, prompt_tokens=1024, gen_tokens=32),
+    _w("qwen2.5-0.5b", T, precision="bf16", batch_size=2, seq_len=512),
+    _w("qwen2.5-0.5b", T, precision="bf16", batch_size=2, seq_len=512, method="lora"),
+    _w("qwen2.5-0.5b", T, precision="fp32", batch_size=2, seq_len=512, method="lora", grad_ckpt=True),
+    _w("qwen3-0.6b", T, precision="bf16", batch_size=1, seq_len=512, grad_ckpt=True),
+    _w("qwen3-0.6b", I, precision="bf16", batch_size=2, prompt_tokens=512, gen_tokens=32),
+    _w("gemma-3-270m", T, precision="fp32", batch_size=2, seq_len=512),
+    _w("gemma-3-270m", I, precision="bf16", batch_size=4, prompt_tokens=1024, gen_tokens=32),
+    _w("bert-base-uncased", I, precision="fp32", batch_size=8, prompt_tokens=512, gen_tokens=1),
+]
+
+# Small configs of real architectures: big enough that tensors dominate the process's own noise.
+SMALL_MODELS: dict[str, dict[str, Any]] = {
+    "small-llama-gqa": dict(model_type="llama", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                            num_attention_heads=8, num_key_value_heads=2, vocab_size=32000,
+                            max_position_embeddings=2048, tie_word_embeddings=False),
+    "small-qwen2-150k": dict(model_type="qwen2", hidden_size=256, intermediate_size=704, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, vocab_size=151936,
+                             max_position_embeddings=2048, tie_word_embeddings=True),
+    "small-gpt2-mha": dict(model_type="gpt2", n_embd=256, n_layer=4, n_head=8, vocab_size=50257, n_positions=1024),
+}
+
+SMALL: list[dict[str, Any]] = [
+    _w("small-llama-gqa", T, precision="fp32", batch_size=4, seq_len=256),
+    _w("small-llama-gqa", T, precision="bf16", batch_size=4, seq_len=256, grad_ckpt=True),
+    _w("small-llama-gqa", T, precision="fp32", batch_size=4, seq_len=256, method="lora"),
+    _w("small-llama-gqa", I, precision="fp32", batch_size=4, prompt_tokens=256, gen_tokens=16),
+    _w("small-qwen2-150k", T, precision="fp32", batch_size=2, seq_len=256),
+    _w("small-qwen2-150k", I, precision="bf16", batch_size=2, prompt_tokens=256, gen_tokens=16),
+    _w("small-gpt2-mha", T, precision="fp32", batch_size=4, seq_len=256),
+    _w("small-gpt2-mha", T, precision="fp32", batch_size=4, seq_len=256, attention="eager"),
+]

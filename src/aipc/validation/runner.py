@@ -1,0 +1,117 @@
+"""Run the validation set: each workload in a fresh subprocess, estimate beside measurement."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from aipc.errors import AipcError
+from aipc.estimate import estimate
+from aipc.hardware.spec import DeviceSpec
+from aipc.spec import workload_from_dict
+from aipc.validation import configs
+
+CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+             "TOKENIZERS_PARALLELISM": "false"}
+
+# The estimator's CPU memory model needs a CPU device; capacity is irrelevant for the comparison.
+_CPU = DeviceSpec(name="validate:cpu", label="this CPU", vendor="unknown", kind="cpu", category="this-machine",
+                  memory_bytes=1 << 50, usable_memory_bytes=1 << 50, bandwidth_bytes_s=1e10, peak_flops={"fp32": 1e11})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    name: str
+    workload: dict[str, Any]
+    measured_bytes: int
+    estimated_bytes: int
+    weights_only_bytes: int
+    peak_phase: str
+    measured: dict[str, Any]
+
+    @property
+    def error(self) -> float:
+        return (self.estimated_bytes - self.measured_bytes) / self.measured_bytes
+
+    @property
+    def weights_only_error(self) -> float:
+        return (self.weights_only_bytes - self.measured_bytes) / self.measured_bytes
+
+
+def describe(w: dict[str, Any]) -> str:
+    """A short label: 'smollm2-135m train lora bf16 b4 s512 ckpt'."""
+    model = Path(w["model"]).parent.name if w["model"].endswith(".json") else w["model"]
+    parts = [model, w["task"], w.get("method", "full") if w["task"] == "train" else "", w.get("precision", "")]
+    if w["task"] == "train":
+        parts.append(f"b{w.get('batch_size', 1)} s{w.get('seq_len')}")
+    else:
+        parts.append(f"b{w.get('batch_size', 1)} p{w.get('prompt_tokens')}+{w.get('gen_tokens')}")
+    if w.get("grad_ckpt"):
+        parts.append("ckpt")
+    if w.get("attention") == "eager":
+        parts.append("eager")
+    return " ".join(p for p in parts if p)
+
+
+def small_set(folder: Path) -> list[dict[str, Any]]:
+    """SMALL with model names replaced by config.json paths written under ``folder``."""
+    paths = {}
+    for name, cfg in configs.SMALL_MODELS.items():
+        d = folder / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.json").write_text(json.dumps(cfg))
+        paths[name] = str(d / "config.json")
+    return [{**w, "model": paths[w["model"]]} for w in configs.SMALL]
+
+
+def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu") -> dict[str, Any]:
+    """Run one workload in a fresh subprocess and return its measurement."""
+    env = {**os.environ, **CHILD_ENV}
+    arg = json.dumps({"workload": w, "device": device})
+    r = subprocess.run([sys.executable, "-m", "aipc.validation.child", arg], capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise AipcError(f"validation run failed for {describe(w)}: {tail}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def compare(w: dict[str, Any], measured: dict[str, Any]) -> Row:
+    """Estimate beside measurement. Measured is above the post-import baseline, so the estimate's
+    framework-baseline component (the import's RSS) is left out of the comparison."""
+    wl = workload_from_dict(w)
+    est = estimate(wl, _CPU)
+    runtime = est.memory.components.get("framework", 0)
+    return Row(name=describe(w), workload=w, measured_bytes=measured["peak_bytes"],
+               estimated_bytes=est.memory.peak_bytes - runtime, weights_only_bytes=est.memory.weights_only_bytes,
+               peak_phase=est.memory.peak_phase, measured=measured)
+
+
+def run_set(which: str = "full", progress: Callable[[str], None] | None = None) -> list[Row]:
+    """Measure every workload of the set ('full' or 'small') and compare."""
+    tmp = tempfile.TemporaryDirectory(prefix="aipc-validate-")
+    ws = configs.FULL if which == "full" else small_set(Path(tmp.name))
+    rows = []
+    try:
+        for i, w in enumerate(ws, 1):
+            if progress:
+                progress(f"[{i}/{len(ws)}] {describe(w)}")
+            rows.append(compare(w, measure(w)))
+    finally:
+        tmp.cleanup()
+    return rows
+
+
+def summary(rows: list[Row]) -> dict[str, float]:
+    """Median and max absolute relative error, for aipc and for the weights-only baseline."""
+    e = [abs(r.error) for r in rows]
+    b = [abs(r.weights_only_error) for r in rows]
+    return {"n": len(rows), "median_abs_error": statistics.median(e), "max_abs_error": max(e),
+            "weights_only_median_abs_error": statistics.median(b), "weights_only_max_abs_error": max(b)}
