@@ -26,7 +26,7 @@ def corpus(tmp_path_factory):
 
 def cfg(model, data, out, **kw) -> TrainConfig:
     base = dict(model=str(model), data=[str(data)], out=str(out), seq_len=64, batch_size=4, steps=6, lr=3e-3,
-                progress=False, mfu=False, preflight=False)
+                progress=False, mfu=False, preflight=False, threads=1)
     return TrainConfig(**{**base, **kw})
 
 

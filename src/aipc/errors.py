@@ -32,5 +32,5 @@ def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
 def unknown(kind: str, name: str, choices: Iterable[str], fix: str) -> AipcError:
     """An AipcError for an unknown name, naming the closest matches."""
     near = closest(name, choices)
-    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    hint = f"; did you mean {', '.join(near)}?" if near else ";"
     return AipcError(f"unknown {kind} '{name}'{hint} {fix}")

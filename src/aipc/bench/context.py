@@ -87,8 +87,9 @@ def machine_context(*, quick: bool = True, measure: bool = True) -> MachineConte
     try:
         prof = None
         src = "cached aipc hw profile"
-        if hasattr(hwprofile, "load_cached"):
-            prof = hwprofile.load_cached()
+        cached = getattr(hwprofile, "cached_profile", None) or getattr(hwprofile, "load_cached", None)
+        if cached is not None:
+            prof = cached()
         if prof is None:
             if not measure:
                 return _without_profile(host, "not measured: no cached aipc hw profile (run 'aipc hw')")
@@ -96,6 +97,7 @@ def machine_context(*, quick: bool = True, measure: bool = True) -> MachineConte
             src = f"measured now (aipc hw{' --quick' if quick else ''})"
     except ImportError as e:  # pragma: no cover - torch missing
         return _without_profile(host, f"not measured: {e}")
+    src += f", {getattr(prof, 'mode', '?')} probe of {getattr(prof, 'measured_at', '?')}"
     specs = {bench_name(s.name): s for s in prof.device_specs()}
     fp = getattr(prof, "fingerprint", None) or _fallback_fingerprint()
     to_dict = getattr(prof, "to_dict", None)

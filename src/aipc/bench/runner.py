@@ -42,6 +42,7 @@ class BenchOptions:
     store: bool = True
     measure_peaks: bool = True              # measure this machine's peaks now when no aipc hw profile is cached
     fit_check: bool = True
+    threads: int | None = None              # CPU threads for torch (None: torch's default)
 
     def loop_config(self) -> LoopConfig:
         return self.loop or (LoopConfig.quick() if self.quick else LoopConfig())
@@ -58,6 +59,8 @@ def auto_precision(device: str) -> str:
 
 
 def _validate(o: BenchOptions) -> None:
+    if o.threads is not None and (isinstance(o.threads, bool) or not isinstance(o.threads, int) or o.threads <= 0):
+        raise AipcError(f"--threads must be a positive whole number (got {o.threads!r})")
     for name in ("batch", "seq", "prompt", "gen", "lora_rank"):
         v = getattr(o, name)
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -121,7 +124,7 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
     """Measure every (device, scenario); returns the report dict the CLI renders (and --json prints)."""
     t_start = time.perf_counter()
     _validate(o)
-    from aipc.bench.context import catalog_spec, in_env_note, machine_context, versions
+    from aipc.bench.context import machine_context, versions
     from aipc.bench.devices import parse_devices
     from aipc.bench.store import ResultsDB
     from aipc.estimate import resolve_model
@@ -137,7 +140,6 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
     mctx = machine_context(quick=True, measure=o.measure_peaks)
     cfg = o.loop_config()
     vers = versions()
-    results: list[dict] = []
     plans = []
     for dev in devices:  # every fit check before any measurement
         prec = o.precision if o.precision != "auto" else auto_precision(dev)
@@ -157,6 +159,31 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
         plans.append((dev, prec, spec, wls, ests, why))
 
     order = [s for s in ("prefill", "decode", "generate", "train") if s in o.scenarios]  # train last: it mutates
+    threads_before = torch.get_num_threads()
+    if o.threads:
+        torch.set_num_threads(o.threads)
+    try:
+        results = _measure_all(o, plans, order, mspec, mctx, cfg, vers, db, on_progress)
+    finally:
+        torch.set_num_threads(threads_before)
+    return {
+        "model": mspec.name, "model_ref": o.model, "params": mspec.param_count(),
+        "machine": {"fingerprint": mctx.fingerprint, "host": mctx.host, "peaks": mctx.profile_source},
+        "devices": devices, "scenarios": order, "quick": o.quick, "loop": cfg.__dict__,
+        "cpu_threads": o.threads or threads_before,
+        "definitions": {s: DEFINITIONS[s] for s in order}, "ci_method": CI_METHOD,
+        "results": results, "speedup": speedups(results),
+        "db": str(db.path) if db is not None else None, "wall_s": time.perf_counter() - t_start,
+        "versions": vers,
+    }
+
+
+def _measure_all(o: BenchOptions, plans, order, mspec, mctx, cfg, vers, db, on_progress) -> list[dict]:
+    import torch
+
+    from aipc.bench.context import catalog_spec, in_env_note
+
+    results: list[dict] = []
     for dev, prec, spec, wls, ests, why in plans:
         from aipc.bench.devices import PeakMemory, cuda_event_timer, rss_bytes, sync_fn
         from aipc.bench.energy import meter_for
@@ -180,7 +207,7 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
             prep = prepare(torch, scen, model, shape=shape, device=dev, is_decoder=mspec.is_decoder, vocab=vocab,
                            sync=sync)
             label = f"{dev} {scen}"
-            series = time_loop(prep.fn, cfg, sync=sync, timer=timer, on_timed_start=meter.start,
+            series = time_loop(prep.fn, cfg, sync=sync, timer=timer, on_timed_start=meter.start, before=prep.before,
                                on_sample=(lambda n, t, lab=label: on_progress(lab, n, t)) if on_progress else None)
             joules = meter.joules()
             peak = mem.stop()
@@ -191,6 +218,7 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
                 workload=w, precision=prec, extra=extra, joules=joules)
             metrics.update(M.memory_metrics(dev, peak, base_rss, mem, est))
             metrics["energy_source"] = meter.source or meter.why_not
+            metrics["cpu_threads"] = torch.get_num_threads()
             row = {"device": dev, "scenario": scen, "model": mspec.name, "machine": mctx.fingerprint,
                    "precision": prec, "workload": w.to_dict(), **metrics,
                    "estimate_note": why.get(fam, ""), "definition": DEFINITIONS[scen], "note": prep.note}
@@ -202,7 +230,7 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
                              "catalog_device": cat.name if cat else None, "loop": cfg.__dict__,
                              "stopped_by": series.stopped_by, "wall_s": series.wall_s, "definition": DEFINITIONS[scen],
                              "ci_method": CI_METHOD, "allocator": in_env_note() if dev == "cpu" else None,
-                             "model_ref": o.model, "note": prep.note,
+                             "model_ref": o.model, "note": prep.note, "cpu_threads": torch.get_num_threads(),
                              "estimate": est.to_dict() if est is not None else None})
             results.append(row)
         del model
@@ -210,12 +238,4 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
         if dev.startswith("cuda"):
             torch.cuda.empty_cache()
 
-    return {
-        "model": mspec.name, "model_ref": o.model, "params": mspec.param_count(),
-        "machine": {"fingerprint": mctx.fingerprint, "host": mctx.host, "peaks": mctx.profile_source},
-        "devices": devices, "scenarios": order, "quick": o.quick, "loop": cfg.__dict__,
-        "definitions": {s: DEFINITIONS[s] for s in order}, "ci_method": CI_METHOD,
-        "results": results, "speedup": speedups(results),
-        "db": str(db.path) if db is not None else None, "wall_s": time.perf_counter() - t_start,
-        "versions": vers,
-    }
+    return results

@@ -5,9 +5,9 @@
   AdamW step. ``method`` full trains every weight; lora trains peft adapters on the frozen base.
 - ``prefill``: one forward over a b x p prompt that builds the KV cache and the logits of the last
   position (``logits_to_keep=1``, as generate() does): the compute part of TTFT.
-- ``decode``: one decode step of the batch (b new tokens) against a KV cache of p..p+g-1 tokens:
-  the cache is cropped back to p after every g-1 steps, so the mean context is p + g/2 as the
-  estimator assumes. Its median is TPOT.
+- ``decode``: one decode step of the batch (b new tokens) against a KV cache of p..p+g-2 tokens:
+  after every g-1 steps a fresh prefill (untimed) resets the cache to p, so the mean context is
+  about p + g/2 as the estimator assumes. Its median is TPOT.
 - ``generate``: one whole request with greedy sampling: prefill, the first token (TTFT, device
   synchronized when it is ready), then g-1 decode steps. TPOT = (e2e - TTFT) / (g - 1): it excludes
   the first token.
@@ -39,6 +39,7 @@ class Prepared:
     extra_samples: dict[str, list[float]] = field(default_factory=dict)
     note: str = ""
     cleanup: Callable[[], None] = lambda: None
+    before: Callable[[], None] | None = None   # untimed, before every call (decode: reset the KV cache)
 
 
 def check_applicable(scenario: str, is_decoder: bool, model_name: str) -> None:
@@ -115,45 +116,65 @@ def prepare_prefill(torch, model, *, batch: int, prompt: int, device: str, is_de
     return Prepared(fn=fwd, tokens_per_sample=batch * prompt)
 
 
-def _first_tokens(torch, model, ids):
+def cache_kw(model) -> str:
+    """The forward() keyword of the KV cache: 'cache' in transformers >= 5.2x, 'past_key_values' before."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _out_cache(out):
+    c = getattr(out, "cache", None)
+    return c if c is not None else out.past_key_values
+
+
+def _first_tokens(model, ids):
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-    return out.past_key_values, out.logits[:, -1:].argmax(-1)  # (B, 1)
+    return _out_cache(out), out.logits[:, -1:].argmax(-1)  # (B, 1)
 
 
 def prepare_decode(torch, model, *, batch: int, prompt: int, gen: int, device: str, vocab: int) -> Prepared:
+    """Decode steps; before every g-1 steps (untimed, in ``before``) a fresh prefill resets the cache to p."""
     model.eval()
     ids = random_ids(torch, vocab, batch, prompt, device)
-    with torch.inference_mode():
-        cache, tok = _first_tokens(torch, model, ids)
-    state = {"tok": tok, "steps": 0}
+    kw = cache_kw(model)
     span = max(gen - 1, 1)
+    state: dict = {"steps": span}
+
+    def before():
+        if state["steps"] >= span:
+            with torch.inference_mode():
+                state["cache"], state["tok"] = _first_tokens(model, ids)
+            state["steps"] = 0
 
     def step():
         with torch.inference_mode():
-            if state["steps"] == span:
-                cache.crop(prompt)
-                state["steps"] = 0
-            out = model(input_ids=state["tok"], past_key_values=cache, use_cache=True)
+            out = model(input_ids=state["tok"], use_cache=True, **{kw: state["cache"]})
             state["tok"] = out.logits[:, -1:].argmax(-1)
             state["steps"] += 1
 
-    return Prepared(fn=step, tokens_per_sample=batch)
+    return Prepared(fn=step, tokens_per_sample=batch, before=before)
 
 
 def prepare_generate(torch, model, *, batch: int, prompt: int, gen: int, device: str, vocab: int,
                      sync: Callable[[], None]) -> Prepared:
     model.eval()
     ids = random_ids(torch, vocab, batch, prompt, device)
+    kw = cache_kw(model)
     ttft: list[float] = []
 
     def request():
         with torch.inference_mode():
             t0 = time.perf_counter()
-            cache, tok = _first_tokens(torch, model, ids)
+            cache, tok = _first_tokens(model, ids)
             sync()
             ttft.append(time.perf_counter() - t0)
             for _ in range(gen - 1):
-                out = model(input_ids=tok, past_key_values=cache, use_cache=True)
+                out = model(input_ids=tok, use_cache=True, **{kw: cache})
                 tok = out.logits[:, -1:].argmax(-1)
 
     return Prepared(fn=request, tokens_per_sample=batch * gen, extra_samples={"ttft_s": ttft})

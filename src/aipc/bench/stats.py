@@ -117,13 +117,15 @@ class Series:
 def time_loop(fn: Callable[[], object], cfg: LoopConfig, *, sync: Callable[[], None] = lambda: None,
               timer: Callable[[Callable[[], object], Callable[[], None]], float] | None = None,
               on_sample: Callable[[int, float], None] | None = None,
-              on_timed_start: Callable[[], None] | None = None) -> Series:
+              on_timed_start: Callable[[], None] | None = None,
+              before: Callable[[], None] | None = None) -> Series:
     """Call ``fn`` ``cfg.warmup`` times untimed, then time each call until both ``cfg.min_reps`` calls
     and ``cfg.min_s`` seconds of samples are collected (or ``cfg.max_s`` / ``cfg.max_reps`` stop it).
 
     Each sample is one call bracketed by ``sync()`` (device synchronization) on both sides, read with
     ``time.perf_counter``; ``timer(fn, sync) -> seconds`` replaces that (CUDA events).
-    ``on_timed_start()`` runs after the warm-up, before the first timed call (energy counters)."""
+    ``on_timed_start()`` runs after the warm-up, before the first timed call (energy counters);
+    ``before()`` runs untimed before every call (warm-up included), e.g. to reset a KV cache."""
     if timer is None:
         def timer(f, s):
             s()
@@ -134,12 +136,16 @@ def time_loop(fn: Callable[[], object], cfg: LoopConfig, *, sync: Callable[[], N
     series = Series()
     start = time.perf_counter()
     for _ in range(cfg.warmup):
+        if before:
+            before()
         series.warmup.append(timer(fn, sync))
     if on_timed_start:
         on_timed_start()
     t_begin = time.perf_counter()
     total = 0.0
     while True:
+        if before:
+            before()
         dt = timer(fn, sync)
         series.samples.append(dt)
         total += dt

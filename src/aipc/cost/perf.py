@@ -92,7 +92,7 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
         n = e.devices_needed or 0
         if not n or n > max_devices:
             return JobPerf(feasible=False, reason=_misfit(e, d, max_devices), peak_bytes=e.memory.peak_bytes,
-                           miss=(n / max_devices) if n else e.memory.peak_bytes / max(e.capacity_bytes, 1) * 2)
+                           miss=(n / max_devices) if n else INF)
         e = estimate(job.workload(grad_ckpt=gc, num_devices=n, sharding="zero3"), d, model=m)
     shape = {k: e.workload.get(k) for k in ("method", "batch_size", "seq_len", "weight_dtype")}
     meas = idx.lookup(d.name, m.name, "train", shape) if n == 1 else None
@@ -133,7 +133,7 @@ def serve_perf(inf: InferenceDemand, d: DeviceSpec, m: ModelSpec, max_devices: i
         n = e.devices_needed or 0
         if not n or n > max_devices:
             return ServePerf(feasible=False, reason=_misfit(e, d, max_devices), peak_bytes=e.memory.peak_bytes,
-                             miss=(n / max_devices) if n else e.memory.peak_bytes / max(e.capacity_bytes, 1) * 2)
+                             miss=(n / max_devices) if n else INF)
         e = _serve_est(inf, d, m, 1, n)
     t = e.time
     if not t.ttft_s or not t.tpot_s:

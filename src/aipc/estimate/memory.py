@@ -221,7 +221,8 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
                              "logits_loss": logits_bytes(m, w, "forward")}
         phases["backward"] = {**base, "gradients": carried, "activations": acts, "autocast_copies": casts,
                               "logits_loss": logits_bytes(m, w, "backward")}
-        phases["optimizer"] = {**base, "gradients": grads, "optimizer_temp": optimizer_temp_bytes(m, w, device)}
+        phases["optimizer"] = {**base, "gradients": grads,
+                               "optimizer_temp": optimizer_temp_bytes(m, w, device) * f["optimizer"]}
     else:
         kv_f = f["act"]
         phases["prefill"] = {**base, "kv_cache": kv_cache_bytes(m, w, w.prompt_tokens) * kv_f,

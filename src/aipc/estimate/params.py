@@ -37,19 +37,32 @@ def active_params(m: ModelSpec) -> int:
 
 
 def embedding_params(m: ModelSpec) -> int:
-    """Input token embedding V*h plus learned position embeddings (max_pos*h) where used."""
-    pos = m.max_position * m.hidden_size if m.position == "learned" else 0
-    return m.vocab_size * m.hidden_size + pos
+    """Input token embedding V*h plus learned position embeddings (max_pos*h) where used
+    (ModelSpec.param_breakdown's 'embedding' + 'position')."""
+    def f() -> int:
+        bd = m.param_breakdown()
+        return bd.get("embedding", 0) + bd.get("position", 0)
+    return _memo(m, "emb", f)
 
 
 def lm_head_params(m: ModelSpec) -> int:
     """Output projection V*h when not tied to the input embedding, else 0."""
-    return 0 if (m.tie_embeddings or not m.is_decoder) else m.vocab_size * m.hidden_size
+    return _memo(m, "head", lambda: m.param_breakdown().get("lm_head", 0))
 
 
 def block_linears(m: ModelSpec) -> dict[str, tuple[int, int, int]]:
-    """Linear modules inside the blocks: name -> (in, out, count over the model)."""
-    return _memo(m, "lin", lambda: {k: v for k, v in m.linear_modules().items() if k not in _HEAD_NAMES})
+    """Matrices inside the blocks: name -> (in, out, count over the model); MoE experts (fused
+    tensors in transformers 5, not nn.Linear) included, since quantization stores them compactly too."""
+    def f() -> dict[str, tuple[int, int, int]]:
+        lin = {k: v for k, v in m.linear_modules().items() if k.rsplit(".", 1)[-1] not in _HEAD_NAMES}
+        return {**lin, **m.expert_matrices()}
+    return _memo(m, "lin", f)
+
+
+def lora_candidates(m: ModelSpec) -> dict[str, tuple[int, int, int]]:
+    """nn.Linear modules LoRA can wrap (fused expert tensors are not nn.Linear: not targetable)."""
+    return _memo(m, "loracand", lambda: {k: v for k, v in m.linear_modules().items()
+                                         if k.rsplit(".", 1)[-1] not in _HEAD_NAMES and not k.startswith("pooler")})
 
 
 def block_linear_params(m: ModelSpec) -> int:
@@ -63,17 +76,23 @@ def max_linear_params(m: ModelSpec) -> int:
 
 
 def resolve_targets(m: ModelSpec, targets: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
-    """The LoRA target modules that exist in this model; 'all-linear' means every block linear."""
-    lin = block_linears(m)
+    """The LoRA target modules that exist in this model, matched as peft does on the module name's
+    last part ('c_proj' matches attn.c_proj and mlp.c_proj); 'all-linear' means every block linear.
+    The default list (q/k/v/o/gate/up/down) falls back to all-linear for models that lack those names."""
+    lin = lora_candidates(m)
+
+    def hits(t: str) -> dict[str, tuple[int, int, int]]:
+        return {k: v for k, v in lin.items() if k == t or k.rsplit(".", 1)[-1] == t}
+
     if tuple(targets) in (("all-linear",), DEFAULT_LORA_TARGETS):
-        if tuple(targets) == DEFAULT_LORA_TARGETS and any(t in lin for t in targets):
-            return {t: lin[t] for t in targets if t in lin}
-        return lin
-    missing = [t for t in targets if t not in lin]
+        found = {k: v for t in targets for k, v in hits(t).items()}
+        return found if (tuple(targets) == DEFAULT_LORA_TARGETS and found) else lin
+    missing = [t for t in targets if not hits(t)]
     if missing:
+        names = sorted({k.rsplit(".", 1)[-1] for k in lin})
         raise AipcError(f"LoRA target module(s) {', '.join(missing)} not in {m.name}; "
-                        f"it has {', '.join(sorted(lin))} (or use all-linear)")
-    return {t: lin[t] for t in targets}
+                        f"it has {', '.join(names)} (or use all-linear)")
+    return {k: v for t in targets for k, v in hits(t).items()}
 
 
 def lora_params(m: ModelSpec, w: Workload) -> int:

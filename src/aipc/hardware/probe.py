@@ -32,7 +32,7 @@ class ProbeSettings:
     min_time_s: float = 1.0
     max_time_s: float = 4.0
     max_call_s: float = 0.1               # GEMM sizing: calls up to this long
-    min_gemm_n: int = 1024                # GEMM sizing: grow at least to this n while calls stay < max_call_s
+    min_gemm_n: int = 2048                # GEMM sizing: grow at least to this n while calls stay < max_call_s
     sample_s: float = 0.01                # accelerators: batch calls so one sample lasts this long
     gemm_sizes: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
     cpu_copy_min_bytes: int = 256 * MIB   # per buffer, and at least llc_factor x last-level cache
@@ -45,7 +45,7 @@ class ProbeSettings:
 
     @classmethod
     def quick(cls) -> ProbeSettings:
-        return cls(warmup=1, min_reps=5, min_time_s=0.3, max_time_s=1.5, max_call_s=0.03, min_gemm_n=512,
+        return cls(warmup=1, min_reps=5, min_time_s=0.3, max_time_s=1.5, max_call_s=0.05, min_gemm_n=1024,
                    sample_s=0.005, cpu_copy_min_bytes=128 * MIB, gpu_copy_bytes=512 * MIB, llc_factor=4)
 
 
@@ -126,10 +126,15 @@ def time_calls(fn: Callable[[], object], sync: Callable[[], None], settings: Pro
             return samples
 
 
-def _once(fn: Callable[[], object], sync: Callable[[], None]) -> float:
-    """One warm call, then the faster of two timed calls (for sizing, not for reporting)."""
+def _once(fn: Callable[[], object], sync: Callable[[], None], limit_s: float = math.inf) -> float:
+    """One warm call, then the faster of two timed calls (for sizing, not for reporting); returns
+    the warm call's time at once when it already exceeds ``limit_s``."""
+    t0 = time.perf_counter()
     fn()
     sync()
+    warm = time.perf_counter() - t0
+    if warm > limit_s:
+        return warm
     best = math.inf
     for _ in range(2):
         t0 = time.perf_counter()
@@ -190,21 +195,22 @@ class _Tf32:
 def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, mem_limit_bytes: float) -> tuple[int, float]:
     """(n, seconds per call): the largest candidate size whose call stays under about max_call_s.
 
-    Grows n (x2) while 8 x (this size's call time) <= max_call_s, since a GEMM's work grows as n³;
-    below ``min_gemm_n`` it keeps growing while a call stays under max_call_s (on a busy machine
-    small calls are dominated by scheduling delays, not by the GEMM). A size whose call takes over
-    2 x max_call_s is dropped for the previous one (a slow kernel, e.g. fp16 on most CPUs), and sizes
-    whose A, B and C (3·n²·bytes) pass ``mem_limit_bytes`` are not tried."""
+    Candidates grow x2. Below ``min_gemm_n`` the next size is tried while a call stays under
+    max_call_s (on a busy machine small calls are dominated by scheduling delays, not by the GEMM);
+    from ``min_gemm_n`` on, growth stops once 8 x this call (a GEMM's work grows as n³) would pass
+    max_call_s. A size whose call takes over 2 x max_call_s is dropped for the previous one (a slow
+    kernel, e.g. fp16 on most CPUs); sizes whose A, B and C (3·n²·bytes) pass ``mem_limit_bytes``
+    are not tried."""
     sync = sync_fn(torch, device)
     best: tuple[int, float] | None = None
     for n in settings.gemm_sizes:
         if best and 3 * n * n * DTYPE_BYTES[dtype] > mem_limit_bytes:
             break
-        t = _once(_gemm_fn(torch, device, dtype, n), sync)
+        t = _once(_gemm_fn(torch, device, dtype, n), sync, limit_s=2 * settings.max_call_s)
         if best and t > 2 * settings.max_call_s:
             break
         best = (n, t)
-        if t > settings.max_call_s or (t * 8 > settings.max_call_s and n >= settings.min_gemm_n):
+        if t > settings.max_call_s or (n >= settings.min_gemm_n and t * 8 > settings.max_call_s):
             break
     assert best is not None
     return best

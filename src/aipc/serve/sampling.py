@@ -132,5 +132,11 @@ class TextStream:
         return out
 
     def finish(self) -> str:
-        """The held-back tail once generation ended without a stop string."""
+        """The held-back tail once generation ended without a stop string (incomplete bytes too)."""
+        if not self.stopped and self._read < len(self.ids):
+            dec = self.tokenizer.decode
+            before = dec(self.ids[self._prefix:self._read], skip_special_tokens=True)
+            now = dec(self.ids[self._prefix:], skip_special_tokens=True)
+            self.text += now[len(before):]
+            self._prefix = self._read = len(self.ids)
         return self._flush()

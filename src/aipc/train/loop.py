@@ -89,15 +89,20 @@ def make_optimizer(module, cfg: TrainConfig, place: Placement):
 
 def train(cfg: TrainConfig, hooks: Hooks | None = None) -> Result:
     """Run (or resume) training as configured; returns the measured summary."""
+    import torch
+
     cfg.validate()
     dist = D.from_env()
     place = choose(cfg.device, cfg.precision, dist.local_rank)
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     set_determinism(place, cfg.deterministic, cfg.threads)
     D.init(dist, place.kind)
     try:
         return _run(cfg, dist, place, hooks or Hooks())
     finally:
         D.shutdown(dist)
+        torch.set_num_threads(threads)  # leave the process as it was (library callers, tests)
+        torch.use_deterministic_algorithms(det)
 
 
 def _check_resume(cfg: TrainConfig, prep: Prepared, run_dir: Path) -> tuple[Path | None, dict | None]:

@@ -71,8 +71,11 @@ def prepare(cfg: TrainConfig, place: Placement, world: int) -> Prepared:
         model = apply_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                            targets=cfg.lora_targets)
     hf = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if cfg.grad_ckpt:
-        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.grad_ckpt:  # non-reentrant: works with frozen inputs (LoRA) and keeps RNG for dropout
+        if hasattr(hf, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     total, trainable = model_io.count_params(model)
     global_batch = cfg.batch_size * cfg.grad_accum * world
     steps = packing.steps_for(len(train), global_batch, cfg.steps, cfg.epochs)

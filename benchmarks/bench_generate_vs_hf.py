@@ -1,0 +1,159 @@
+"""aipc generate vs HF generate(): decode tokens/s, same model, precision, prompt, machine, one run.
+
+Both sides run in this process on one random-weight Llama (real transformers architecture), batch 1,
+greedy. HF: ``model.generate(ids, max_new_tokens=N, do_sample=False)`` with default settings
+(DynamicCache, default logits processors and stopping criteria). aipc: ``aipc.serve.generate.generate``
+(FastLM: static KV cache, fused projections). End-of-sequence is disabled on both so each produces
+exactly N tokens, and the two token sequences are checked to be identical.
+
+Decode tokens/s is measured the same way for both: (N − 1) / (T(N) − T(1)), where T(k) is the wall
+time to generate k tokens from the same prompt — prefill and first token cancel out. Runs alternate
+HF/aipc (order flipped each repetition); medians are reported with min–max.
+
+    python benchmarks/bench_generate_vs_hf.py                 # ~55M params fp32, prints a table
+    python benchmarks/bench_generate_vs_hf.py --write         # and records it in docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def build(args):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from aipc.serve.loader import torch_dtype
+
+    cfg = LlamaConfig(hidden_size=args.hidden, intermediate_size=args.intermediate, num_hidden_layers=args.layers,
+                      num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, vocab_size=args.vocab,
+                      max_position_embeddings=args.prompt_tokens + args.new_tokens + 16, eos_token_id=None,
+                      bos_token_id=None, pad_token_id=None)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).to(torch_dtype(args.dtype)).eval()
+    model.generation_config.eos_token_id = None  # exactly N tokens on both sides
+    model.generation_config.pad_token_id = 0     # silences the "setting pad_token_id" notice
+    return model
+
+
+def hf_run(model, ids, n):
+    t = time.perf_counter()
+    out = model.generate(ids, max_new_tokens=n, do_sample=False)
+    return time.perf_counter() - t, out[0, ids.shape[1]:].tolist()
+
+
+def aipc_run(runner, tok, ids, n):
+    from aipc.serve.generate import generate
+    from aipc.serve.sampling import SamplingParams
+
+    t = time.perf_counter()
+    res = generate(runner, tok, ids[0].tolist(), SamplingParams(max_tokens=n, ignore_eos=True))
+    return time.perf_counter() - t, res.token_ids, res.stats
+
+
+class _NoTok:  # generate() detokenizes for streaming; ids above a real vocab decode to '' here
+    eos_token_id = None
+
+    def decode(self, ids, skip_special_tokens=True):
+        return ""
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--intermediate", type=int, default=1408)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--prompt-tokens", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: torch's)")
+    ap.add_argument("--write", action="store_true", help="record the result in docs/benchmarks.md")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from aipc.serve.hfrunner import make_runner
+
+    model = build(args)
+    params = sum(p.numel() for p in model.parameters())
+    runner = make_runner(model, max_len=args.prompt_tokens + args.new_tokens + 8)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, args.vocab, (1, args.prompt_tokens), generator=g)
+    tok = _NoTok()
+    N = args.new_tokens
+    load0 = os.getloadavg()[0]
+    hf_run(model, ids, 4), aipc_run(runner, tok, ids, 4)  # warm-up
+    hf_tps, ai_tps, ai_internal, same = [], [], [], True
+    for r in range(args.reps):
+        order = ("hf", "aipc") if r % 2 == 0 else ("aipc", "hf")
+        for side in order:
+            if side == "hf":
+                t1, _ = hf_run(model, ids, 1)
+                tn, hf_ids = hf_run(model, ids, N)
+                hf_tps.append((N - 1) / (tn - t1))
+            else:
+                t1, _, _ = aipc_run(runner, tok, ids, 1)
+                tn, ai_ids, st = aipc_run(runner, tok, ids, N)
+                ai_tps.append((N - 1) / (tn - t1))
+                ai_internal.append(st.decode_tokens_per_s)
+        same = same and hf_ids == ai_ids
+    load1 = os.getloadavg()[0]
+    med_hf, med_ai = statistics.median(hf_tps), statistics.median(ai_tps)
+    result = {
+        "model": f"random Llama {params / 1e6:.1f}M params (hidden {args.hidden}, {args.layers} layers, "
+                 f"{args.heads} heads / {args.kv_heads} KV heads, vocab {args.vocab})",
+        "params": params, "dtype": args.dtype, "batch": 1, "prompt_tokens": args.prompt_tokens, "new_tokens": N,
+        "reps": args.reps, "threads": torch.get_num_threads(), "runner": type(runner).__name__,
+        "hf_decode_tokens_per_s": {"median": med_hf, "min": min(hf_tps), "max": max(hf_tps)},
+        "aipc_decode_tokens_per_s": {"median": med_ai, "min": min(ai_tps), "max": max(ai_tps)},
+        "aipc_tpot_based_tokens_per_s_median": statistics.median(ai_internal),
+        "ratio": med_ai / med_hf, "greedy_tokens_identical": same,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
+        "load_avg_1min": [round(load0, 2), round(load1, 2)],
+        "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+        "command": "python benchmarks/bench_generate_vs_hf.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model']}, {args.dtype}, batch 1, prompt {args.prompt_tokens}, {N} new tokens, "
+              f"{result['threads']} threads, {args.reps} reps, load {result['load_avg_1min']}")
+        print(f"  HF generate(): {med_hf:8.1f} tok/s  (min {min(hf_tps):.1f}, max {max(hf_tps):.1f})")
+        print(f"  aipc generate: {med_ai:8.1f} tok/s  (min {min(ai_tps):.1f}, max {max(ai_tps):.1f})")
+        print(f"  ratio: {result['ratio']:.2f}x   greedy tokens identical: {same}")
+    if args.write:
+        write_doc(result)
+    return result
+
+
+def write_doc(r: dict) -> None:
+    from aipc.serve.mdsection import append_to_section
+
+    line = (f"| {time.strftime('%Y-%m-%d')} | {r['model']} | {r['dtype']} | {r['threads']} | "
+            f"{r['hf_decode_tokens_per_s']['median']:.1f} ({r['hf_decode_tokens_per_s']['min']:.1f}–"
+            f"{r['hf_decode_tokens_per_s']['max']:.1f}) | {r['aipc_decode_tokens_per_s']['median']:.1f} "
+            f"({r['aipc_decode_tokens_per_s']['min']:.1f}–{r['aipc_decode_tokens_per_s']['max']:.1f}) | "
+            f"**{r['ratio']:.2f}x** | {r['greedy_tokens_identical']} | {r['load_avg_1min'][0]}–{r['load_avg_1min'][1]} | "
+            f"`{r['command'].strip()}` |")
+    header = ("| date | model | dtype | threads | HF generate() decode tok/s, median (min–max) | aipc generate decode "
+              "tok/s | ratio | same greedy tokens | load avg | command |\n|---|---|---|---|---|---|---|---|---|---|")
+    append_to_section(ROOT / "docs" / "benchmarks.md", "## Generate", header, line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Many workloads at once: peak memory, fit and time for each, without the per-estimate extras
+(suggestions, device counts, storage). For planners that scan shapes or settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aipc.estimate.api import resolve_device, resolve_model
+from aipc.estimate.compute import compute_for
+from aipc.estimate.efficiency import efficiency_for
+from aipc.estimate.memory import memory_breakdown
+from aipc.estimate.roofline import timing
+from aipc.hardware.spec import DeviceSpec
+from aipc.spec import Workload
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPoint:
+    workload: Workload
+    peak_bytes: int
+    fits: bool
+    seconds: float | None       # training: step time; inference: time for one request (prefill + decode)
+    tokens_per_s: float | None  # training tokens/s or decode tokens/s of the batch
+
+
+def sweep(workloads: list[Workload], device: str | DeviceSpec) -> list[SweepPoint]:
+    """Estimate every workload on one device kind (models resolved once each)."""
+    d = resolve_device(device)
+    cap = d.usable_memory_bytes
+    eff = None
+    out = []
+    for w in workloads:
+        m = resolve_model(w.model)
+        mem = memory_breakdown(m, w, d)
+        c = compute_for(m, w)
+        eff = eff or efficiency_for(d, c.flops_per_token)
+        t, _ = timing(d, w, c, eff)
+        secs = t.step_s if w.is_train else t.request_s
+        tps = t.train_tokens_per_s if w.is_train else t.decode_tokens_per_s
+        out.append(SweepPoint(workload=w, peak_bytes=mem.peak_bytes, fits=mem.peak_bytes <= cap, seconds=secs,
+                              tokens_per_s=tps))
+    return out
