@@ -1,9 +1,9 @@
 """aipc hw probes: the measured fp32 GEMM and copy bandwidth agree with plain timings taken here.
 
 The machine is shared, so each comparison interleaves the probe with the plain timing over several
-rounds, compares medians, and retries the whole comparison up to twice when another process's
-burst got in the way. A systematic error (wrong FLOP or byte count, wrong units, a broken timing
-loop) misses every attempt, so the tests can still fail.
+rounds and compares medians; when another process's burst got in the way it adds rounds (up to 3x)
+and compares the medians of all rounds. A systematic error (wrong FLOP or byte count, wrong units,
+a broken timing loop) survives the pooling, so the tests can still fail.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ def _plain_seconds(fn, reps: int = 7, sync=lambda: None) -> float:
     return statistics.median(times)
 
 
-def _agree(probe_value, plain_value, rounds: int, tol: float, attempts: int = 3) -> tuple[float, float]:
-    """Interleave probe and plain measurements; (probe median, plain median) of the first attempt
-    that agrees within ``tol``, else of the last attempt."""
-    for _ in range(attempts):
-        ours, plain = [], []
+def _agree(probe_value, plain_value, rounds: int, tol: float, batches: int = 3) -> tuple[float, float]:
+    """Interleave probe and plain measurements in batches of ``rounds``; after each batch compare the
+    medians over all rounds so far and stop once they agree within ``tol``. Pooling (rather than
+    independent retries) lets noise average out while a systematic error stays visible."""
+    ours, plain = [], []
+    for _ in range(batches):
         for _ in range(rounds):
             ours.append(probe_value())
             plain.append(plain_value())
@@ -101,7 +102,7 @@ def test_time_calls_needs_both_min_reps_and_min_time():
 ])
 def test_choose_gemm_size_picks_largest_size_within_budget(monkeypatch, model, expect):
     monkeypatch.setattr(probe, "_gemm_fn", lambda torch, device, dtype, n: n)
-    monkeypatch.setattr(probe, "_once", lambda fn, sync: model(fn))
+    monkeypatch.setattr(probe, "_once", lambda fn, sync, limit_s=0: model(fn))
     settings = ProbeSettings(max_call_s=0.1, min_gemm_n=1024 if expect != 512 else 2048)
     n, t = probe.choose_gemm_size(torch, "cpu", "fp32", settings, mem_limit_bytes=1e12)
     assert n == expect and t == model(n)
@@ -109,7 +110,7 @@ def test_choose_gemm_size_picks_largest_size_within_budget(monkeypatch, model, e
 
 def test_choose_gemm_size_respects_memory_limit(monkeypatch):
     monkeypatch.setattr(probe, "_gemm_fn", lambda torch, device, dtype, n: n)
-    monkeypatch.setattr(probe, "_once", lambda fn, sync: 1e-6)
+    monkeypatch.setattr(probe, "_once", lambda fn, sync, limit_s=0: 1e-6)
     n, _ = probe.choose_gemm_size(torch, "cpu", "fp32", ProbeSettings(), mem_limit_bytes=3 * 1024 * 1024 * 4)
     assert n == 1024
 

@@ -117,3 +117,22 @@ def test_flops_and_mfu():
     assert train_flops_per_token(1_000_000, 2, 64, 128, "lora") == 4e6 + 12 * 2 * 64 * 128
     assert mfu(1000.0, 6e6, 1e10) == pytest.approx(0.6)
     assert mfu(1000.0, 6e6, None) is None
+
+
+def test_mfu_peak_comes_from_the_hw_profile(monkeypatch):
+    # the profile object is faked (measuring takes seconds); the lookup and the n/a path are real
+    import aipc.hardware.profile as profile
+    from aipc.train.metrics import info_line, measured_peak_flops
+
+    class Fake:
+        source = "aipc hw quick profile (test)"
+
+        def peak_flops(self, dtype, device=None):
+            return 2e11 if (dtype, device) == ("fp32", "cpu") else None
+
+    monkeypatch.setattr(profile, "load_or_measure", lambda quick=False, **kw: Fake())
+    peak, note = measured_peak_flops("fp32", "cpu")
+    assert peak == 2e11 and "200 GFLOP/s" in note and "test" in note
+    peak, note = measured_peak_flops("bf16", "cpu")
+    assert peak is None and note.startswith("n/a")
+    assert info_line(2.5, 1234.0, None).endswith("MFU n/a (no measured peak)")

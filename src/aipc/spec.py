@@ -118,7 +118,7 @@ class Workload:
         return dataclasses.replace(self, **changes).validate()
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {name: getattr(self, name) for name in _FIELD_NAMES}
         d["lora_targets"] = list(self.lora_targets)
         return d
 
@@ -167,6 +167,9 @@ class Workload:
         if not self.lora_targets:
             raise AipcError("lora_targets is empty; name modules such as q_proj,v_proj or 'all-linear'")
         return self
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Workload))
 
 
 def _coerce(field: dataclasses.Field, value: Any, where: str) -> Any:

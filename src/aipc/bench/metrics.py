@@ -14,17 +14,7 @@ the measured peak of this device (aipc hw) and, where the catalog knows the devi
 from __future__ import annotations
 
 from aipc.bench.stats import Series, summarize
-
-
-def peak_flops(spec, compute_dtype: str) -> float | None:
-    """The peak the estimator uses for a compute dtype (aipc.estimate.roofline's fallback order)."""
-    if spec is None:
-        return None
-    for dt in (compute_dtype, "bf16" if compute_dtype == "fp16" else "fp16", "fp32"):
-        p = spec.peak(dt)
-        if p:
-            return p
-    return None
+from aipc.estimate.calibrate import peak_for as peak_flops
 
 
 def _work(scenario: str, est, gen: int) -> tuple[float | None, float | None]:

@@ -158,6 +158,11 @@ class ResultsDB:
         """Store one run in one transaction; returns its id (a UUID string)."""
         if not kind or not isinstance(kind, str):
             raise AipcError("a run needs a kind such as 'bench' or 'loadtest'")
+        for name, val in (("workload", workload), ("metrics", metrics), ("context", context)):
+            if val is not None and not isinstance(val, dict):
+                raise AipcError(f"a run's {name} must be a dict (got {type(val).__name__}); nothing was stored")
+        if samples is not None and not isinstance(samples, (list, dict)):
+            raise AipcError(f"a run's samples must be a list or dict (got {type(samples).__name__}); nothing was stored")
         context = dict(context or {})
         mctx = context.get("machine") if isinstance(context.get("machine"), dict) else {}
         row = {

@@ -15,6 +15,16 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def wide_console():
+    """A rich console; when stdout is not a terminal (pipes, files, tests) 160 columns wide, so the
+    summary table is not squeezed to 80."""
+    import sys as _sys
+
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if _sys.stdout.isatty() else 160)
+
+
 def _progress(enabled: bool):
     """A rich progress display on stderr (None when stderr is not a terminal)."""
     if not enabled or not sys.stderr.isatty():
@@ -38,9 +48,9 @@ def render(report: dict) -> None:
     """The one-screen summary."""
     from rich.table import Table
 
-    from aipc.render import console, gb, seconds, si
+    from aipc.render import gb, seconds, si
 
-    con = console()
+    con = wide_console()
     con.print(f"[bold]aipc bench[/bold] {report['model']} ({si(report['params'], digits=3)} params) on "
               f"{report['machine']['host']} ({report['machine']['fingerprint']}); peaks: {report['machine']['peaks']}; "
               f"CPU threads {report['cpu_threads']}")

@@ -50,8 +50,17 @@ def _yes(flag) -> str:
     return "not available" if flag is None else ("yes" if flag else "no")
 
 
+def _spread(s) -> str:
+    """p10..p90 in the median's SI prefix: '44.2-44.8 G'."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
+        if s.median >= factor:
+            return f"{s.p10 / factor:.3g}-{s.p90 / factor:.3g} {prefix}".rstrip()
+    return f"{s.p10:.3g}-{s.p90:.3g}"
+
+
 def render(p, exported: Path | None) -> None:
     """Detection facts, then the measured-peaks table with what each number means."""
+    from rich import box
     from rich.table import Table
 
     from aipc.render import console, gb, seconds, si
@@ -80,23 +89,31 @@ def render(p, exported: Path | None) -> None:
     c.print(f"          BLAS {sw.blas or '?'}; threads: torch {sw.torch_threads}, OpenMP {sw.omp_threads}, "
             f"MKL {sw.mkl_threads}; CPU bf16 {sw.cpu_bf16}; SDPA {_yes(sw.sdpa.get('available'))} "
             f"(flash kernels built: {_yes(sw.sdpa.get('flash_built'))})")
-    t = Table(title="Measured peaks — median over repeated calls after warm-up (p10..p90 across samples)")
-    for col in ("device", "what was measured", "median", "p10..p90", "samples", "per call"):
-        t.add_column(col, justify="right" if col in ("median", "p10..p90", "samples", "per call") else "left")
+    t = Table(title="Measured peaks: median over repeated calls after warm-up", title_justify="left",
+              box=box.SIMPLE_HEAD)
+    for col in ("device", "what", "median", "p10..p90", "reps", "per call"):
+        t.add_column(col, justify="left" if col in ("device", "what") else "right", no_wrap=True)
+    footnotes = []
     for d in p.devices:
-        threads = f" ({d.threads} threads)" if d.threads else ""
+        if d.threads:
+            footnotes.append(f"{d.device}: {d.threads} threads (torch default)")
         for dt, g in d.gemm.items():
             s = g.flops_s
-            t.add_row(d.device + threads, f"{dt} GEMM {g.n}x{g.n} (2·n³ FLOP per call)" + (f" — {g.note}" if g.note else ""),
-                      si(s.median, "FLOP/s"), f"{si(s.p10)}..{si(s.p90)}", str(s.samples), seconds(s.seconds_per_call))
+            t.add_row(d.device, f"{dt} GEMM {g.n}x{g.n}" + (" *" if g.note else ""), si(s.median, "FLOP/s"),
+                      _spread(s), str(s.samples), seconds(s.seconds_per_call))
+            if g.note:
+                footnotes.append(f"* {d.device} {dt}: {g.note}")
         for kind, b in d.bandwidth.items():
             s = b.bytes_s
-            what = "copy, read+write bytes" if kind == "copy" else "read only, a.sum()"
-            t.add_row(d.device + threads, f"memory bandwidth ({what}), {b.buffer_bytes >> 20} MiB buffers",
-                      si(s.median, "B/s"), f"{si(s.p10)}..{si(s.p90)}", str(s.samples), seconds(s.seconds_per_call))
-        for dt, why in d.skipped.items():
-            t.add_row(d.device, f"{dt} GEMM not measured: {why}", "-", "-", "-", "-")
+            t.add_row(d.device, f"memory {kind} {b.buffer_bytes >> 20} MiB", si(s.median, "B/s"),
+                      _spread(s), str(s.samples), seconds(s.seconds_per_call))
+        footnotes += [f"{d.device} {dt} GEMM not measured: {why}" for dt, why in d.skipped.items()]
     c.print(t)
+    c.print("GEMM: C = A @ B with n x n matrices, 2·n³ FLOP per call (dense). memory copy: b.copy_(a), "
+            "bandwidth counts read + write bytes (2 x buffer per call); memory read: a.sum(), 1 x buffer. "
+            "p10..p90: spread across samples.")
+    for f in footnotes:
+        c.print(f)
     cores = cpu.logical_cores
     if p.load_avg and max(p.load_avg) > 0.5 * cores:
         c.print(f"note: load average {p.load_avg[0]:.1f} before / {p.load_avg[1]:.1f} after measuring on "

@@ -95,8 +95,11 @@ def build_candidates(needs: Needs, catalog: dict[str, DeviceSpec], local: list[D
                     src += f"; converted at {a.usd_per_unit:g} USD per {a.currency}"
             else:
                 continue  # no purchase price: not a buy candidate (add one under [prices])
+            host = a.host_per_gpu_card if (d.kind == "gpu" and d.category == "workstation") else 0.0
+            if host:
+                src += f"; + {host:g} {a.currency} host PC per card (host_per_gpu_card)"
             out.append(Candidate(id=f"buy:{name}", kind="buy", device=d, label=f"Buy {d.label}",
-                                 capex_per_device=price + a.extra_capex_per_device, price_source=src, pue=pue(d)))
+                                 capex_per_device=price + host + a.extra_capex_per_device, price_source=src, pue=pue(d)))
     if needs.rent:
         for name, d in catalog.items():
             if not keep(name):

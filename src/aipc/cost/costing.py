@@ -4,8 +4,10 @@
     owned:  total  = (capex·(1 − r)/months + ops) · N · share + busy device-hours · kW · PUE · $/kWh
 
 Paid device-hours (cloud): a training job rents ceil(n/k)·k devices for its duration (k devices per
-instance); a service rents its replicas for the hours its requests keep them busy, and with
-``always_on`` at least one replica every hour of the month. Owned devices (N): enough for the largest
+instance); a service rents its replicas for the hours its requests keep them busy — requests per
+month / capacity at the smallest batch that carries the average load — and with ``always_on`` at
+least one replica every hour of the month. Replicas at peak: ceil(peak / capacity at the smallest
+batch that carries the peak, or the largest batch within the latency targets). Owned devices (N): enough for the largest
 job, for all serving replicas at peak, and for the busy hours (N ≥ busy / 730). ``share`` is 1 when
 utilization is 'auto' (the devices serve only this demand), else busy / (N · 730 · utilization):
 the demand's share of devices that also do other work. A :class:`Scenario` scales demand and prices
@@ -21,7 +23,7 @@ from aipc.cost import tco
 from aipc.cost.candidates import Candidate
 from aipc.cost.defaults import HOURS_PER_MONTH
 from aipc.cost.needs import Needs, TrainJob
-from aipc.cost.perf import JobPerf, ServePerf
+from aipc.cost.perf import JobPerf, ServePerf, batch_for
 
 INF = math.inf
 
@@ -99,16 +101,18 @@ def _train_cost(job: TrainJob, p: JobPerf, c: Candidate, sc: Scenario) -> tuple[
 
 def _serve_cost(inf, p: ServePerf, c: Candidate, sc: Scenario, always_on: bool) -> tuple[WorkloadCost, float, int]:
     reqs = inf.requests_per_month * sc.demand
-    replicas = tco.replicas_needed(inf.peak_requests_per_s * sc.demand, p.requests_per_s)
-    replica_hours = reqs / p.requests_per_s / 3600
+    b_peak, rps_peak = batch_for(p.curve, inf.peak_requests_per_s * sc.demand)
+    replicas = tco.replicas_needed(inf.peak_requests_per_s * sc.demand, rps_peak)
+    b_avg, rps_avg = batch_for(p.curve, reqs / (HOURS_PER_MONTH * 3600))
+    replica_hours = reqs / rps_avg / 3600
     paid, work = 0.0, 0.0
     if c.kind == "cloud":
         per_replica = math.ceil(p.devices_per_replica / c.devices_per_instance) * c.devices_per_instance
         work = replica_hours * per_replica
         paid = max(replica_hours, HOURS_PER_MONTH if always_on else 0.0) * per_replica
     w = WorkloadCost(name=inf.name, task="infer", model=inf.model, feasible=True, source=p.source,
-                     devices=p.devices_per_replica, replicas=replicas, batch=p.batch, ttft_s=p.ttft_s, tpot_s=p.tpot_s,
-                     tokens_per_s=p.requests_per_s * inf.output_tokens, requests_per_s_per_replica=p.requests_per_s,
+                     devices=p.devices_per_replica, replicas=replicas, batch=b_peak, ttft_s=p.ttft_s, tpot_s=p.tpot_s,
+                     tokens_per_s=rps_peak * inf.output_tokens, requests_per_s_per_replica=rps_peak,
                      busy_device_hours_per_month=replica_hours * p.devices_per_replica, paid_device_hours_per_month=paid,
                      tokens_per_month=reqs * (inf.prompt_tokens + inf.output_tokens),
                      output_tokens_per_month=reqs * inf.output_tokens)

@@ -22,7 +22,7 @@ from aipc.cost.candidates import Candidate, build_candidates
 from aipc.cost.costing import Core, cost_candidate
 from aipc.cost.needs import Needs, load_needs
 from aipc.cost.perf import job_perf, serve_perf
-from aipc.cost.result import Assumption, BreakEven, CandidateResult, Decision, Pick
+from aipc.cost.result import Assumption, BreakEven, CandidateResult, Decision
 from aipc.cost.throughput import MeasuredIndex, load_index
 from aipc.errors import AipcError
 from aipc.hardware.spec import DeviceSpec
@@ -39,8 +39,9 @@ def _perfs(needs: Needs, cands: list[Candidate], idx: MeasuredIndex) -> dict[str
         d = c.device
         if d.name in out:
             continue
-        out[d.name] = [job_perf(j, d, models[j.model], a.max_devices, idx) for j in needs.jobs] + \
-                      [serve_perf(i, d, models[i.model], a.max_devices, a.max_batch, idx) for i in needs.inference]
+        most = min(a.max_devices, c.max_devices) if c.max_devices else a.max_devices  # this machine: what it has
+        out[d.name] = [job_perf(j, d, models[j.model], most, idx) for j in needs.jobs] + \
+                      [serve_perf(i, d, models[i.model], most, a.max_batch, idx) for i in needs.inference]
     return out
 
 
@@ -92,7 +93,9 @@ def _break_evens(c: Candidate, core: Core, clouds: list[tuple[Candidate, Core]],
         k = ccore.work_paid_hours / core.busy_hours if core.busy_hours > 0 else 1.0
         u = tco.break_even_utilization(c.capex_per_device, a.residual_fraction, a.horizon_months, core.energy_per_hour,
                                        cc.per_hour, a.ops_per_month if c.kind == "buy" else 0.0, k)
+        billed = sum(w.paid_device_hours_per_month for w in ccore.workloads)
         out.append(BreakEven(vs=cc.id, vs_label=cc.label, cloud_per_month=ccore.total_per_month,
+                             cloud_billed_device_hours=billed, cloud_work_device_hours=ccore.work_paid_hours,
                              months=months if math.isfinite(months) else None,
                              utilization=u if u <= 1.0 else None))
     return sorted(out, key=lambda b: b.cloud_per_month)
@@ -139,9 +142,9 @@ def decide(needs: Needs | str | Path | dict, *, catalog: dict[str, DeviceSpec] |
 
         catalog = load_catalog()
     if local is None:
-        from aipc.estimate.api import local_devices
+        from aipc.cost.local import this_machine
 
-        local = local_devices()
+        local = this_machine() if needs.owned else []
     idx = measured if measured is not None else load_index()
     cands = build_candidates(needs, catalog, local)
     if not cands:
@@ -175,11 +178,12 @@ def decide(needs: Needs | str | Path | dict, *, catalog: dict[str, DeviceSpec] |
           if n_meas else f"estimated for all {n_all} (device, workload) pairs (no matching measured runs"
                          f"{'' if not idx.source else '; ' + idx.source})")
     closest = infeasible[:3]
+    split = per_workload(cands, per_cand, needs)
     return Decision(
         currency=needs.assumptions.currency, feasible=bool(feasible),
-        recommendation=recommendation(feasible, closest, picks, flips, needs, scores),
+        recommendation=recommendation(feasible, closest, picks, flips, needs, split),
         picks=picks, candidates=feasible + infeasible, closest_misses=closest,
-        per_workload=per_workload(cands, per_cand, needs), sensitivity=rows, flips=flips,
+        per_workload=split, sensitivity=rows, flips=flips,
         assumptions=_assumptions(needs), throughput=tp, warnings=warnings_for(feasible, needs),
         needs=needs.to_dict())
 

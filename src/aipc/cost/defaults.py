@@ -62,6 +62,12 @@ ASSUMPTIONS: dict[str, Default] = {
     "extra_capex_per_device": Default(0.0, "extra purchase cost per device, e.g. the PC around a GPU card "
                                            "(catalog prices of cards are the card alone)",
                                       "none assumed; a host PC typically adds its own price"),
+    "host_per_gpu_card": Default(1000.0, "purchase cost of the PC that hosts one discrete GPU card (catalog "
+                                         "category workstation, kind gpu), added to each card bought; 0 if you "
+                                         "already have the PC",
+                                 "assumption (unverified): a desktop without GPU (8-16 core CPU, 64 GB RAM, "
+                                 "~1000 W power supply) costs roughly $1,000; complete systems (Mac Studio, "
+                                 "Framework Desktop, DGX Spark) are priced whole in the catalog"),
     "max_devices": Default(8, "most devices one training job or one serving replica may span",
                            "one 8-GPU server (the largest common cloud instance, e.g. AWS p5.48xlarge)"),
     "always_on": Default(True, "a serving endpoint stays up around the clock: in the cloud at least one "
@@ -83,8 +89,9 @@ JOB: dict[str, Default] = {
     "jobs_per_month": Default(1.0, "how many such jobs run per month", "one job a month"),
     "deadline_hours": Default(None, "a job must finish within this many hours (none: no deadline)", "-"),
     "seq_len": Default(2048, "training sequence length (tokens)", "aipc Workload default"),
-    "batch_size": Default(4, "micro-batch per device (sequences)", "assumption: fits common 24 GB cards "
-                                                                   "for 1-8B LoRA with checkpointing"),
+    "batch_size": Default(1, "micro-batch per device (sequences); add grad_accum for a larger effective batch",
+                          "the smallest memory; aipc's roofline time is per token, so once compute-bound "
+                          "the micro-batch changes memory more than speed"),
     "precision": Default(None, "bf16, mixed-bf16, fp32, nf4, ... (default: the Workload default, bf16)", "-"),
     "grad_ckpt": Default("auto", "activation checkpointing: true, false, or 'auto' (on only where the job "
                                  "would not fit without it)", "what a team would do when memory is short"),

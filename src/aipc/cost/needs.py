@@ -10,12 +10,17 @@ they obey the same rules. Import-light: no torch.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aipc.cost import defaults as D
+from aipc.cost.checks import bool_ as _bool
+from aipc.cost.checks import names as _names
+from aipc.cost.checks import num as _num
+from aipc.cost.checks import table as _table
+from aipc.cost.checks import text as _text
+from aipc.cost.checks import unknown_key as _unknown_key
 from aipc.errors import AipcError
 from aipc.spec import Workload, workload_from_dict
 
@@ -29,6 +34,7 @@ TOP_KEYS = {"currency", "usd_per_unit", "on_prem_required", "assumptions", "jobs
 CANDIDATE_KEYS = {"devices", "exclude", "buy", "owned", "cloud", "replace_cloud"}
 CLOUD_KEYS = {"device", "provider", "per_hour", "per_instance_hour", "devices_per_instance", "instance"}
 DAYS_PER_MONTH = 365 / 12
+USD_DEFAULTS = ("electricity_per_kwh", "host_per_gpu_card")  # defaults quoted in US dollars
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +115,7 @@ class Assumptions:
     pue_datacenter: float
     ops_per_month: float
     extra_capex_per_device: float
+    host_per_gpu_card: float
     max_devices: int
     always_on: bool
     peak_to_average: float
@@ -128,71 +135,12 @@ class Needs:
     buy: bool = True                # consider buying catalog devices
     owned: bool = True              # consider this machine
     rent: bool = True               # consider cloud offers
-    given: frozenset[str] = frozenset()  # assumption fields set by the file or a flag (not defaults)
+    given: frozenset[str] = frozenset()  # assumption fields the file or a flag set to a non-default value
 
     def to_dict(self) -> dict[str, Any]:
         from aipc.render import to_jsonable
 
         return {k: to_jsonable(v) for k, v in self.__dict__.items()}
-
-
-# ------------------------------------------------------------------------------------ checks
-
-def _num(v: Any, where: str, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None,
-         hi_open: bool = False, whole: bool = False, fix: str = "") -> float:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if ok and whole:
-        ok = float(v).is_integer()
-    if ok and lo is not None:
-        ok = v > lo if lo_open else v >= lo
-    if ok and hi is not None:
-        ok = v < hi if hi_open else v <= hi
-    if not ok:
-        rng = []
-        if lo is not None:
-            rng.append(f"{'>' if lo_open else '>='} {lo:g}")
-        if hi is not None:
-            rng.append(f"{'<' if hi_open else '<='} {hi:g}")
-        kind = "a whole number" if whole else "a number"
-        what = f"{kind} {' and '.join(rng)}".strip()
-        raise AipcError(f"{where} must be {what} (got {v!r}){'; ' + fix if fix else ''}")
-    return int(v) if whole else float(v)
-
-
-def _bool(v: Any, where: str) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.strip().lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-        return v.strip().lower() in ("true", "yes", "1", "on")
-    raise AipcError(f"{where} must be true or false (got {v!r})")
-
-
-def _text(v: Any, where: str) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise AipcError(f"{where} must be non-empty text (got {v!r})")
-    return v.strip()
-
-
-def _names(v: Any, where: str) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [s for s in v.split(",") if s.strip()]
-    if not isinstance(v, list) or not all(isinstance(s, str) and s.strip() for s in v):
-        raise AipcError(f"{where} must be a list of device ids, e.g. [\"rtx-4090\", \"h100-sxm\"]")
-    return tuple(s.strip() for s in v)
-
-
-def _table(v: Any, where: str) -> dict:
-    if not isinstance(v, dict):
-        raise AipcError(f"{where} must be a table")
-    return v
-
-
-def _unknown_key(key: str, allowed: set[str] | dict, where: str) -> AipcError:
-    from aipc.errors import closest
-
-    near = closest(key, list(allowed))
-    hint = f"; did you mean {', '.join(near)}?" if near else f"; allowed: {', '.join(sorted(allowed))}"
-    return AipcError(f"{where}: unknown field '{key}'{hint}")
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -208,9 +156,13 @@ def _assumptions(raw: dict) -> tuple[Assumptions, frozenset[str]]:
     for k in D.ASSUMPTIONS:
         if k in raw and k in section:
             raise AipcError(f"'{k}' is given both at the top level and under [assumptions]; keep one")
-        if k in raw or k in section:
-            given.add(k)
         vals[k] = raw.get(k, section.get(k, D.ASSUMPTIONS[k].value))
+        if (k in raw or k in section) and vals[k] != D.ASSUMPTIONS[k].value:
+            given.add(k)
+    usd_rate = vals["usd_per_unit"]
+    for k in USD_DEFAULTS:  # a default quoted in US dollars, converted to the file's currency
+        if k not in raw and k not in section and isinstance(usd_rate, (int, float)) and usd_rate > 0:
+            vals[k] = D.ASSUMPTIONS[k].value / usd_rate
     u = vals["utilization"]
     if isinstance(u, str) and u.strip().lower() == "auto":
         util = None
@@ -232,6 +184,8 @@ def _assumptions(raw: dict) -> tuple[Assumptions, frozenset[str]]:
         pue_datacenter=_num(vals["pue_datacenter"], "pue_datacenter", lo=1, fix="~1.56 (Uptime Institute 2024)"),
         ops_per_month=_num(vals["ops_per_month"], "ops_per_month", lo=0),
         extra_capex_per_device=_num(vals["extra_capex_per_device"], "extra_capex_per_device", lo=0),
+        host_per_gpu_card=_num(vals["host_per_gpu_card"], "host_per_gpu_card", lo=0,
+                               fix="the price of the PC around a GPU card in your currency, 0 if you have one"),
         max_devices=_num(vals["max_devices"], "max_devices", lo=1, whole=True),
         always_on=_bool(vals["always_on"], "always_on"),
         peak_to_average=_num(vals["peak_to_average"], "peak_to_average", lo=1),
@@ -401,11 +355,14 @@ def read_raw(source: str | Path, stdin_text: str | None = None) -> dict:
 
 
 def merge(base: dict, over: dict) -> dict:
-    """Deep merge: tables merge key by key, anything else (lists included) is replaced by ``over``."""
+    """Deep merge: tables merge key by key; ``[[cloud]]`` offers add up (an offer for the same device
+    and provider overrides the earlier one when candidates are built); anything else is replaced."""
     out = dict(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = merge(out[k], v)
+        elif k == "cloud" and isinstance(v, list) and isinstance(out.get(k), list):
+            out[k] = [*out[k], *v]
         else:
             out[k] = v
     return out
@@ -451,6 +408,3 @@ def example_text() -> str:
     """The commented example needs file shipped with the package."""
     return Path(__file__).with_name("example_needs.toml").read_text(encoding="utf-8")
 
-
-__all__ = ["Assumptions", "CloudOverride", "InferenceDemand", "Needs", "TrainJob", "apply_set", "example_text",
-           "load_needs", "merge", "needs_from_dict", "parse_value", "read_raw"]

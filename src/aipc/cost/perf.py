@@ -10,8 +10,13 @@ would not fit without), else the fewest devices with ZeRO-3; then, if the job mi
 twice the devices (data parallel) until it meets it or reaches ``max_devices``.
 
 Serving: TTFT and TPOT of a lone request (batch 1) must meet the targets; then the batch doubles
-while the targets still hold and one replica cannot yet carry the peak, up to ``max_batch``. The
-replica's capacity is batch / request time (Little's law); decide sizes replicas from it.
+while the targets still hold, up to ``max_batch`` or until one replica carries 10x the peak. Each
+batch's capacity is batch / request time (Little's law); this curve is what costing sizes replicas
+(at the peak) and busy hours (at the average load) from.
+
+Speed: a shape that does not fit is rejected with the estimator's memory model alone
+(``memory_breakdown``, ``devices_needed``); the full ``estimate`` (times, efficiency) runs only for
+shapes that fit, so no time goes into fix suggestions decide does not show.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from dataclasses import dataclass
 from aipc.cost.needs import InferenceDemand, TrainJob
 from aipc.cost.throughput import MeasuredIndex
 from aipc.estimate import estimate
+from aipc.estimate.fit import devices_needed
+from aipc.estimate.memory import memory_breakdown
 from aipc.estimate.types import Estimate
 from aipc.hardware.spec import DeviceSpec
 from aipc.models.spec import ModelSpec
 from aipc.render import gb, seconds
 
 INF = math.inf
+HEADROOM = 10.0  # size the batch curve for up to 10x the peak (the sensitivity scan's largest demand)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +64,7 @@ class ServePerf:
     requests_per_s: float = 0.0   # one replica at the serving batch
     peak_bytes: int = 0
     source: str = "estimated"
+    curve: tuple[tuple[int, float], ...] = ()  # (batch, requests/s of one replica) within the latency targets
 
 
 def _source(e: Estimate, measured: int) -> str:
@@ -71,29 +80,36 @@ def _why_no_speed(e: Estimate, d: DeviceSpec) -> str:
     return f"no speed figure for {d.label} (run 'aipc hw' on it, or 'aipc bench')"
 
 
-def _misfit(e: Estimate, d: DeviceSpec, max_devices: int) -> str:
-    n = e.devices_needed
-    more = f"even {max_devices} devices are not enough" if n is None else f"needs {n} devices, more than max_devices = {max_devices}"
-    return f"does not fit: needs {gb(e.memory.peak_bytes)} on one {d.label} ({gb(e.capacity_bytes)} usable); {more}"
+def _misfit(peak: int, n: int | None, d: DeviceSpec, max_devices: int) -> str:
+    more = ("no number of them holds it (what does not shard stays too big)" if n is None
+            else f"needs {n} devices, more than max_devices = {max_devices}")
+    return f"does not fit: needs {gb(peak)} on one {d.label} ({gb(d.usable_memory_bytes)} usable); {more}"
+
+
+def _peak(m: ModelSpec, w, d: DeviceSpec) -> int:
+    """Peak bytes per device by the estimator's memory model (no times, no suggestions: fast)."""
+    return memory_breakdown(m, w, d).peak_bytes
 
 
 def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: MeasuredIndex) -> JobPerf:
     """Fit, devices and time per job for one training job on one device kind."""
+    cap = d.usable_memory_bytes
     options = [False, True] if job.grad_ckpt is None else [job.grad_ckpt]
-    e = None
+    w = peak = None
     for gc in options:
-        e = estimate(job.workload(grad_ckpt=gc), d, model=m)
-        if e.fits:
+        w = job.workload(grad_ckpt=gc)
+        peak = _peak(m, w, d)
+        if peak <= cap:
             break
-    assert e is not None
-    gc = bool(e.workload.get("grad_ckpt"))
     n = 1
-    if not e.fits:
-        n = e.devices_needed or 0
+    if peak > cap:
+        n = devices_needed(m, w, d) or 0
         if not n or n > max_devices:
-            return JobPerf(feasible=False, reason=_misfit(e, d, max_devices), peak_bytes=e.memory.peak_bytes,
+            return JobPerf(feasible=False, reason=_misfit(peak, n or None, d, max_devices), peak_bytes=peak,
                            miss=(n / max_devices) if n else INF)
-        e = estimate(job.workload(grad_ckpt=gc, num_devices=n, sharding="zero3"), d, model=m)
+        w = w.replace(num_devices=n, sharding="zero3")
+    gc = w.grad_ckpt
+    e = estimate(w, d, model=m)
     shape = {k: e.workload.get(k) for k in ("method", "batch_size", "seq_len", "weight_dtype")}
     meas = idx.lookup(d.name, m.name, "train", shape) if n == 1 else None
     tps = meas.value if meas else e.time.train_tokens_per_s
@@ -103,8 +119,11 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
     deadline_s = None if job.deadline_hours is None else job.deadline_hours * 3600
     sharding = "zero3" if n > 1 else "ddp"
     while deadline_s is not None and job_s > deadline_s and n * 2 <= max_devices:
-        e2 = estimate(job.workload(grad_ckpt=gc, num_devices=n * 2, sharding=sharding), d, model=m)
-        if not e2.fits or not e2.time.train_tokens_per_s:
+        w2 = w.replace(num_devices=n * 2, sharding=sharding)
+        if _peak(m, w2, d) > cap:
+            break
+        e2 = estimate(w2, d, model=m)
+        if not e2.time.train_tokens_per_s:
             break
         scale = (meas.value / e.time.train_tokens_per_s) if meas and e.time.train_tokens_per_s else 1.0
         n, e = n * 2, e2
@@ -119,40 +138,41 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
     return JobPerf(feasible=True, miss=1.0 if deadline_s is None else job_s / deadline_s, **common)
 
 
-def _serve_est(inf: InferenceDemand, d: DeviceSpec, m: ModelSpec, b: int, n: int) -> Estimate:
+def _serve_workload(inf: InferenceDemand, b: int, n: int):
     kw = {"num_devices": n, "sharding": "tp"} if n > 1 else {}
-    return estimate(inf.workload(batch_size=b, **kw), d, model=m)
+    return inf.workload(batch_size=b, **kw)
 
 
 def serve_perf(inf: InferenceDemand, d: DeviceSpec, m: ModelSpec, max_devices: int, max_batch: int,
                idx: MeasuredIndex) -> ServePerf:
     """Latency at batch 1, then the serving batch and the capacity of one replica."""
-    e = _serve_est(inf, d, m, 1, 1)
+    cap = d.usable_memory_bytes
+    w = _serve_workload(inf, 1, 1)
+    peak = _peak(m, w, d)
     n = 1
-    if not e.fits:
-        n = e.devices_needed or 0
+    if peak > cap:
+        n = devices_needed(m, w, d) or 0
         if not n or n > max_devices:
-            return ServePerf(feasible=False, reason=_misfit(e, d, max_devices), peak_bytes=e.memory.peak_bytes,
+            return ServePerf(feasible=False, reason=_misfit(peak, n or None, d, max_devices), peak_bytes=peak,
                              miss=(n / max_devices) if n else INF)
-        e = _serve_est(inf, d, m, 1, n)
+        w = _serve_workload(inf, 1, n)
+    e = estimate(w, d, model=m)
     t = e.time
-    if not t.ttft_s or not t.tpot_s:
-        return ServePerf(feasible=False, reason=_why_no_speed(e, d), miss=INF, devices_per_replica=n)
-    # measured latency at batch 1 (same device, model, shape) replaces the estimate; larger batches
-    # keep the measured/estimated ratio
+    # a measured lone request (same device, model, shape) replaces the estimate; larger batches keep
+    # the measured/estimated ratio (without an estimate, only batch 1 is known)
     wl = e.workload
-    f_ttft = f_tpot = 1.0
-    runs = 0
+    mp = md = None
     if n == 1:
         mp = idx.lookup(d.name, m.name, "prefill", {"batch_size": 1, "prompt_tokens": wl.get("prompt_tokens"),
                                                     "weight_dtype": wl.get("weight_dtype")})
         md = idx.lookup(d.name, m.name, "decode", {"batch_size": 1, "weight_dtype": wl.get("weight_dtype")})
-        if mp:
-            f_ttft, runs = mp.value / t.ttft_s, runs + mp.runs
-        if md:
-            f_tpot, runs = md.value / t.tpot_s, runs + md.runs
-    ttft, tpot = t.ttft_s * f_ttft, t.tpot_s * f_tpot
-    src = _source(e, runs)
+    ttft = mp.value if mp else t.ttft_s
+    tpot = md.value if md else t.tpot_s
+    if not ttft or not tpot:
+        return ServePerf(feasible=False, reason=_why_no_speed(e, d), miss=INF, devices_per_replica=n)
+    f_ttft = ttft / t.ttft_s if t.ttft_s else None
+    f_tpot = tpot / t.tpot_s if t.tpot_s else None
+    src = _source(e, (mp.runs if mp else 0) + (md.runs if md else 0))
     misses = [(ttft / inf.ttft_s, f"TTFT {seconds(ttft)} > target {seconds(inf.ttft_s)}"),
               (tpot / inf.tpot_s, f"TPOT {seconds(tpot)} > target {seconds(inf.tpot_s)}")]
     worst = max(misses)
@@ -165,13 +185,31 @@ def serve_perf(inf: InferenceDemand, d: DeviceSpec, m: ModelSpec, max_devices: i
     def req_s(tm) -> float:
         return tm.ttft_s * f_ttft + max(inf.output_tokens - 1, 0) * tm.tpot_s * f_tpot
 
-    b, best, best_req = 1, e, req_s(t)
-    while b / best_req < inf.peak_requests_per_s and b * 2 <= max_batch:
-        e2 = _serve_est(inf, d, m, b * 2, n)
-        t2 = e2.time
-        if (not e2.fits or not t2.ttft_s or not t2.tpot_s or t2.ttft_s * f_ttft > inf.ttft_s
-                or t2.tpot_s * f_tpot > inf.tpot_s):
+    b, best = 1, e
+    curve = [(1, 1 / (ttft + max(inf.output_tokens - 1, 0) * tpot))]
+    want = inf.peak_requests_per_s * HEADROOM
+    while curve[-1][1] < want and b * 2 <= max_batch and f_ttft and f_tpot:
+        w2 = w.replace(batch_size=b * 2)
+        if _peak(m, w2, d) > cap:
             break
-        b, best, best_req = b * 2, e2, req_s(t2)
-    return ServePerf(feasible=True, miss=worst[0], devices_per_replica=n, batch=b, ttft_s=ttft, tpot_s=tpot,
-                     request_s=best_req, requests_per_s=b / best_req, peak_bytes=best.memory.peak_bytes, source=src)
+        e2 = estimate(w2, d, model=m)
+        t2 = e2.time
+        if not t2.ttft_s or not t2.tpot_s or t2.ttft_s * f_ttft > inf.ttft_s or t2.tpot_s * f_tpot > inf.tpot_s:
+            break
+        b, best = b * 2, e2
+        if b / req_s(t2) <= curve[-1][1]:
+            break  # a larger batch no longer adds capacity
+        curve.append((b, b / req_s(t2)))
+    bp, rp = batch_for(tuple(curve), inf.peak_requests_per_s)
+    return ServePerf(feasible=True, miss=worst[0], devices_per_replica=n, batch=bp, ttft_s=ttft, tpot_s=tpot,
+                     request_s=bp / rp, requests_per_s=rp, peak_bytes=best.memory.peak_bytes, source=src,
+                     curve=tuple(curve))
+
+
+def batch_for(curve: tuple[tuple[int, float], ...], rate: float) -> tuple[int, float]:
+    """(batch, requests/s of one replica) for a load of ``rate`` requests/s: the smallest batch whose
+    capacity carries it, else the largest batch (more replicas then share the load)."""
+    for b, rps in curve:
+        if rps >= rate:
+            return b, rps
+    return curve[-1]

@@ -20,8 +20,11 @@ class BreakEven:
     vs: str                          # cloud candidate id
     vs_label: str
     cloud_per_month: float           # what the offer would cost per month for the demand
+    cloud_billed_device_hours: float # per month, as billed (whole instances, always-on floor)
+    cloud_work_device_hours: float   # per month, the work alone
     months: float | None             # payback: capex / (cloud per month − owned running cost); None: never
-    utilization: float | None        # owning beats this offer above this utilization; None: never (>= 1)
+    utilization: float | None        # by the hour (FIELD-NOTES formula): owning beats renting this offer for
+                                     # the same work above this utilization; None: never (>= 1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,7 +41,7 @@ def local_devices() -> list[DeviceSpec]:
     try:
         from aipc.hardware import profile
 
-        cached = profile.load_cached() if hasattr(profile, "load_cached") else None
+        cached = profile.newest_cached()
         if cached is not None:
             return list(cached.device_specs())
     except ImportError:

@@ -2,8 +2,9 @@
 
 Method (same for every device; docs/hw.md explains it):
 - GEMM: C = A @ B with square n x n matrices counts 2·n³ FLOPs per call. The size n is chosen
-  per device and dtype: grow n (x2) while the next size's predicted call time (x8) stays below
-  ``max_call_s``; the largest size that fits wins, so each call takes at least a few ms.
+  per device and dtype (``choose_gemm_size``): grow n (x2) while calls stay within ``max_call_s``
+  (from ``min_gemm_n`` on: while the next size's predicted call time, x8, does); the largest size
+  that fits wins, so each call takes at least a few ms.
 - Bandwidth: ``b.copy_(a)`` on buffers well beyond the last-level cache, counting read + write
   bytes (2·N per call, STREAM "copy" convention); plus a read-only ``a.sum()`` (N bytes per call).
 - Timing: warm up, then repeat until both ``min_reps`` samples and ``min_time_s`` have passed
@@ -30,7 +31,7 @@ class ProbeSettings:
     warmup: int = 2
     min_reps: int = 10
     min_time_s: float = 1.0
-    max_time_s: float = 4.0
+    max_time_s: float = 3.0
     max_call_s: float = 0.1               # GEMM sizing: calls up to this long
     min_gemm_n: int = 2048                # GEMM sizing: grow at least to this n while calls stay < max_call_s
     sample_s: float = 0.01                # accelerators: batch calls so one sample lasts this long
@@ -45,7 +46,7 @@ class ProbeSettings:
 
     @classmethod
     def quick(cls) -> ProbeSettings:
-        return cls(warmup=1, min_reps=5, min_time_s=0.3, max_time_s=1.5, max_call_s=0.05, min_gemm_n=1024,
+        return cls(warmup=1, min_reps=5, min_time_s=0.3, max_time_s=1.0, max_call_s=0.05, min_gemm_n=1024,
                    sample_s=0.005, cpu_copy_min_bytes=128 * MIB, gpu_copy_bytes=512 * MIB, llc_factor=4)
 
 
@@ -308,7 +309,10 @@ def measure_device(torch, device: str, dtypes: list[str], copy_bytes: int, setti
         if fp32 and dt != "fp32" and r.flops_s.median < 0.25 * fp32.flops_s.median:
             r.note = (f"slow: {fp32.flops_s.median / r.flops_s.median:.0f}x below fp32; "
                       f"no fast {dt} GEMM kernel on this device")
-    m.bandwidth = measure_bandwidth(torch, device, copy_bytes, settings)
+    try:
+        m.bandwidth = measure_bandwidth(torch, device, copy_bytes, settings)
+    except Exception as e:  # noqa: BLE001 - e.g. out of memory on a busy GPU
+        m.skipped["bandwidth"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     m.wall_s = time.perf_counter() - t0

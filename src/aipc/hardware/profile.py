@@ -61,6 +61,32 @@ class MachineProfile:
         keep = {f.name for f in dataclasses.fields(cls)} - {"machine", "devices", "cached", "cache_path"}
         return cls(**{k: d[k] for k in keep}, machine=machine, devices=devices)
 
+    @property
+    def source(self) -> str:
+        """Where these numbers came from, for citing next to a derived figure."""
+        return f"aipc hw {self.mode} profile measured {self.measured_at}"
+
+    def default_device(self) -> str:
+        """The device torch work would run on: the first accelerator, else the CPU."""
+        return self.devices[1].device if len(self.devices) > 1 else "cpu"
+
+    def measurement(self, device: str | None = None) -> DeviceMeasurement | None:
+        """The measurement of ``device`` ('cpu', 'cuda:0', 'cuda' = 'cuda:0', 'mps'); default: default_device()."""
+        want = device or self.default_device()
+        want = {"cuda": "cuda:0", "xpu": "xpu:0"}.get(want, want)
+        return next((m for m in self.devices if m.device == want), None)
+
+    def peak_flops(self, dtype: str, device: str | None = None) -> float | None:
+        """Measured median dense GEMM FLOP/s for ``dtype`` on ``device`` (None when not measured)."""
+        m = self.measurement(device)
+        g = m.gemm.get(dtype) if m else None
+        return g.flops_s.median if g else None
+
+    def bandwidth_bytes_s(self, device: str | None = None) -> float | None:
+        """Measured median copy bandwidth (read + write bytes per second) of ``device``."""
+        m = self.measurement(device)
+        return m.bandwidth["copy"].bytes_s.median if m and "copy" in m.bandwidth else None
+
     def device_specs(self) -> list[DeviceSpec]:
         """One DeviceSpec per measured local device, numbers sourced as measured here."""
         return [s for s in (self.spec_for(m) for m in self.devices) if s is not None]
@@ -208,6 +234,23 @@ def cached_profile(quick: bool = True) -> MachineProfile | None:
         if p is not None:
             p.machine = info  # fresh transient facts (available RAM); the hardware matched
             return p
+    return None
+
+
+load_cached = cached_profile  # alias used by other modules
+
+
+def newest_cached() -> MachineProfile | None:
+    """The most recent cached profile (full preferred over quick) without detecting or importing
+    torch — for the light verbs (estimate, decide) that must stay fast. It may be stale after a
+    hardware or software change; ``cached_profile`` checks the fingerprint."""
+    from aipc.paths import profiles_dir
+
+    files = sorted(profiles_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in [p for p in files if p.stem.endswith("-full")] + [p for p in files if not p.stem.endswith("-full")]:
+        prof = _read_cache(path)
+        if prof is not None:
+            return prof
     return None
 
 

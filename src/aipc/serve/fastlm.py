@@ -1,7 +1,7 @@
 """A lean decoder forward over an HF model's own weights, with a pre-allocated (static) KV cache.
 
-Why it is faster than ``model.generate()`` for one token at a time (measured in
-``benchmarks/bench_generate_vs_hf.py``):
+Why it is faster than ``model.generate()`` for one token at a time (1.2-1.4x at equal thread counts
+on the project's memory-bound 2-core CPU; ``benchmarks/bench_generate_vs_hf.py``, docs/benchmarks.md):
 
 * the KV cache is allocated once: ``(slots, kv_heads, max_len, head_dim)`` per layer, written in
   place; HF's default ``DynamicCache`` concatenates a new tensor every step;
@@ -216,8 +216,8 @@ class FastLM:
         Idle slots may be included with any position: their rows are computed and ignored (their
         cache gets one garbage write that the next prefill of that slot overwrites).
         """
-        tokens, pos = tokens.to(self.device), pos.to(self.device)
-        return self._decode_rows(tokens, pos, int(pos.max()) + 1)
+        lk = int(pos.max()) + 1  # before the copy to the device: no extra synchronisation
+        return self._decode_rows(tokens.to(self.device), pos.to(self.device), lk)
 
     def _decode_rows(self, tokens: torch.Tensor, pos: torch.Tensor, lk: int) -> torch.Tensor:
         """Slots 0..n-1 advance one token each; keys 0..lk-1 are read (masked per row)."""
@@ -249,11 +249,14 @@ class FastLM:
     _compiled = None
 
     def compile(self) -> None:
-        """Compile the batch-1 decode step with static shapes (whole cache, masked), gpt-fast style.
+        """Compile the batch-1 decode step with static shapes (whole cache, masked), gpt-fast style;
+        on CUDA with CUDA graphs (``mode="reduce-overhead"``).
 
-        Opt-in: on the 2-core CPU measured, compiling took ~80 s and did not beat eager decoding.
+        Opt-in: on the 2-core CPU measured it ran ~1.1x faster than eager after a 30-80 s cold compile
+        (docs/benchmarks.md); not measured on a GPU yet.
         """
-        self._compiled = torch.compile(self._decode_rows, fullgraph=True, dynamic=False)
+        mode = "reduce-overhead" if self.device.type == "cuda" else None
+        self._compiled = torch.compile(self._decode_rows, fullgraph=True, dynamic=False, mode=mode)
 
     def _compiled_decode1(self, token, pos: int) -> torch.Tensor:
         t = torch.tensor([int(token)], device=self.device)

@@ -146,3 +146,42 @@ def generate(runner, tokenizer, prompt_ids: list[int], params: SamplingParams, *
                      kv_bytes_per_step=kv, bandwidth_bytes_per_s=bw, peak_bandwidth_bytes_per_s=peak,
                      bandwidth_source=src, mbu=(bw / peak if bw and peak else None))
     return Result(text=stream.text, token_ids=ids, stats=stats)
+
+
+def pick_threads(runner, candidates: list[int], steps: int = 4, rounds: int = 2, batch: int = 1
+                 ) -> tuple[int, dict[int, float]]:
+    """The torch thread count with the fastest decode step (``batch`` sequences), measured now.
+
+    Times ``steps`` decode steps per candidate, ``rounds`` times alternating, and keeps the median
+    seconds per step of each. On a busy CPU one thread can beat several (every multi-threaded op
+    waits for all its threads); on an idle one more threads usually win. Leaves the winner set.
+    """
+    import statistics
+
+    batch = max(1, min(batch, runner.max_batch))
+    warm = torch.arange(8, device=runner.device) % runner.vocab_size
+    for slot in range(batch):
+        runner.prefill(slot, warm)
+    tokens = torch.ones(batch, dtype=torch.long)
+    pos = torch.full((batch,), 8, dtype=torch.long)
+
+    def step(i: int) -> None:
+        if batch == 1:
+            int(runner.decode1(1, 8 + i).argmax())
+        else:
+            runner.decode(tokens, pos + i).argmax(-1).tolist()
+
+    per: dict[int, list[float]] = {c: [] for c in candidates}
+    for _ in range(rounds):
+        for c in candidates:
+            torch.set_num_threads(c)
+            t = time.perf_counter()
+            for i in range(steps):
+                step(i)
+            per[c].append((time.perf_counter() - t) / steps)
+    for slot in range(batch):
+        runner.free(slot)
+    med = {c: statistics.median(v) for c, v in per.items()}
+    best = min(med, key=med.get)
+    torch.set_num_threads(best)
+    return best, med

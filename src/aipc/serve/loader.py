@@ -70,6 +70,9 @@ def load(ref: str, *, dtype: str | None = None, device: str | None = None, seed:
     """Model + tokenizer for ``ref`` (folder, config.json, catalog name or HF id)."""
     import torch
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars on the terminal or in server logs
     device = default_device(device)
     dtype = default_dtype(dtype, device)
     tdt = torch_dtype(dtype)

@@ -21,9 +21,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps", "xpu")
 
 # Settings that only change what is written or shown, never the numbers of the trajectory.
 _IO_ONLY = frozenset({
-    "data", "out", "save_every", "keep", "log_every", "eval_every", "eval_batches", "export",
+    "data", "tokenizer", "out", "save_every", "keep", "log_every", "eval_every", "eval_batches", "export",
     "resume", "resume_from", "progress", "mfu", "preflight", "nproc_per_node", "nnodes",
-    "node_rank", "rdzv_endpoint", "rdzv_id", "threads",
+    "rdzv_endpoint", "rdzv_id", "threads",
 })
 
 
@@ -74,7 +74,6 @@ class TrainConfig:
     # distributed launch (read by the launcher; workers get WORLD_SIZE from torchrun)
     nproc_per_node: int = 1
     nnodes: int = 1
-    node_rank: int = 0
     rdzv_endpoint: str | None = None
     rdzv_id: str = "aipc-train"
     # output
@@ -109,7 +108,7 @@ class TrainConfig:
         for name in ("seq_len", "batch_size", "grad_accum", "lora_rank", "log_every", "keep",
                      "nproc_per_node", "nnodes"):
             pos(name)
-        for name in ("warmup_steps", "save_every", "eval_every", "eval_batches", "node_rank"):
+        for name in ("warmup_steps", "save_every", "eval_every", "eval_batches"):
             pos(name, allow_zero=True)
         if self.steps is not None:
             pos("steps")

@@ -14,10 +14,8 @@ from pathlib import Path
 from aipc.errors import AipcError
 
 
-def export_folder(model, tokenizer, out: str | Path, weights: dict | None = None) -> Path:
-    """Write ``model`` (LoRA merged) and ``tokenizer`` to ``out`` atomically (temp folder, rename).
-
-    ``weights``: a full state dict to save instead of the model's own (FSDP gathers it)."""
+def export_folder(model, tokenizer, out: str | Path) -> Path:
+    """Write ``model`` (LoRA merged) and ``tokenizer`` to ``out`` atomically (temp folder, rename)."""
     from aipc.train.lora import merged
     from aipc.train.model_io import quiet_hf
 
@@ -27,14 +25,9 @@ def export_folder(model, tokenizer, out: str | Path, weights: dict | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".tmp-{out.name}-{secrets.token_hex(4)}"
     try:
-        if weights is not None and hasattr(model, "merge_and_unload"):
-            model.load_state_dict(weights, strict=False)
         plain = merged(model)
         with quiet_hf():
-            if weights is not None and not hasattr(model, "merge_and_unload"):
-                plain.save_pretrained(tmp, state_dict=weights)
-            else:
-                plain.save_pretrained(tmp)
+            plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         if out.exists():
             out.rmdir()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -40,6 +41,26 @@ def torchrun_argv(cfg: TrainConfig, config_path: Path) -> list[str]:
     return argv + ["-m", "aipc.train.worker", str(config_path)]
 
 
+def _cause(stderr: str) -> str:
+    """The last exception line a worker printed (``[rank0]: RuntimeError: ...``), shortened."""
+    for line in reversed(stderr.splitlines()):
+        text = re.sub(r"^\[rank\d+\]:\s*", "", line).strip()
+        if re.match(r"^[\w.]*(Error|Exception)\b.*:", text) and "ChildFailedError" not in text:
+            return text[:300]
+    return "a worker failed"
+
+
+def _keep_log(cfg: TrainConfig, stderr: str) -> str:
+    """Save torchrun's output beside the run (or in a temp file) and return where."""
+    try:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        path = Path(cfg.out) / "torchrun-error.log"
+    except OSError:
+        path = Path(tempfile.mkstemp(prefix="aipc-torchrun-", suffix=".log")[1])
+    path.write_text(stderr)
+    return str(path)
+
+
 def launch(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     """Run torchrun and return rank 0's result (raises AipcError on a worker's bad-input error)."""
     cfg.validate()
@@ -62,9 +83,8 @@ def launch(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         if errors:
             raise AipcError(errors[0].read_text().strip())
         if proc.returncode != 0:
-            tail = " | ".join(line for line in proc.stderr.strip().splitlines()[-3:])
-            raise AipcError(f"torchrun failed with exit code {proc.returncode}: {tail[-400:]}; "
-                            "rerun with --debug, or without --nproc to see the error of one process")
+            raise AipcError(f"torchrun failed with exit code {proc.returncode}: {_cause(proc.stderr)}; "
+                            f"its full output is in {_keep_log(cfg, proc.stderr)}")
         if not result_path.is_file():
             raise AipcError("torchrun finished but rank 0 wrote no result; rerun with --debug")
         return json.loads(result_path.read_text())

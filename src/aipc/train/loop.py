@@ -133,19 +133,23 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
 
     seed_all(cfg.seed)
     run_dir = Path(cfg.out)
+    if cfg.export and Path(cfg.export).exists() and any(Path(cfg.export).iterdir()):
+        raise AipcError(f"export folder {cfg.export} exists and is not empty; choose a new --export folder")
+    pred = Prediction(None, "preflight off")
+    if cfg.preflight:  # before the model is built: a run that cannot fit must not try to allocate it
+        tokens = (cfg.steps or 0) * cfg.batch_size * cfg.grad_accum * dist.world * cfg.seq_len
+        pred = predict(cfg, device_kind=place.kind, precision=place.precision, world=dist.world,
+                       train_tokens=tokens)
+        refuse_if_unfit(pred)
     prep = prepare(cfg, place, dist.world)
     resume_path, state = _check_resume(cfg, prep, run_dir)
     total = prep.total_steps
-    pred = Prediction(None, "preflight off")
-    if cfg.preflight:
-        pred = predict(cfg, device_kind=place.kind, precision=place.precision, world=dist.world,
-                       train_tokens=total * cfg.batch_size * cfg.grad_accum * dist.world * cfg.seq_len)
-        refuse_if_unfit(pred)
 
-    inner = CausalLMLoss(prep.model, fused=cfg.fused_loss).to(place.device)
-    module = D.wrap(inner, dist, fsdp=cfg.fsdp, device=place.device)
-    if cfg.compile:
-        module = torch.compile(module)
+    inner = CausalLMLoss(prep.model, fused=cfg.fused_loss)
+    if cfg.method != "qlora":  # a 4-bit model is placed at load time and refuses .to()
+        inner = inner.to(place.device)
+    wrapped = D.wrap(inner, dist, fsdp=cfg.fsdp, device=place.device)  # DDP / FSDP / itself
+    module = torch.compile(wrapped) if cfg.compile else wrapped
     opt = make_optimizer(inner, cfg, place)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, total, cfg.min_lr_ratio))
     scaler = place.scaler()
@@ -161,7 +165,7 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
         ck.set_rng_state(rngs[dist.rank])
         start = int(state["step"])
         log.truncate_after(start)
-    if dist.main:
+    if dist.main and resume_path is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "run.json", {"config": cfg.to_dict(), "settings": prep.settings,
                                            "settings_hash": prep.settings_hash, "model_fingerprint":
@@ -169,7 +173,7 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
 
     peak, peak_src = (None, "mfu off")
     if cfg.mfu and dist.main:
-        peak, peak_src = measured_peak_flops(place.precision)
+        peak, peak_src = measured_peak_flops(place.precision, place.device)
 
     order = Order(len(prep.train), batch=cfg.batch_size, accum=cfg.grad_accum, world=dist.world, seed=cfg.seed)
     inputs = torch.from_numpy(prep.train.inputs)
@@ -181,20 +185,23 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
     val_loss = None
     last_ckpt = None
     times: list[float] = []
-    pending = torch.zeros((), dtype=torch.float64)
+    targets = (prep.train.labels != IGNORE).sum(axis=1)          # target tokens per sequence
+    synchronize(place)
+    t_mark, n_window = time.perf_counter(), 0                    # time since the last log point
     try:
         for step in range(start, total):
-            t0 = time.perf_counter()
-            step_idx = order.step_entries(step)
-            n_target = int((prep.train.labels[step_idx] != IGNORE).sum())
+            n_window += 1
+            n_target = int(targets[order.step_entries(step)].sum())
             scale = dist.world / max(1, n_target)
             loss_acc = torch.zeros((), dtype=torch.float32, device=place.device)
             for a in range(cfg.grad_accum):
                 idx = torch.from_numpy(order.micro(step, a, dist.rank))
                 x = inputs.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
                 y = labels.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
-                sync = a == cfg.grad_accum - 1 or not dist.enabled or cfg.fsdp
-                ctx = module.no_sync() if not sync and hasattr(module, "no_sync") else nullcontext()
+                last = a == cfg.grad_accum - 1
+                if cfg.fsdp and dist.enabled:  # FSDP2: reduce-scatter only after the last micro-batch
+                    wrapped.set_requires_gradient_sync(last)
+                ctx = wrapped.no_sync() if not last and hasattr(wrapped, "no_sync") else nullcontext()
                 with ctx:
                     with place.autocast():
                         loss_sum, _ = module(x, y)
@@ -213,12 +220,13 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
             sched.step()
             opt.zero_grad(set_to_none=True)
             done = step + 1
-            if done % cfg.log_every == 0 or done == total:
+            logged = done % cfg.log_every == 0 or done == total
+            if logged:
                 synchronize(place)
+                dt = (time.perf_counter() - t_mark) / n_window     # per step, device work included
                 loss_g, = D.all_reduce_sum([float(loss_acc)], dist, place.device)
                 loss = loss_g / max(1, n_target)
                 losses.append(loss)
-                dt = time.perf_counter() - t0
                 times.append(dt)
                 tps = tokens_per_step / dt
                 m = mfu(tps, prep.flops_per_token, peak, dist.world)
@@ -232,11 +240,14 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
                 last_ckpt = _save(inner, opt, sched, scaler, prep, cfg, dist, run_dir, done, order, hooks)
             if hooks.after_step is not None:
                 hooks.after_step(done)
+            if logged:  # evaluation and checkpoint time stay out of the step time
+                t_mark, n_window = time.perf_counter(), 0
     finally:
         progress.close()
     if prep.val is not None:
         val_loss = _evaluate(inner, prep, cfg, dist, place)
-        log.write({"step": total, "val_loss": val_loss})
+        if start < total:  # a resume of a finished run logs nothing new
+            log.write({"step": total, "val_loss": val_loss})
     if start == total and dist.main:
         last_ckpt = str(ck.find(run_dir))
     steady = times[1:] if len(times) > 1 else times
@@ -311,17 +322,24 @@ def _save(inner, opt, sched, scaler, prep: Prepared, cfg: TrainConfig, dist: D.D
 
 
 def _export(inner, prep: Prepared, cfg: TrainConfig, dist: D.Dist) -> str | None:
+    """Write the merged model on rank 0. Under FSDP the full weights are gathered and loaded into a
+    fresh CPU copy of the (LoRA-wrapped) model, since the live one holds sharded DTensors."""
     from aipc.train.export import export_folder
 
-    weights = None
+    model = prep.model
     if cfg.fsdp and dist.enabled:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         full = get_model_state_dict(inner, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        weights = {k.removeprefix("model."): v for k, v in full.items()}
-    out = None
-    if dist.main:
-        out = str(export_folder(prep.model if weights is None else prep.model.cpu(), prep.tokenizer,
-                                cfg.export, weights=weights))
+        if dist.main:
+            from aipc.train import model_io
+            from aipc.train.lora import apply_lora
+
+            model = model_io.load_model(cfg.model, seed=cfg.seed, device="cpu")
+            if cfg.method != "full":
+                model = apply_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                                   targets=cfg.lora_targets)
+            model.load_state_dict({k.removeprefix("model."): v for k, v in full.items()}, strict=True)
+    out = str(export_folder(model, prep.tokenizer, cfg.export)) if dist.main else None
     D.barrier(dist)
     return out

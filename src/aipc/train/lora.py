@@ -64,7 +64,8 @@ def load_qlora_base(ref: str, device_kind: str):
 
     q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype=torch.bfloat16)
-    model = AutoModelForCausalLM.from_pretrained(ref, quantization_config=q, device_map={"": 0})
+    model = AutoModelForCausalLM.from_pretrained(ref, quantization_config=q,
+                                                 device_map={"": torch.cuda.current_device()})
     return _peft().prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 

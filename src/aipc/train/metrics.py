@@ -26,26 +26,21 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float | None, d
     return tokens_per_s * flops_per_token / (peak_flops * devices)
 
 
-def measured_peak_flops(precision: str) -> tuple[float | None, str]:
-    """(peak FLOP/s, where it came from) from aipc's measured hardware profile, if one is available."""
+def measured_peak_flops(precision: str, device: str = "cpu") -> tuple[float | None, str]:
+    """(peak FLOP/s, where it came from): the dense GEMM peak ``aipc hw`` measured on ``device`` for the
+    run's compute dtype (cached profile, else a quick measurement); None when there is none."""
     try:
         from aipc.hardware.profile import load_or_measure
     except ImportError:
         return None, "n/a (no measured peak)"
     try:
         prof = load_or_measure(quick=True)
+        peak = prof.peak_flops(precision, device=device)
     except Exception as e:  # a failed measurement must not stop training
         return None, f"n/a (peak measurement failed: {type(e).__name__})"
-    dtype = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}[precision]
-    for getter in (lambda: prof.peak_flops(dtype), lambda: prof.matmul_flops[dtype],
-                   lambda: prof.peak_flops_by_dtype[dtype], lambda: getattr(prof, f"{dtype}_flops")):
-        try:
-            v = getter()
-        except (AttributeError, KeyError, TypeError):
-            continue
-        if v:
-            return float(v), f"measured {dtype} matmul peak ({getattr(prof, 'source', 'aipc hw profile')})"
-    return None, "n/a (no measured peak)"
+    if not peak:
+        return None, f"n/a (no measured {precision} peak for {device})"
+    return float(peak), f"{precision} GEMM peak {peak / 1e9:,.0f} GFLOP/s ({prof.source})"
 
 
 class JsonlLog:

@@ -126,13 +126,3 @@ def matmul_params(model) -> int:
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is emb
     return total if tied else total - emb.numel()
-
-
-def short_name(ref: str) -> str:
-    p = Path(ref)
-    return p.parent.name if p.name == "config.json" else p.name or ref
-
-
-def config_hash(ref_model) -> str:
-    cfg = {k: v for k, v in ref_model.config.to_dict().items() if k not in _VOLATILE}
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]

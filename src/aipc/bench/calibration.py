@@ -1,0 +1,129 @@
+"""Fit the estimator's efficiency factors from stored bench runs and measure what that buys.
+
+For each stored run of this machine (train, prefill, decode), the estimator is asked for the same
+workload on the same DeviceSpec (this machine's aipc hw profile) with no calibration; its FLOPs and
+bytes and the measured median give the run's factor (see ``aipc.estimate.calibrate``). Held-out
+error: for every run, the factors are refitted WITHOUT any run of the same model, scenario and shape
+(leave-one-shape-out), the estimator predicts that run's time with them, and the error
+est / measured - 1 is compared with the uncalibrated estimate's.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from aipc.errors import AipcError
+from aipc.estimate import calibrate as C
+
+TIME_FIELD = {"train": "step_s", "prefill": "prefill_s", "decode": "tpot_s"}
+
+
+def _shape(run: dict) -> tuple:
+    w = run["workload"]
+    return (run["model"], run["scenario"], w.get("batch_size"), w.get("seq_len") if run["scenario"] == "train"
+            else w.get("prompt_tokens"), w.get("gen_tokens") if run["scenario"] == "decode" else None,
+            w.get("method"), w.get("weight_dtype"), w.get("compute_dtype"))
+
+
+def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]]:
+    """One point per usable run: factor, the estimator's FLOPs per token, the workload; and why others were skipped."""
+    from aipc.estimate import estimate, resolve_model
+    from aipc.spec import workload_from_dict
+
+    points, skipped = [], []
+    for run in runs:
+        scen, dev = run.get("scenario"), run.get("device")
+        if scen not in C.SCENARIOS:
+            continue
+        spec = specs.get(dev)
+        t = (run.get("metrics") or {}).get("median_s")
+        if spec is None or not t:
+            skipped.append(f"{run['id'][:8]}: no measured spec for {dev}" if spec is None else f"{run['id'][:8]}: no median")
+            continue
+        try:
+            w = workload_from_dict(run["workload"])
+            ref = (run.get("context") or {}).get("model_ref") or w.model
+            m = resolve_model(ref)
+        except AipcError as e:
+            skipped.append(f"{run['id'][:8]}: {e}")
+            continue
+        with C.using({}):
+            est = estimate(w, spec, model=m)
+        c = est.compute
+        if scen == "decode":
+            bw = spec.bandwidth_bytes_s
+            factor = c.decode_bytes_per_step / (bw * t) if bw else None
+        else:
+            peak = C.peak_for(spec, w.compute)
+            work = c.flops_per_step if scen == "train" else c.prefill_flops
+            factor = work / (peak * t) if peak else None
+        if not factor:
+            skipped.append(f"{run['id'][:8]}: {spec.name} has no measured peak for {w.compute}")
+            continue
+        points.append({"run_id": run["id"], "device": spec.name, "bench_device": dev, "scenario": scen,
+                       "model": run["model"], "flops_per_token": c.flops_per_token, "factor": factor,
+                       "measured_s": t, "workload": w, "model_spec": m, "spec": spec, "shape": _shape(run),
+                       "est_uncalibrated_s": getattr(est.time, TIME_FIELD[scen])})
+    return points, skipped
+
+
+def _predict(p: dict, table: dict) -> float | None:
+    from aipc.estimate import estimate
+
+    with C.using(table):
+        est = estimate(p["workload"], p["spec"], model=p["model_spec"])
+    return getattr(est.time, TIME_FIELD[p["scenario"]])
+
+
+def held_out(points: list[dict]) -> list[dict]:
+    """Leave-one-shape-out predictions: for each point, fit on the points of other shapes."""
+    out = []
+    for p in points:
+        rest = [q for q in points if q["shape"] != p["shape"]]
+        table = C.fit(rest)
+        after = _predict(p, table)
+        before = p["est_uncalibrated_s"]
+        out.append({"run_id": p["run_id"], "device": p["device"], "scenario": p["scenario"], "model": p["model"],
+                    "shape": list(p["shape"][2:5]), "measured_s": p["measured_s"],
+                    "est_before_s": before, "est_after_s": after,
+                    "error_before": before / p["measured_s"] - 1 if before else None,
+                    "error_after": after / p["measured_s"] - 1 if after else None,
+                    "factor": p["factor"], "flops_per_token": p["flops_per_token"],
+                    "trained_on": len(rest)})
+    return out
+
+
+def _median_abs(xs: list[float | None]) -> float | None:
+    vals = [abs(x) for x in xs if x is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarize_errors(rows: list[dict]) -> dict:
+    """Median |error| before and after, overall and per (device, scenario)."""
+    groups: dict[str, list[dict]] = {"all": rows}
+    for r in rows:
+        groups.setdefault(f"{r['device']} {r['scenario']}", []).append(r)
+    return {k: {"n": len(v), "median_abs_error_before": _median_abs([r["error_before"] for r in v]),
+                "median_abs_error_after": _median_abs([r["error_after"] for r in v])} for k, v in groups.items()}
+
+
+def calibrate_runs(runs: list[dict], specs: dict, *, min_runs: int = 2) -> dict:
+    """Fit, evaluate held-out, and return {table, held_out, errors, skipped, runs_used}."""
+    points, skipped = prepare_points(runs, specs)
+    if len(points) < min_runs:
+        raise AipcError(f"need at least {min_runs} stored bench runs (train, prefill or decode) of this machine to "
+                        f"calibrate, found {len(points)}; run 'aipc bench MODEL' with a few shapes first")
+    rows = held_out(points)
+    errs = summarize_errors(rows)
+    date = C.today()
+    counts = Counter((p["device"], p["scenario"]) for p in points)
+    table = C.fit(points)
+    for dev, scens in table["devices"].items():
+        for scen, entry in scens.items():
+            e = errs.get(f"{dev} {scen}", {})
+            after, before = e.get("median_abs_error_after"), e.get("median_abs_error_before")
+            held = (f", held-out median error {after:.0%}" + (f" (uncalibrated {before:.0%})" if before is not None else "")
+                    if after is not None else "")
+            entry["source"] = f"fitted from {counts[(dev, scen)]} runs on {date}{held}"
+    return {"table": table, "held_out": rows, "errors": errs, "skipped": skipped, "runs_used": len(points)}

@@ -1,0 +1,92 @@
+"""``aipc calibrate``: fit per-device efficiency factors from stored bench runs of this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aipc.errors import AipcError
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def render(res: dict) -> None:
+    from rich.table import Table
+
+    from aipc.commands.bench import wide_console as console
+    from aipc.render import seconds, si
+
+    con = console()
+    t = Table(title="calibrated factors (MFU for train/prefill, MBU for decode)")
+    for c in ("device", "scenario", "FLOPs/token", "factor", "runs", "held-out |err| before → after"):
+        t.add_column(c)
+    for dev, scens in res["table"]["devices"].items():
+        for scen, e in scens.items():
+            err = res["errors"].get(f"{dev} {scen}", {})
+            for i, (fpt, f, n) in enumerate(e["points"]):
+                t.add_row(dev if i == 0 else "", scen if i == 0 else "", si(fpt, "FLOP"), f"{f:.3f}", str(int(n)),
+                          f"{_pct(err.get('median_abs_error_before'))} → {_pct(err.get('median_abs_error_after'))}"
+                          if i == 0 else "")
+    con.print(t)
+    h = Table(title="held-out runs (factors refitted without the run's shape)")
+    for c in ("scenario", "model", "shape b,s|p,g", "measured", "estimate before", "err", "after", "err"):
+        h.add_column(c)
+    for r in res["held_out"]:
+        h.add_row(r["scenario"], r["model"], ",".join(str(x) for x in r["shape"] if x is not None),
+                  seconds(r["measured_s"]), seconds(r["est_before_s"]), _pct(r["error_before"]),
+                  seconds(r["est_after_s"]), _pct(r["error_after"]))
+    con.print(h)
+    a = res["errors"]["all"]
+    con.print(f"median |time error| on held-out shapes: {_pct(a['median_abs_error_before'])} uncalibrated → "
+              f"{_pct(a['median_abs_error_after'])} calibrated ({a['n']} runs)")
+    for s in res["skipped"]:
+        con.print(f"skipped {s}")
+    con.print(res["saved"])
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("calibrate")
+    def calibrate(
+        db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: the user data dir)."),
+        device: Optional[str] = typer.Option(None, "--device", "-d", help="Only runs on these devices (cpu,cuda:0)."),
+        model: Optional[str] = typer.Option(None, "--model", help="Only runs of this model."),
+        all_machines: bool = typer.Option(False, "--all-machines", help="Use runs stored by other machines too (normally only this machine's)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Fit and show, do not save."),
+        reset: bool = typer.Option(False, "--reset", help="Remove this machine's calibration and exit."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ) -> None:
+        """Fit MFU (train, prefill) and MBU (decode) per device from stored runs; later estimates use them."""
+        from aipc.bench.calibration import calibrate_runs
+        from aipc.bench.context import machine_context
+        from aipc.bench.store import ResultsDB
+        from aipc.estimate import calibrate as C
+        from aipc.render import print_json
+
+        mctx = machine_context(measure=False)
+        if reset:
+            removed = C.reset([s.name for s in mctx.specs.values()])
+            if as_json:
+                print_json({"removed": removed, "path": str(C.path())})
+            else:
+                typer.echo(f"removed calibration of {', '.join(removed) or 'nothing'} ({C.path()})")
+            return
+        if mctx.profile is None:
+            raise AipcError(f"no measured peaks for this machine ({mctx.profile_source}); run 'aipc hw' first, "
+                            "then 'aipc bench', then 'aipc calibrate'")
+        rdb = ResultsDB(db, create=False)
+        devs = [d.strip() for d in device.split(",")] if device else None
+        runs = [r for r in rdb.runs(kind="bench", model=model)
+                if (devs is None or r["device"] in devs) and (all_machines or r.get("machine") == mctx.fingerprint)]
+        res = calibrate_runs(runs, mctx.specs)
+        if dry_run:
+            res["saved"] = "dry run: nothing saved"
+        else:
+            res["saved"] = f"saved to {C.save(res['table'])}; 'aipc estimate' now uses these factors for this machine"
+        if as_json:
+            print_json({k: v for k, v in res.items()})
+        else:
+            render(res)
