@@ -100,18 +100,18 @@ def autocast_copy_bytes(m: ModelSpec, w: Workload) -> float:
     return 0.0
 
 
-def activation_bytes(m: ModelSpec, w: Workload) -> float:
+def activation_bytes(m: ModelSpec, w: Workload, *, recomputing: bool = True) -> float:
     """Saved activations of one micro-batch (derived coefficients, see estimate.activations):
     no checkpointing: b*s*(L_grad * per_layer + outside); full checkpointing keeps each block's input
-    (b*s*h*bytes) plus one block's activations during its recomputation. 'freeze' keeps activations
-    only for the trained top blocks."""
+    (b*s*h*bytes) — plus, while a block is recomputed in backward (``recomputing``), that block's
+    activations. 'freeze' keeps activations only for the trained top blocks."""
     bs = w.batch_size * w.seq_len
     s_eff = _attended_tokens(m, w.seq_len)
     per_layer = act.per_layer_bytes_per_token(m, w.compute, w.attention, s_eff)
     outside = act.outside_bytes_per_token(m, w.compute, w.attention)
     layers = min(w.trainable_layers, m.num_layers) if w.method == "freeze" else m.num_layers
     if w.grad_ckpt:
-        return bs * (layers * m.hidden_size * _eb(w.compute) + per_layer + outside)
+        return bs * (layers * m.hidden_size * _eb(w.compute) + (per_layer if recomputing else 0.0) + outside)
     return bs * (layers * per_layer + outside)
 
 
@@ -219,8 +219,14 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
             base["dequant_buffer"] = P.max_linear_params(m) * _eb(w.compute)
         phases["forward"] = {**base, "gradients": carried, "activations": acts, "autocast_copies": casts,
                              "logits_loss": logits_bytes(m, w, "forward")}
-        phases["backward"] = {**base, "gradients": carried, "activations": acts, "autocast_copies": casts,
+        # backward starts in the loss; with checkpointing, blocks are recomputed only after it
+        phases["backward"] = {**base, "gradients": carried, "autocast_copies": casts,
+                              "activations": activation_bytes(m, w, recomputing=False) if w.grad_ckpt else acts,
                               "logits_loss": logits_bytes(m, w, "backward")}
+        if w.grad_ckpt:  # the top block recomputed: its activations + the grads so far (head, one block)
+            head = (m.vocab_size * m.hidden_size if w.method in ("full", "freeze") else 0) * _param_bytes_trainable(w)
+            phases["recompute"] = {**base, "gradients": max(carried, head * f["grads"] + grads / max(m.num_layers, 1)),
+                                   "activations": acts, "autocast_copies": casts}
         phases["optimizer"] = {**base, "gradients": grads,
                                "optimizer_temp": optimizer_temp_bytes(m, w, device) * f["optimizer"]}
     else:
