@@ -167,3 +167,16 @@ def test_fused_loss_matches_plain_cross_entropy():
     (b * 0.5).backward()
     assert torch.allclose(a, b, rtol=1e-6)
     assert torch.allclose(ga[0], h.grad, atol=1e-6) and torch.allclose(ga[1], w.grad, atol=1e-6)
+
+
+def test_batched_encode_equals_record_by_record(tok):
+    recs = [("text", "hello"), ("pc", ("q: ", "a")), ("chat", [{"role": "user", "content": "hi"},
+                                                              {"role": "assistant", "content": "yo"}]),
+            ("text", ""), ("pc", ("", "only completion"))]
+    ids, mask = encode(tok, recs, 384, block=2)  # blocks split the records 2 + 2 + 1
+    want_ids, want_mask = [], []
+    for k, v in recs:
+        i, m = encode_record(tok, k, v)
+        want_ids += i
+        want_mask += m
+    assert ids.tolist() == want_ids and mask.tolist() == want_mask

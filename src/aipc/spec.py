@@ -87,6 +87,7 @@ class Workload:
     link: str | None = None                # interconnect for multi-device: pcie4, nvlink4, 100gbe, ib-ndr, ...
     train_tokens: int = 0                  # D, tokens to train on (for a job's total time)
     logits_fp32: bool = True               # loss upcasts logits to fp32 (HF does)
+    fused_loss: bool = False               # chunked head + cross-entropy (aipc train): full logits never held
 
     # ----- derived -----
     @property
@@ -207,7 +208,7 @@ def _coerce(field: dataclasses.Field, value: Any, where: str) -> Any:
             raise TypeError
         return value.strip().lower() if field.name != "model" else value.strip()
     except (TypeError, ValueError, OverflowError):
-        kind = t.split(" ")[0].replace("tuple[str, ...]", "list of names")
+        kind = t.replace("tuple[str, ...]", "list of names").split(" ")[0]
         raise AipcError(f"{where}: field '{field.name}' must be {kind} (got {value!r})") from None
 
 
@@ -262,7 +263,7 @@ def load_workload_file(path: str | Path) -> Workload:
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib
             data = tomllib.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         raise AipcError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {e}") from None
     if isinstance(data, dict) and isinstance(data.get("workload"), dict):
         data = data["workload"]

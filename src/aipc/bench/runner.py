@@ -36,6 +36,7 @@ class BenchOptions:
     gen: int = 32
     method: str = "full"                    # train: full | lora
     lora_rank: int = 16
+    lora_targets: tuple[str, ...] | None = None  # None: the Workload default (q/k/v/o/gate/up/down_proj)
     quick: bool = False
     loop: LoopConfig | None = None          # default: LoopConfig() or LoopConfig.quick()
     db: str | Path | None = None            # None: aipc.paths.default_db()
@@ -82,8 +83,9 @@ def workloads_for(o: BenchOptions, prec: str) -> dict[str, Workload]:
     pf = precision_fields(prec)
     infer = Workload(model=o.model, task="infer", batch_size=o.batch, prompt_tokens=o.prompt, gen_tokens=o.gen,
                      **pf).validate()
+    extra = {"lora_targets": tuple(o.lora_targets)} if o.lora_targets else {}
     train = Workload(model=o.model, task="train", method=o.method, batch_size=o.batch, seq_len=o.seq,
-                     lora_rank=o.lora_rank, optimizer="adamw", **pf).validate()
+                     lora_rank=o.lora_rank, optimizer="adamw", **extra, **pf).validate()
     return {"train": train, "infer": infer}
 
 

@@ -56,7 +56,7 @@ def render(report: dict) -> None:
               f"CPU threads {report['cpu_threads']}")
     t = Table(show_lines=False, pad_edge=False)
     for col in ("device", "scenario", "median", "p10–p90", "95% CI", "n", "tokens/s", "FLOP/s", "MFU meas|spec",
-                "MBU meas|spec", "peak mem", "J/token", "estimate (err)"):
+                "MBU meas|spec", "peak mem", "est mem", "J/token", "estimate (err)"):
         t.add_column(col, justify="left" if col in ("device", "scenario") else "right")
     for r in report["results"]:
         est = "-" if r.get("est_s") is None else f"{seconds(r['est_s'])} ({r['est_error']:+.0%})"
@@ -66,7 +66,7 @@ def render(report: dict) -> None:
             str(r["n"]), f"{r['tokens_per_s']:.1f}", si(r.get("achieved_flops_s"), "FLOP/s"),
             f"{_pct(r.get('mfu_measured'))}|{_pct(r.get('mfu_spec'))}",
             f"{_pct(r.get('mbu_measured'))}|{_pct(r.get('mbu_spec'))}" if "mbu_measured" in r else "",
-            gb(r.get("peak_mem_bytes"), 2), "-" if r.get("energy_per_token_j") is None else f"{r['energy_per_token_j']:.3g}",
+            gb(r.get("peak_rss_above_base_bytes", r.get("peak_mem_bytes")), 2), gb(r.get("est_peak_mem_bytes"), 2), "-" if r.get("energy_per_token_j") is None else f"{r['energy_per_token_j']:.3g}",
             est)
     con.print(t)
     for r in report["results"]:
@@ -87,7 +87,11 @@ def render(report: dict) -> None:
     for n in notes:
         con.print(f"estimate: {n}")
     if first:
-        con.print(f"peak mem: {first.get('peak_mem_method')}; energy: {first.get('energy_source')}")
+        for r in {r["device"]: r for r in report["results"]}.values():
+            how = r.get("peak_mem_method")
+            if "peak_rss_above_base_bytes" in r:
+                how += " minus the RSS before the model was built (whole-process peak: " + gb(r["peak_mem_bytes"], 2) + ")"
+            con.print(f"{r['device']} peak mem: {how}; energy: {r.get('energy_source')}")
         src = first.get("est_efficiency_source")
         if src:
             con.print(f"estimate efficiency: {src[:160]}{'…' if len(src) > 160 else ''}")
@@ -112,6 +116,7 @@ def register(app: typer.Typer) -> None:
         gen_tokens: int = typer.Option(32, "--gen-tokens", help="Generated tokens per request (decode, generate)."),
         method: str = typer.Option("full", "--method", help="Training: full or lora."),
         lora_rank: int = typer.Option(16, "--lora-rank", help="LoRA rank r."),
+        lora_targets: Optional[str] = typer.Option(None, "--lora-targets", help="LoRA target modules, comma-separated (default q,k,v,o,gate,up,down_proj)."),
         quick: bool = typer.Option(False, "--quick", help="Fewer repetitions: 1 warm-up, >= 3 samples, >= 0.3 s."),
         warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up calls per scenario."),
         min_reps: Optional[int] = typer.Option(None, "--min-reps", help="Minimum timed samples."),
@@ -137,10 +142,11 @@ def register(app: typer.Typer) -> None:
             if v < 0 or (k == "min_reps" and v < 1):
                 raise AipcError(f"--{k.replace('_s', '-time').replace('_', '-')} must be positive (got {v})")
         loop = LoopConfig(**{**base.__dict__, **over})
+        targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip()) if lora_targets else None
         opts = BenchOptions(model=model or DEFAULT_MODEL, devices=device, scenarios=scen, precision=precision.lower(),
                             batch=batch, seq=seq_len, prompt=prompt_tokens, gen=gen_tokens, method=method.lower(),
-                            lora_rank=lora_rank, quick=quick, loop=loop, db=db, store=not no_store,
-                            fit_check=not no_fit_check, threads=threads)
+                            lora_rank=lora_rank, lora_targets=targets, quick=quick, loop=loop, db=db,
+                            store=not no_store, fit_check=not no_fit_check, threads=threads)
         prog, update = _progress(not as_json)
         if prog is not None:
             with prog:

@@ -330,7 +330,7 @@ def parse_text(text: str, where: str = "needs", fmt: str = "toml") -> dict:
     """TOML (or JSON) text -> raw dict, with a one-line error naming ``where``."""
     try:
         data = json.loads(text) if fmt == "json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
+    except (ValueError, tomllib.TOMLDecodeError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         raise AipcError(f"{where}: not valid {fmt.upper()}: {e}") from None
     if not isinstance(data, dict):
         raise AipcError(f"{where}: expected a table of fields")

@@ -129,9 +129,14 @@ def logits_bytes(m: ModelSpec, w: Workload, phase: str) -> float:
     forward (in the loss): logits at bytes(compute) + their fp32 upcast + the saved fp32 log-softmax
     output: b*s*V*(e + 4 + 4) (8 when compute is fp32: the upcast is the same tensor);
     backward (loss grad): the saved output, the incoming gradient and the input gradient, all fp32:
-    12*b*s*V. Without fp32 upcast, 3*e*b*s*V in backward."""
+    12*b*s*V. Without fp32 upcast, 3*e*b*s*V in backward. A fused chunked loss (aipc train) holds
+    one chunk of logits (chunk*V*(e+8)), the head's fp32 gradient (V*h*4) and the hidden gradient."""
     bsv = w.batch_size * w.seq_len * m.vocab_size
     e = _eb(w.compute)
+    if w.fused_loss:  # aipc train's LinearCrossEntropy: a chunk of logits at a time, grads made in forward
+        chunk = min(w.batch_size * w.seq_len, max(256, (1 << 23) // m.vocab_size))
+        return (chunk * m.vocab_size * (e + 8) + m.vocab_size * m.hidden_size * 4
+                + w.batch_size * w.seq_len * m.hidden_size * e)
     if not w.logits_fp32:
         return bsv * (2 * e if phase == "forward" else 3 * e)
     if phase == "forward":

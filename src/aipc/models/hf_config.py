@@ -101,7 +101,7 @@ def text_part(cfg: dict[str, Any], origin: str) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise AipcError(f"{origin}: expected a JSON object, got {type(cfg).__name__}; pass an HF config.json")
     mt = cfg.get("model_type")
-    if mt in TEXT_OF:
+    if isinstance(mt, str) and mt in TEXT_OF:
         text = cfg.get("text_config")
         if not isinstance(text, dict):
             raise AipcError(f"{origin}: field 'text_config' must be an object for model_type '{mt}'; "
@@ -116,6 +116,8 @@ def parse(cfg: dict[str, Any], origin: str = "config.json") -> tuple[dict[str, A
     mt = cfg.get("model_type")
     if mt is None:
         raise AipcError(f"{origin}: field 'model_type' is missing; pass an HF config.json (it names the architecture)")
+    if not isinstance(mt, str):
+        raise AipcError(f"{origin}: field 'model_type' must be a string (got {type(mt).__name__}); pass an HF config.json")
     if mt not in SUPPORTED:
         raise AipcError(f"{origin}: model_type '{mt}' is not supported; supported: {', '.join(SUPPORTED)} "
                         "(and gemma3 multimodal, whose text model is used)")
@@ -124,6 +126,9 @@ def parse(cfg: dict[str, Any], origin: str = "config.json") -> tuple[dict[str, A
     if f["num_heads"] % f["num_kv_heads"]:
         key = "num_key_value_heads"
         raise r.error(key, f"({f['num_kv_heads']}) must divide the number of attention heads ({f['num_heads']})")
+    if f.get("num_experts") and f.get("experts_per_token", 0) > f["num_experts"]:
+        raise r.error("num_experts_per_tok", f"({f['experts_per_token']}) must not exceed the number of experts "
+                                             f"({f['num_experts']})")
     return {"model_type": mt, **f}, cfg
 
 

@@ -47,6 +47,8 @@ def read_json(path: Path) -> Any:
         raise AipcError(f"cannot read {path}: {e}; check the file and its permissions") from None
     except json.JSONDecodeError as e:
         raise AipcError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); fix the file") from None
+    except RecursionError:
+        raise AipcError(f"{path}: not valid JSON (nested too deeply); fix the file") from None
 
 
 def from_config_file(path: str | Path, **extra: Any) -> ModelSpec:
@@ -93,6 +95,10 @@ def safetensors_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def read_safetensors_header(path: Path) -> tuple[int, dict[str, int]]:
     """(tensor bytes, {dtype: element count}) from a .safetensors header, without reading the tensors.
 
@@ -114,17 +120,22 @@ def read_safetensors_header(path: Path) -> tuple[int, dict[str, int]]:
         raise AipcError(f"{path}: truncated header; re-download the file")
     try:
         header = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise AipcError(f"{path}: header is not valid JSON; the file is corrupt") from None
+    if not isinstance(header, dict):
+        raise AipcError(f"{path}: header is not a JSON object; the file is not safetensors or is corrupt")
     total, counts = 0, {}
     for name, t in header.items():
         if name == "__metadata__":
             continue
         try:
             begin, end = t["data_offsets"]
-            dtype, shape = str(t["dtype"]), [int(d) for d in t["shape"]]
+            dtype, shape = str(t["dtype"]), t["shape"]
+            ok = isinstance(shape, list) and all(_count(v) for v in (begin, end, *shape)) and begin <= end
         except (KeyError, TypeError, ValueError):
-            raise AipcError(f"{path}: tensor '{name}' has no valid dtype/shape/data_offsets; the file is corrupt") from None
-        total += int(end) - int(begin)
+            ok = False
+        if not ok:  # offsets and dimensions are whole numbers >= 0, begin <= end (safetensors format)
+            raise AipcError(f"{path}: tensor '{name}' has no valid dtype/shape/data_offsets; the file is corrupt")
+        total += end - begin
         counts[dtype] = counts.get(dtype, 0) + math.prod(shape)
     return total, counts

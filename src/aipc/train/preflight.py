@@ -29,7 +29,7 @@ def workload_fields(cfg, *, precision: str, world: int, train_tokens: int) -> di
                   optimizer="adamw", lora_rank=cfg.lora_rank, num_devices=world, nodes=cfg.nnodes,
                   sharding=("fsdp" if cfg.fsdp else "ddp") if world > 1 else "none",
                   train_tokens=train_tokens, attention="sdpa",
-                  logits_fp32=not cfg.fused_loss)  # the fused loss never holds full fp32 logits
+                  fused_loss=cfg.fused_loss)  # the fused loss never holds full fp32 logits
     if cfg.lora_targets != ["all-linear"]:
         fields["lora_targets"] = tuple(cfg.lora_targets)
     fields.update(precision_fields(preset if cfg.method != "qlora" else "nf4", task="train"))

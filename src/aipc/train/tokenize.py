@@ -93,16 +93,23 @@ def chat_segments(tok, messages: list[dict]) -> list[tuple[str, bool]]:
     return [p for p in pieces if p[0]]
 
 
-def encode_record(tok, kind: str, value: Any) -> tuple[list[int], list[int]]:
-    """(ids, mask) of one record, with BOS/EOS around text and prompt/completion pairs."""
+def _assemble(tok, kind: str, pieces: list[list[int]]) -> tuple[list[int], list[int]]:
+    """(ids, mask) of a text (one piece) or prompt/completion (two pieces) record, with BOS/EOS."""
     bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
     eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
     if kind == "text":
-        body = _ids(tok, value) + eos
+        body = pieces[0] + eos
         return bos + body, [0] * len(bos) + [1] * len(body)
+    p, c = pieces[0], pieces[1] + eos
+    return bos + p + c, [0] * (len(bos) + len(p)) + [1] * len(c)
+
+
+def encode_record(tok, kind: str, value: Any) -> tuple[list[int], list[int]]:
+    """(ids, mask) of one record, with BOS/EOS around text and prompt/completion pairs."""
+    if kind == "text":
+        return _assemble(tok, kind, [_ids(tok, value)])
     if kind == "pc":
-        p, c = _ids(tok, value[0]), _ids(tok, value[1]) + eos
-        return bos + p + c, [0] * (len(bos) + len(p)) + [1] * len(c)
+        return _assemble(tok, kind, [_ids(tok, value[0]), _ids(tok, value[1])])
     ids: list[int] = []
     mask: list[int] = []
     for text, target in chat_segments(tok, value):
@@ -112,16 +119,26 @@ def encode_record(tok, kind: str, value: Any) -> tuple[list[int], list[int]]:
     return ids, mask
 
 
-def encode(tok, records: list[tuple[str, Any]], vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The token stream (int64 ids) and its uint8 loss mask for all records."""
-    ids: list[int] = []
-    mask: list[int] = []
-    for kind, value in records:
-        i, m = encode_record(tok, kind, value)
-        ids += i
-        mask += m
-    arr = np.asarray(ids, dtype=np.int64)
+def encode(tok, records: list[tuple[str, Any]], vocab_size: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The token stream (int64 ids) and its uint8 loss mask for all records.
+
+    Text and prompt/completion strings are tokenized in batches of ``block`` records (the fast
+    tokenizer's batch call); chats one by one (their template is rendered per prefix)."""
+    ids_parts: list[np.ndarray] = []
+    mask_parts: list[np.ndarray] = []
+    for b in range(0, len(records), block):
+        chunk = records[b: b + block]
+        strings = [s for kind, v in chunk if kind != "chat" for s in ((v,) if kind == "text" else v)]
+        batch = iter(tok(strings, add_special_tokens=False)["input_ids"] if strings else [])
+        for kind, value in chunk:
+            if kind == "chat":
+                i, m = encode_record(tok, kind, value)
+            else:
+                i, m = _assemble(tok, kind, [next(batch) for _ in range(1 if kind == "text" else 2)])
+            ids_parts.append(np.asarray(i, dtype=np.int64))
+            mask_parts.append(np.asarray(m, dtype=np.uint8))
+    arr = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int64)
     if arr.size and int(arr.max()) >= vocab_size:
         raise AipcError(f"tokenizer/model mismatch: token id {int(arr.max())} is outside the model's "
                         f"vocabulary of {vocab_size}; use the model's own tokenizer (--tokenizer)")
-    return arr, np.asarray(mask, dtype=np.uint8)
+    return arr, (np.concatenate(mask_parts) if mask_parts else np.zeros(0, dtype=np.uint8))

@@ -47,7 +47,7 @@ def markdown(rows: list[Row], command: str) -> str:
         "",
         "Measured: peak RSS (VmHWM) of a fresh process above its RSS right after importing torch and "
         f"transformers, with {', '.join(f'{k}={v}' for k, v in CHILD_ENV.items() if k.startswith('MALLOC'))} "
-        "(glibc returns large blocks on free, so peaks repeat). Training runs 3 optimizer steps (AdamW); "
+        "(glibc returns large blocks on free, so peaks repeat). Training runs 2 optimizer steps (AdamW; the second has all states allocated); "
         "inference runs a prefill then `generate()` (greedy). Random weights, real transformers architectures.",
         "Estimated: `aipc estimate` peak minus its framework (import) component. Error = (estimate − measured) / measured.",
         "",
