@@ -67,7 +67,8 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=32, help="train sequence length")
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--gen", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=16, help="rounds for the train step")
+    ap.add_argument("--rounds-decode", type=int, default=50)
     ap.add_argument("--block", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
@@ -99,7 +100,8 @@ def main() -> int:
     for scen in ("decode", "train"):
         prep = prepare(torch, scen, model, shape=shape, device=args.device, is_decoder=spec.is_decoder,
                        vocab=spec.vocab_size, sync=sync)
-        rows[scen] = compare(prep.fn, prep.before, sync, args.rounds, args.block)
+        rounds = args.rounds_decode if scen == "decode" else args.rounds
+        rows[scen] = compare(prep.fn, prep.before, sync, rounds, args.block)
         prep.cleanup()
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -27,14 +27,18 @@ def profile_dir(tmp_path_factory):
     from aipc.hardware import profile
     from aipc.hardware.probe import ProbeSettings
 
+    import torch
+
     home = tmp_path_factory.mktemp("hw-home")
-    old = os.environ.get("AIPC_HOME")
+    old, threads = os.environ.get("AIPC_HOME"), torch.get_num_threads()
     os.environ["AIPC_HOME"] = str(home)
+    torch.set_num_threads(1)  # the profile is per thread count; these tests bench with --threads 1
     try:
         s = ProbeSettings(warmup=1, min_reps=3, min_time_s=0.02, max_time_s=0.2, max_call_s=0.01, min_gemm_n=128,
                           sample_s=0.005, cpu_copy_min_bytes=16 << 20, gpu_copy_bytes=64 << 20, llc_factor=1)
         profile.load_or_measure(quick=True, settings=s)
     finally:
+        torch.set_num_threads(threads)
         if old is None:
             os.environ.pop("AIPC_HOME", None)
         else:
@@ -132,7 +136,7 @@ def test_refusals(tiny_cfg, tmp_path):
 def test_fit_check_refuses_before_building(with_profile):
     """405B parameters do not fit in this machine's RAM: refused with the estimate, nothing built."""
     with pytest.raises(AipcError, match="would not fit.*needs"):
-        run_bench(BenchOptions(model="llama-3.1-405b", devices="cpu", scenarios=("prefill",), store=False))
+        run_bench(BenchOptions(model="llama-3.1-405b", devices="cpu", scenarios=("prefill",), store=False, threads=1))
 
 
 def test_cli_bench_json_and_errors(tiny_cfg, with_profile, tmp_path):

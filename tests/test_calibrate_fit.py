@@ -25,11 +25,21 @@ def test_missing_file_costs_little_and_answers_none(_aipc_home):
     assert (time.perf_counter() - t0) / 1000 < 1e-3  # generous: a stat per call, no parsing
 
 
-def test_buckets_and_interpolation():
-    b = C.buckets([(100.0, 0.2), (120.0, 0.4), (130.0, 0.3), (1000.0, 0.6), (0.0, 1.0), (50.0, float("nan"))])
-    assert [n for _, _, n in b] == [3, 1]
-    assert b[0][1] == 0.3 and b[1][1] == 0.6
-    assert b[0][0] == pytest.approx((100 * 120 * 130) ** (1 / 3))
+def test_fit_buckets_by_size_then_tokens_and_interpolates():
+    pts = [("train", 100.0, 0.2, 64), ("train", 120.0, 0.4, 256), ("train", 130.0, 0.3, 256),
+           ("train", 1000.0, 0.6, 64), ("train", 0.0, 1.0, 64), ("train", 50.0, float("nan"), 64)]
+    t = C.fit([{"device": "d", "scenario": s, "flops_per_token": f, "factor": x, "tokens": n} for s, f, x, n in pts])
+    b = t["devices"]["d"]["train"]["buckets"]
+    assert [x["n"] for x in b] == [3, 1]                      # fpt 0 and NaN factor dropped; 100-130 share a bucket
+    assert b[0]["fpt"] == pytest.approx((100 * 120 * 130) ** (1 / 3)) and b[0]["factor"] == 0.3
+    assert b[0]["by_tokens"] == [[64.0, 0.2, 1], [256.0, 0.35, 2]]
+    with C.using(t):
+        assert C.lookup("d", "train", 115.0, tokens=64)[0] == pytest.approx(0.2)
+        assert C.lookup("d", "train", 115.0, tokens=128)[0] == pytest.approx(0.275)   # halfway in log(tokens)
+        assert C.lookup("d", "train", 115.0, tokens=4096)[0] == pytest.approx(0.35)   # nearest outside
+        assert C.lookup("d", "train", 115.0)[0] == pytest.approx(0.3)                 # no tokens: bucket median
+        assert C.lookup("d", "train", 1e6, tokens=64)[0] == pytest.approx(0.6)        # nearest size bucket
+        assert C.lookup("d", "decode", 115.0) is None
     pts = [[100.0, 0.2, 1], [10000.0, 0.6, 1]]
     assert C.interpolate(pts, 1000.0) == pytest.approx(0.4)   # halfway in log space
     assert C.interpolate(pts, 10.0) == 0.2 and C.interpolate(pts, 1e6) == 0.6
@@ -75,9 +85,12 @@ def measured(tmp_path_factory):
     from aipc.hardware.probe import ProbeSettings
     from aipc.models.tiny import tiny_config
 
+    import torch
+
     home = tmp_path_factory.mktemp("cal-home")
-    old = os.environ.get("AIPC_HOME")
+    old, threads = os.environ.get("AIPC_HOME"), torch.get_num_threads()
     os.environ["AIPC_HOME"] = str(home)
+    torch.set_num_threads(1)  # the profile is per thread count; the runs use --threads 1
     try:
         profile.load_or_measure(quick=True, settings=ProbeSettings(
             warmup=1, min_reps=3, min_time_s=0.02, max_time_s=0.2, max_call_s=0.01, min_gemm_n=128,
@@ -89,6 +102,7 @@ def measured(tmp_path_factory):
             run_bench(BenchOptions(model=str(cfg), devices="cpu", scenarios=("train", "prefill", "decode"), seq=n,
                                    prompt=n, gen=4, loop=loop, threads=1, db=home / "r.sqlite"))
     finally:
+        torch.set_num_threads(threads)
         if old is None:
             os.environ.pop("AIPC_HOME", None)
         else:
@@ -96,11 +110,21 @@ def measured(tmp_path_factory):
     return home
 
 
-def test_calibrate_cli_effect_on_estimates(measured, _aipc_home):
+@pytest.fixture
+def one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_calibrate_cli_effect_on_estimates(measured, _aipc_home, one_thread):
     from conftest import run_cli
 
     shutil.copytree(measured / "profiles", _aipc_home / "profiles", dirs_exist_ok=True)
-    code, out, err = run_cli("calibrate", "--db", str(measured / "r.sqlite"), "--json")
+    code, out, err = run_cli("calibrate", "--db", str(measured / "r.sqlite"), "--threads", "1", "--json")
     assert code == 0, err
     res = json.loads(out)
     assert res["runs_used"] == 9 and len(res["held_out"]) == 9
@@ -120,7 +144,8 @@ def test_calibrate_cli_effect_on_estimates(measured, _aipc_home):
     w = Workload(model=str(measured / "tiny.json"), task="infer", prompt_tokens=16, gen_tokens=4, **precision_fields("fp32"))
     est = estimate(w, spec)
     assert est.efficiency.source.startswith("calibrated:")
-    assert est.efficiency.mbu_decode == pytest.approx(entry["decode"]["points"][0][1])
+    decode_factor_at_b1 = dict((t, f) for t, f, _ in entry["decode"]["buckets"][0]["by_tokens"])[1.0]
+    assert est.efficiency.mbu_decode == pytest.approx(decode_factor_at_b1)
     # in-sample: the calibrated decode time is close to what was measured for that shape
     from aipc.bench.store import ResultsDB
 
@@ -136,7 +161,7 @@ def test_calibrate_cli_effect_on_estimates(measured, _aipc_home):
     assert estimate(w, spec).efficiency.source.startswith("default")
 
 
-def test_calibrate_refuses_without_runs_or_profile(measured, _aipc_home, tmp_path):
+def test_calibrate_refuses_without_runs_or_profile(measured, _aipc_home, tmp_path, one_thread):
     from conftest import run_cli
 
     code, _, err = run_cli("calibrate", "--db", str(measured / "r.sqlite"))

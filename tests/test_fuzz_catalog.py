@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import pytest
 from hypothesis import given
@@ -18,16 +22,16 @@ from aipc.errors import AipcError
 from aipc.hardware import catalog as C
 
 SRC = {"source": "https://example.com/datasheet", "as_of": "2026-01-31"}
-DATES = st.sampled_from(["2026-01-31", "2026-02-30", "yesterday", "2026-1-1", "", "20260131"])
-POS_NUM = st.one_of(st.integers(1, 4096), st.floats(0.01, 1e5), numbers())
-REF_NAMES = st.sampled_from(["src", "nv_h100", "lambda", "nope"])
+DATES = maybe(st.just("2026-01-31"), 3, bad=st.sampled_from(["2026-02-30", "yesterday", "2026-1-1", "", "20260131"]))
+POS_NUM = maybe(st.one_of(st.integers(1, 4096), st.floats(0.01, 1e5)), 2, bad=numbers())
+REF_NAMES = maybe(st.just("src"), 3, bad=st.sampled_from(["nv_h100", "lambda", "nope"]))
 
 
 @st.composite
 def number(draw, plausible=POS_NUM):
     """A number as the schema allows it: bare, {value, source, as_of}, {value, ref}, with a note."""
     v = draw(maybe(plausible))
-    how = draw(st.sampled_from(["sourced", "sourced", "ref", "bare", "partial"]))
+    how = draw(maybe(st.sampled_from(["sourced", "sourced", "ref", "bare"]), 3, bad=st.just("partial")))
     if how == "sourced":
         out = {"value": v, **SRC}
     elif how == "ref":
@@ -41,7 +45,7 @@ def number(draw, plausible=POS_NUM):
     return out
 
 
-PEAKS = st.dictionaries(st.sampled_from([*C.DTYPES, "fp12"]), number(), min_size=0, max_size=3)
+PEAKS = st.dictionaries(st.sampled_from([*C.DTYPES, *C.DTYPES, "fp12"]), number(), min_size=1, max_size=3)
 OFFER = table_of({"provider": maybe(st.sampled_from(["lambda", "aws", ""])), "instance": maybe(text(8)),
                   "usd_per_hour": maybe(POS_NUM), "usd_per_instance_hour": maybe(POS_NUM),
                   "devices_per_instance": maybe(st.integers(0, 8)), "source": maybe(st.just(SRC["source"])),
@@ -50,24 +54,47 @@ OFFER = table_of({"provider": maybe(st.sampled_from(["lambda", "aws", ""])), "in
 ENTRY_FIELDS = {
     "label": maybe(st.sampled_from(["Fuzz GPU 24 GB", "x", ""])), "vendor": maybe(st.sampled_from(["nvidia", "amd"])),
     "kind": maybe(st.sampled_from([*C.KINDS, "tpu"])), "category": maybe(st.sampled_from([*C.CATEGORIES, "cloud"])),
-    "memory_gib": number(), "memory_gb": number(), "memory_bytes": number(st.integers(1, 2**40)),
-    "usable_memory_gib": number(), "usable_memory_gb": number(), "bandwidth_gbs": number(),
-    "bandwidth_bytes_s": number(st.integers(1, 10**13)), "power_w": number(), "price_usd": number(),
-    "peak_tflops": maybe(PEAKS), "peak_flops": maybe(PEAKS), "cloud": maybe(st.lists(OFFER, max_size=2)),
+    "power_w": number(), "price_usd": number(), "cloud": maybe(st.lists(OFFER, max_size=2)),
     "measured": maybe(st.booleans()), "replace": maybe(st.booleans()), "notes": maybe(text(20)),
     "source": maybe(st.just(SRC["source"])), "as_of": maybe(DATES),
     "refs": maybe(st.dictionaries(REF_NAMES, maybe(st.just(SRC)), max_size=2)),
 }
-ENTRY = table_of(ENTRY_FIELDS, required=("label", "vendor", "kind", "category", "memory_gib", "bandwidth_gbs",
-                                         "peak_tflops"))
-IDS = st.one_of(st.sampled_from(["fuzz-gpu", "fuzz-apu", "rtx-4090", "H100-SXM", "m4-max-40c", "-bad", "a b", ""]),
-                text(12))
+# one key per quantity (two conflict: that error is reached through the junk cases and the tests below)
+QUANTITY_KEYS = [("memory_gib", "memory_gib", "memory_gb", "memory_bytes"), ("usable_memory_gb", *[None] * 5),
+                 ("bandwidth_gbs", "bandwidth_bytes_s"), ("peak_tflops", "peak_flops")]
+
+
+@st.composite
+def entries(draw):
+    e = draw(table_of(ENTRY_FIELDS, required=("label", "vendor", "kind", "category")))
+    for keys in QUANTITY_KEYS:
+        key = draw(st.sampled_from(keys))
+        if key is None or (keys[0] == "memory_gib" and draw(maybe(st.just(False), bad=st.just(True)))):
+            continue
+        e[key] = draw(maybe(PEAKS)) if key.startswith("peak") else draw(number())
+    if key_of(e, "memory_gib") is not None and draw(st.booleans()):  # unified memory: a share is usable
+        e["usable_memory_gib"] = {"value": key_of(e, "memory_gib") * draw(st.sampled_from([0.5, 0.75, 1.0])), **SRC}
+    if draw(maybe(st.just(False), bad=st.just(True))):  # a second key for the same quantity
+        e[draw(st.sampled_from(["memory_gb", "peak_flops", "bandwidth_bytes_s"]))] = draw(number())
+    return e
+
+
+def key_of(e: dict, key: str):
+    """The plain positive number behind ``e[key]`` (bare or {value: ...}), else None."""
+    v = e.get(key)
+    v = v.get("value") if isinstance(v, dict) else v
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v < 1e12
+    return v if ok else None
+
+
+IDS = maybe(st.sampled_from(["fuzz-gpu", "fuzz-apu", "rtx-4090", "H100-SXM", "m4-max-40c"]), 2,
+            bad=st.one_of(st.sampled_from(["-bad", "a b", ""]), text(12)))
 
 
 @st.composite
 def catalog_files(draw):
-    d = {"devices": draw(maybe(st.dictionaries(IDS, maybe(ENTRY, 0.3), min_size=1, max_size=3), 0.3))}
-    if draw(st.booleans()):
+    d = {"devices": draw(maybe(st.dictionaries(IDS, maybe(entries(), 0.3), min_size=1, max_size=3), 0.3))}
+    if draw(maybe(st.just(True), bad=st.just(False))):
         d["refs"] = draw(maybe(st.fixed_dictionaries({"src": maybe(st.just(SRC))})))
     if draw(st.booleans()):
         d.update({"source": draw(maybe(st.just(SRC["source"]))), "as_of": draw(maybe(DATES))})
@@ -102,8 +129,8 @@ def test_device_catalog_override_file(d, fmt, data, tmp_path_factory):
     t = _STATE.setdefault("tally", Tally("fuzz: device catalog override file (load_catalog extra=[file])"))
     cat = t.run(lambda: C.load_catalog(extra=[p]))
     if isinstance(cat, dict):
-        as_written = raw == body.encode() and isinstance(tbl.get("devices"), dict)
-        _check(cat, list(tbl["devices"]) if as_written else [])
+        written = (json.loads(body) if fmt == "json" else tomllib.loads(body)) if raw == body.encode() else {}
+        _check(cat, list(written["devices"]) if isinstance(written.get("devices"), dict) else [])
 
 
 # ------------------------------------------------------------------ regressions found by fuzzing
@@ -125,7 +152,7 @@ GOOD = {"label": "Fuzz GPU", "vendor": "nvidia", "kind": "gpu", "category": "wor
     {"devices": {"x": {**GOOD, "cloud": [{"provider": "p", "usd_per_hour": 1, "source": "s", "as_of": 5}]}}},
     {"devices": {"x": {**GOOD, "memory_gib": {"value": 1e308, **SRC}}}},         # overflows to inf bytes
     {"devices": {"rtx-4090": {"peak_tflops": [1]}}},                           # override with a non-table
-    {"devices": {"rtx-4090": {"memory_gb": 5}}, "source": "s", "as_of": "2026-01-01"},  # smaller than usable
+    {"devices": {"x": {**GOOD, "peak_tflops": {"bf16": {"value": 1e300, **SRC}}}}},  # overflows to inf FLOP/s
 ])
 def test_bad_catalog_files_are_one_line_errors(tmp_path, file):
     p = tmp_path / "dev.json"

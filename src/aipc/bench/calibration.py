@@ -63,6 +63,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             continue
         points.append({"run_id": run["id"], "device": spec.name, "bench_device": dev, "scenario": scen,
                        "model": run["model"], "flops_per_token": c.flops_per_token, "factor": factor,
+                       "tokens": C.tokens_for(w)[scen],
                        "measured_s": t, "workload": w, "model_spec": m, "spec": spec, "shape": _shape(run),
                        "est_uncalibrated_s": getattr(est.time, TIME_FIELD[scen])})
     return points, skipped
@@ -89,7 +90,7 @@ def held_out(points: list[dict]) -> list[dict]:
                     "est_before_s": before, "est_after_s": after,
                     "error_before": before / p["measured_s"] - 1 if before else None,
                     "error_after": after / p["measured_s"] - 1 if after else None,
-                    "factor": p["factor"], "flops_per_token": p["flops_per_token"],
+                    "factor": p["factor"], "flops_per_token": p["flops_per_token"], "tokens": p["tokens"],
                     "trained_on": len(rest)})
     return out
 
@@ -126,4 +127,8 @@ def calibrate_runs(runs: list[dict], specs: dict, *, min_runs: int = 2) -> dict:
             held = (f", held-out median error {after:.0%}" + (f" (uncalibrated {before:.0%})" if before is not None else "")
                     if after is not None else "")
             entry["source"] = f"fitted from {counts[(dev, scen)]} runs on {date}{held}"
+            spec = next((p["spec"] for p in points if p["device"] == dev), None)
+            if spec is not None:  # the peaks these factors multiply: refit after 'aipc hw --refresh'
+                entry["fitted_against"] = {"peak_flops": dict(spec.peak_flops),
+                                           "bandwidth_bytes_s": spec.bandwidth_bytes_s}
     return {"table": table, "held_out": rows, "errors": errs, "skipped": skipped, "runs_used": len(points)}

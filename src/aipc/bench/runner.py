@@ -126,7 +126,6 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
     """Measure every (device, scenario); returns the report dict the CLI renders (and --json prints)."""
     t_start = time.perf_counter()
     _validate(o)
-    from aipc.bench.context import machine_context, versions
     from aipc.bench.devices import parse_devices
     from aipc.bench.store import ResultsDB
     from aipc.estimate import resolve_model
@@ -139,6 +138,41 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
 
     import torch
 
+    threads_before = torch.get_num_threads()
+    if o.threads:  # before the profile lookup: peaks are measured (and cached) per thread count
+        torch.set_num_threads(o.threads)
+    try:
+        return _run(o, mspec, devices, db, on_progress, t_start)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def load_warning() -> str | None:
+    """A warning when other processes keep the CPU busy (1-minute load average above half the cores)."""
+    import os
+
+    import torch
+
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cores = os.cpu_count() or 1
+    if load > cores / 2:
+        msg = f"1-minute load average {load:.1f} on {cores} CPUs: other processes compete for the CPU, so timings are noisy"
+        if torch.get_num_threads() > 1:
+            msg += (f"; with {torch.get_num_threads()} threads a step waits for its slowest thread and can take several "
+                    "times longer: consider --threads 1 (peaks are then measured for 1 thread)")
+        return msg
+    return None
+
+
+def _run(o: BenchOptions, mspec, devices, db, on_progress, t_start) -> dict:
+    import torch
+
+    from aipc.bench.context import machine_context, versions
+
+    warning = load_warning()
     mctx = machine_context(quick=True, measure=o.measure_peaks)
     cfg = o.loop_config()
     vers = versions()
@@ -161,18 +195,16 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
         plans.append((dev, prec, spec, wls, ests, why))
 
     order = [s for s in ("prefill", "decode", "generate", "train") if s in o.scenarios]  # train last: it mutates
-    threads_before = torch.get_num_threads()
-    if o.threads:
-        torch.set_num_threads(o.threads)
-    try:
-        results = _measure_all(o, plans, order, mspec, mctx, cfg, vers, db, on_progress)
-    finally:
-        torch.set_num_threads(threads_before)
+    results = _measure_all(o, plans, order, mspec, mctx, cfg, vers, db, on_progress)
+    import os
+
     return {
         "model": mspec.name, "model_ref": o.model, "params": mspec.param_count(),
         "machine": {"fingerprint": mctx.fingerprint, "host": mctx.host, "peaks": mctx.profile_source},
         "devices": devices, "scenarios": order, "quick": o.quick, "loop": cfg.__dict__,
-        "cpu_threads": o.threads or threads_before,
+        "cpu_threads": torch.get_num_threads(),
+        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "warnings": [warning] if warning else [],
         "definitions": {s: DEFINITIONS[s] for s in order}, "ci_method": CI_METHOD,
         "results": results, "speedup": speedups(results),
         "db": str(db.path) if db is not None else None, "wall_s": time.perf_counter() - t_start,

@@ -26,7 +26,7 @@ INFER_SCENARIOS = ("prefill", "decode", "generate")
 DEFINITIONS = {
     "train": "train: one optimizer step (forward + backward + AdamW) on batch x seq tokens",
     "prefill": "prefill: one forward over batch x prompt tokens, building the KV cache (logits of the last position)",
-    "decode": "decode: one step producing batch new tokens from a KV cache of prompt..prompt+gen tokens; median = TPOT",
+    "decode": "decode: one step producing batch new tokens against a KV cache of prompt..prompt+gen-2 tokens (reset untimed); median = TPOT",
     "generate": "generate: one greedy request; TTFT = prefill + first token (includes prefill); "
                 "TPOT = (e2e - TTFT)/(gen - 1) (excludes the first token)",
 }

@@ -100,6 +100,8 @@ def render(report: dict) -> None:
               "spec: catalog); MBU = bytes/s / bandwidth")
     if report.get("db"):
         con.print(f"stored {len(report['results'])} runs in {report['db']}  (aipc results; aipc calibrate)")
+    for w in report.get("warnings", []):
+        con.print(f"warning: {w}")
     con.print(f"wall time {seconds(report['wall_s'])}")
 
 

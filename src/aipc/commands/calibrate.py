@@ -21,14 +21,17 @@ def render(res: dict) -> None:
     from aipc.render import seconds, si
 
     con = console()
-    t = Table(title="calibrated factors (MFU for train/prefill, MBU for decode)")
-    for c in ("device", "scenario", "FLOPs/token", "factor", "runs", "held-out |err| before → after"):
+    t = Table(title="calibrated factors (MFU for train/prefill, MBU for decode) by model size and tokens per forward")
+    for c in ("device", "scenario", "FLOPs/token", "factor (median)", "by tokens per forward: tokens=factor",
+              "runs", "held-out |err| before → after"):
         t.add_column(c)
     for dev, scens in res["table"]["devices"].items():
         for scen, e in scens.items():
             err = res["errors"].get(f"{dev} {scen}", {})
-            for i, (fpt, f, n) in enumerate(e["points"]):
-                t.add_row(dev if i == 0 else "", scen if i == 0 else "", si(fpt, "FLOP"), f"{f:.3f}", str(int(n)),
+            for i, b in enumerate(e["buckets"]):
+                toks = ", ".join(f"{int(tk)}={f:.3f}" for tk, f, _ in b["by_tokens"])
+                t.add_row(dev if i == 0 else "", scen if i == 0 else "", si(b["fpt"], "FLOP"), f"{b['factor']:.3f}",
+                          toks, str(int(b["n"])),
                           f"{_pct(err.get('median_abs_error_before'))} → {_pct(err.get('median_abs_error_after'))}"
                           if i == 0 else "")
     con.print(t)
@@ -57,6 +60,7 @@ def register(app: typer.Typer) -> None:
         all_machines: bool = typer.Option(False, "--all-machines", help="Use runs stored by other machines too (normally only this machine's)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Fit and show, do not save."),
         reset: bool = typer.Option(False, "--reset", help="Remove this machine's calibration and exit."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the runs to use (as 'aipc bench --threads'; the profile is per thread count)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Fit MFU (train, prefill) and MBU (decode) per device from stored runs; later estimates use them."""
@@ -66,6 +70,12 @@ def register(app: typer.Typer) -> None:
         from aipc.estimate import calibrate as C
         from aipc.render import print_json
 
+        if threads is not None:
+            if threads <= 0:
+                raise AipcError(f"--threads must be a positive whole number (got {threads})")
+            import torch
+
+            torch.set_num_threads(threads)
         mctx = machine_context(measure=False)
         if reset:
             removed = C.reset([s.name for s in mctx.specs.values()])
@@ -79,8 +89,13 @@ def register(app: typer.Typer) -> None:
                             "then 'aipc bench', then 'aipc calibrate'")
         rdb = ResultsDB(db, create=False)
         devs = [d.strip() for d in device.split(",")] if device else None
-        runs = [r for r in rdb.runs(kind="bench", model=model)
-                if (devs is None or r["device"] in devs) and (all_machines or r.get("machine") == mctx.fingerprint)]
+        every = [r for r in rdb.runs(kind="bench", model=model) if devs is None or r["device"] in devs]
+        runs = [r for r in every if all_machines or r.get("machine") == mctx.fingerprint]
+        others = len(every) - len(runs)
+        if len(runs) < 2 and others:
+            raise AipcError(f"{len(runs)} stored bench runs match this machine's profile {mctx.fingerprint}, "
+                            f"{others} were measured under another profile (another machine, or another thread count: "
+                            "pass --threads N as given to 'aipc bench', or --all-machines)")
         res = calibrate_runs(runs, mctx.specs)
         if dry_run:
             res["saved"] = "dry run: nothing saved"

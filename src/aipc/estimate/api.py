@@ -95,7 +95,7 @@ def estimate(workload: Workload, device: str | DeviceSpec, *, model: ModelSpec |
                         f"so at most {m.num_heads} devices; use --num-devices <= {m.num_heads}")
     mem = memory_breakdown(m, w, d)
     comp = compute_for(m, w)
-    eff = efficiency_for(d, comp.flops_per_token)
+    eff = efficiency_for(d, comp.flops_per_token, workload=w)
     t, twarn = timing(d, w, comp, eff)
     warnings += twarn + list(mem.notes)
     cap = d.usable_memory_bytes

@@ -8,10 +8,16 @@ A factor is what the estimator multiplies a peak by (its roofline: time = work /
 - train and prefill: MFU = (model FLOPs of the step, by the estimator's formulas) / (peak FLOP/s x t);
 - decode: MBU = (bytes read per decode step) / (bandwidth x t),
 with the peak and bandwidth of the DeviceSpec the estimator uses for that device (``aipc hw``'s
-measured profile for this machine). Factors are kept per device and scenario in buckets of model size
-(FLOPs per token: points within a factor of 1.5 share a bucket, factor = median of the bucket); a
-lookup interpolates linearly in log(FLOPs per token) between bucket centres and takes the nearest
-bucket outside them.
+measured profile for this machine).
+
+Efficiency depends on the model's size and on how many tokens one forward carries (a GEMM with 32
+rows reaches less of the peak than one with 512; decode at batch 4 is not decode at batch 1). So the
+factors are kept per device and scenario in buckets of model size (FLOPs per token: points within a
+factor of 1.5 share a bucket) and, inside a bucket, per tokens per forward (train b x s, prefill
+b x p, decode b; the median where several runs share a value). A lookup interpolates linearly in
+log(tokens) inside a bucket (nearest value outside the measured range), then linearly in
+log(FLOPs per token) between buckets (nearest bucket outside). Without ``tokens`` a bucket answers
+with the median of all its runs.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "aipc-calibration"
-VERSION = 1
+VERSION = 2
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
@@ -66,7 +72,8 @@ def load(p: Path | None = None) -> dict | None:
     if _cache["key"] != key:
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("devices"), dict):
+            if (not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION
+                    or not isinstance(data.get("devices"), dict)):
                 data = None
         except (OSError, ValueError):
             data = None
@@ -74,12 +81,12 @@ def load(p: Path | None = None) -> dict | None:
     return _cache["data"]
 
 
-def interpolate(points: list[list[float]], fpt: float | None) -> float:
-    """Factor at ``fpt`` from sorted [fpt, factor, n] bucket points: linear in log(fpt) between
-    neighbours, the nearest point outside; the median of all points when fpt is unknown."""
-    if fpt is None or fpt <= 0 or len(points) == 1:
+def interpolate(points: list[list[float]], at: float | None) -> float:
+    """Factor at ``at`` from [x, factor, n] points sorted by x: linear in log(x) between neighbours,
+    the nearest point outside their range; the median of all points when ``at`` is unknown."""
+    if at is None or at <= 0 or len(points) == 1:
         return points[0][1] if len(points) == 1 else statistics.median(p[1] for p in points)
-    x = math.log(fpt)
+    x = math.log(at)
     xs = [math.log(p[0]) for p in points]
     if x <= xs[0]:
         return points[0][1]
@@ -92,15 +99,29 @@ def interpolate(points: list[list[float]], fpt: float | None) -> float:
     return points[-1][1]  # pragma: no cover
 
 
-def lookup(device_name: str, scenario: str, flops_per_token: float | None) -> tuple[float, str] | None:
-    """(factor, one-line source) for a device and scenario ('train', 'prefill', 'decode'), or None."""
+def tokens_for(workload) -> dict[str, int]:
+    """Tokens one forward carries per device, by scenario: train b x s, prefill b x p, decode b."""
+    b = workload.batch_size
+    return {"train": b * workload.seq_len, "prefill": b * workload.prompt_tokens, "decode": b}
+
+
+def _bucket_factor(bucket: dict, tokens: float | None) -> float:
+    pts = bucket.get("by_tokens") or []
+    return interpolate(pts, tokens) if tokens and pts else bucket["factor"]
+
+
+def lookup(device_name: str, scenario: str, flops_per_token: float | None,
+           tokens: float | None = None) -> tuple[float, str] | None:
+    """(factor, one-line source) for a device and scenario ('train', 'prefill', 'decode'), or None.
+    ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median."""
     data = _override[-1] if _override else load()
     if not data:
         return None
     entry = data.get("devices", {}).get(device_name, {}).get(scenario)
-    if not entry or not entry.get("points"):
+    if not entry or not entry.get("buckets"):
         return None
-    return interpolate(entry["points"], flops_per_token), entry.get("source", "calibrated")
+    per_size = [[b["fpt"], _bucket_factor(b, tokens), b["n"]] for b in entry["buckets"]]
+    return interpolate(per_size, flops_per_token), entry.get("source", "calibrated")
 
 
 @contextmanager
@@ -114,39 +135,49 @@ def using(table: dict | None):
 
 
 # ---- fitting -------------------------------------------------------------------------------------
-def buckets(points: list[tuple[float, float]]) -> list[list[float]]:
-    """[(fpt, factor)] -> sorted [[centre fpt (geometric mean), median factor, n]]: consecutive points
-    (by fpt) within BUCKET_RATIO of the bucket's smallest share it."""
-    pts = sorted(p for p in points if p[0] and p[0] > 0 and p[1] and p[1] > 0 and math.isfinite(p[1]))
-    out: list[list[float]] = []
-    group: list[tuple[float, float]] = []
-    for p in pts:
-        if group and p[0] > group[0][0] * BUCKET_RATIO:
-            out.append(_bucket(group))
-            group = []
-        group.append(p)
-    if group:
-        out.append(_bucket(group))
-    return out
-
-
 def _bucket(group: list[tuple[float, float]]) -> list[float]:
     centre = math.exp(sum(math.log(g[0]) for g in group) / len(group))
     return [centre, statistics.median(g[1] for g in group), len(group)]
 
 
 def fit(points: list[dict], source: str = "") -> dict:
-    """A calibration table from points {device, scenario, flops_per_token, factor}."""
-    by: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    """A calibration table from points {device, scenario, flops_per_token, factor, tokens (optional)}."""
+    by: dict[tuple[str, str], list[dict]] = {}
     for p in points:
-        if p["scenario"] in SCENARIOS:
-            by.setdefault((p["device"], p["scenario"]), []).append((p["flops_per_token"], p["factor"]))
+        f, fpt = p.get("factor"), p.get("flops_per_token")
+        if p["scenario"] in SCENARIOS and f and fpt and f > 0 and fpt > 0 and math.isfinite(f):
+            by.setdefault((p["device"], p["scenario"]), []).append(p)
     devices: dict[str, dict] = {}
     for (dev, scen), pts in by.items():
-        b = buckets(pts)
-        if b:
-            devices.setdefault(dev, {})[scen] = {"points": b, "n_runs": sum(x[2] for x in b), "source": source}
+        out = []
+        for centre, _, n, members in _size_groups(pts):
+            by_tok: dict[float, list[float]] = {}
+            for m in members:
+                if m.get("tokens"):
+                    by_tok.setdefault(float(m["tokens"]), []).append(m["factor"])
+            out.append({"fpt": centre, "factor": statistics.median(m["factor"] for m in members), "n": n,
+                        "by_tokens": [[t, statistics.median(v), len(v)] for t, v in sorted(by_tok.items())]})
+        devices.setdefault(dev, {})[scen] = {"buckets": out, "n_runs": len(pts), "source": source}
     return {"format": FORMAT, "version": VERSION, "devices": devices}
+
+
+def _size_groups(pts: list[dict]):
+    """Points grouped by FLOPs per token (consecutive within BUCKET_RATIO of the group's smallest):
+    (geometric-mean centre, median factor, count, members) per group."""
+    pts = sorted(pts, key=lambda p: p["flops_per_token"])
+    group: list[dict] = []
+    for p in pts:
+        if group and p["flops_per_token"] > group[0]["flops_per_token"] * BUCKET_RATIO:
+            yield _group(group)
+            group = []
+        group.append(p)
+    if group:
+        yield _group(group)
+
+
+def _group(group: list[dict]):
+    c, f, n = _bucket([(g["flops_per_token"], g["factor"]) for g in group])
+    return c, f, n, group
 
 
 def today() -> str:

@@ -41,8 +41,9 @@ def default_efficiency(device: DeviceSpec) -> Efficiency:
     return Efficiency(mfu_train=t, mfu_prefill=p, mbu_decode=d, source=src)
 
 
-def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None) -> Efficiency:
-    """Calibrated factors for this device where ``aipc calibrate`` stored them, else the defaults."""
+def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None) -> Efficiency:
+    """Calibrated factors for this device where ``aipc calibrate`` stored them, else the defaults.
+    ``workload`` (optional) gives the tokens per forward the calibration is also keyed by."""
     eff = default_efficiency(device)
     try:
         from aipc.estimate import calibrate
@@ -52,8 +53,9 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None) -> 
     if lookup is None:
         return eff
     found = {}
+    tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill", "decode"):
-        hit = lookup(device.name, scenario, flops_per_token)
+        hit = lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario))
         if hit:
             found[scenario] = hit
     if not found:

@@ -78,10 +78,13 @@ def _read_file(path: Path) -> dict:
     """A catalog file as a dict: JSON for ``.json``, TOML otherwise; clear one-line errors."""
     if not path.is_file():
         raise AipcError(f"device catalog file not found: {path}; check --catalog or {ENV_VAR}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise AipcError(f"cannot read device catalog file {path}: {e}; save it as UTF-8 text") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise AipcError(f"{path.name}: not valid {kind}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
@@ -105,7 +108,7 @@ def _expand_number(raw: Any, where: _Where, field: str, refs: dict, default: tup
             raise where.error(field, f"has unknown key(s) {sorted(extra)}; allowed: value, source, as_of, ref, note")
         out = {"value": raw.get("value")}
         if "ref" in raw:
-            if raw["ref"] not in refs:
+            if not isinstance(raw["ref"], str) or raw["ref"] not in refs:
                 raise where.error(field, f"refers to unknown ref '{raw['ref']}'; define it under [refs] "
                                          "in the file or refs.<name> in the entry")
             out["source"], out["as_of"] = refs[raw["ref"]]
@@ -132,6 +135,8 @@ def _expand_entry(entry: Any, where: _Where, file_refs: dict, file_default: tupl
     if extra:
         raise where.error(sorted(extra)[0], f"is not a known field; allowed: {', '.join(sorted(ENTRY_KEYS))}")
     refs = dict(file_refs)
+    if not isinstance(entry.get("refs") or {}, dict):
+        raise where.error("refs", "must be a table of name = {source = ..., as_of = ...}")
     for name, table in (entry.get("refs") or {}).items():
         refs[name] = _source_pair(table, where, f"refs.{name}")
     default = file_default
@@ -169,6 +174,8 @@ def _file_entries(path: Path) -> dict[str, tuple[dict, str]]:
     extra = set(data) - {"devices", "refs", "source", "as_of", "schema"}
     if extra:
         raise top.error(sorted(extra)[0], "is not a known top-level key; allowed: devices, refs, source, as_of, schema")
+    if not isinstance(data.get("refs") or {}, dict):
+        raise top.error("refs", "must be a table of name = {source = ..., as_of = ...}")
     file_refs = {n: _source_pair(t, top, f"refs.{n}") for n, t in (data.get("refs") or {}).items()}
     default = None
     if "source" in data or "as_of" in data:
@@ -222,6 +229,14 @@ def _positive(value: Any, where: _Where, field: str) -> float:
     return value
 
 
+def _scaled(value: Any, unit: float, where: _Where, field: str) -> float:
+    """A positive number times its unit, which must stay finite (1e308 GiB is not a memory size)."""
+    out = _positive(value, where, field) * unit
+    if not math.isfinite(out):
+        raise where.error(field, f"is too large (got {value!r})")
+    return out
+
+
 def _text(entry: dict, key: str, where: _Where, choices: tuple | None = None) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -241,7 +256,7 @@ def _quantity(entry: dict, qty: str, where: _Where, required: bool) -> tuple[flo
         return None
     key = keys[0]
     num = entry[key]
-    value = _positive(num.get("value"), where, key) * QUANTITIES[qty][key]
+    value = _scaled(num.get("value"), QUANTITIES[qty][key], where, key)
     return value, _sourced(num.get("source"), num.get("as_of"), where, key)
 
 
@@ -286,7 +301,7 @@ def _build(name: str, entry: dict, where: _Where) -> DeviceSpec:
         field = f"{peak_keys[0]}.{dtype}"
         if dtype not in DTYPES:
             raise where.error(field, f"is not a known dtype; use one of {', '.join(DTYPES)}")
-        peak_flops[dtype] = _positive(num.get("value"), where, field) * PEAK_KEYS[peak_keys[0]]
+        peak_flops[dtype] = _scaled(num.get("value"), PEAK_KEYS[peak_keys[0]], where, field)
         sources[f"peak_flops.{dtype}"] = _sourced(num.get("source"), num.get("as_of"), where, field)
     if not peak_flops:
         raise where.error(peak_keys[0], "needs at least one dtype")
