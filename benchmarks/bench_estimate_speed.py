@@ -35,11 +35,11 @@ def cold_shell(n: int = 7) -> list[float]:
 def in_process() -> tuple[float, float, float]:
     from aipc.estimate import estimate, resolve_device, resolve_model
     from aipc.estimate.sweep import sweep
-    from aipc.spec import Workload
+    from aipc.spec import Workload, workload_from_dict
 
     m, d = resolve_model("llama-3.1-8b"), resolve_device("rtx-4090")
     fits = Workload(model="llama-3.1-8b", task="infer").validate()
-    nofit = Workload(model="llama-3.1-8b", task="train", precision="mixed-bf16").validate()
+    nofit = workload_from_dict({"model": "llama-3.1-8b", "task": "train", "precision": "mixed-bf16"})
     estimate(fits, d, model=m)
 
     def per_call(w, n=300):

@@ -89,6 +89,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--write", action="store_true", help="record the result in docs/benchmarks.md")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    from aipc.runtime import prepare_cpu
+
+    prepare_cpu()  # flush denormals for the whole process: HF and aipc run under the same setting
     if args.threads:
         torch.set_num_threads(args.threads)
     from aipc.serve.hfrunner import make_runner

@@ -258,6 +258,9 @@ def main() -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
+    from aipc.runtime import prepare_cpu
+
+    prepare_cpu()  # flush denormals for the whole process: HF and aipc run under the same setting
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     a.precision = a.precision or ("bf16" if a.device == "cuda" else "fp32")

@@ -247,6 +247,7 @@ def test_server_survives_malformed_and_oversized_requests(server):
            failures=out["failures"][:20], failed=len(out["failures"]))
     assert not out["failures"], "\n".join(out["failures"][:20])
     assert out["alive"] and server["proc"].poll() is None
+    assert "Traceback" not in server["log"].read_text(), server["log"].read_text()[-3000:]
     warm, half, end = (out["rss_mib"][k] * MIB for k in ("warm", "half", "end"))
     assert end <= warm + RSS_TOTAL_MARGIN and end <= half + RSS_HALF_MARGIN, out["rss_mib"]
     assert out["bad"] > n // 3 and out["good"] > n // 5

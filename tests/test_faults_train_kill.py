@@ -212,3 +212,26 @@ def test_sigkill_at_random_moments_and_inside_checkpoint_writes(dropout_llama, t
     t0 = time.perf_counter()
     out = kill_and_resume_cycle(dropout_llama, corpus, tmp_path, plan, steps=scale(40, 120), seed=seed)
     record("faults: train SIGKILL + --resume", seed=seed, seconds=round(time.perf_counter() - t0, 1), **out)
+
+
+@pytest.mark.xfail(strict=True, reason="reported: a run killed before its first checkpoint cannot --resume, and a "
+                                       "fresh start appends to the old metrics.jsonl (train/loop.py:158-168)")
+def test_run_killed_before_its_first_checkpoint_restarts_cleanly(tiny_llama_dir, tmp_path):
+    """Killed before any checkpoint exists, the run can only start over; its metrics must then describe
+    one trajectory (each step once), not the lost attempt and the new one."""
+    from test_train_loop import cfg, write_corpus
+
+    from aipc.train.loop import Hooks, train
+
+    class Stop(Exception):
+        pass
+
+    def stop(step):
+        if step == 3:
+            raise Stop
+
+    corpus = write_corpus(tmp_path / "data.txt", lines=60)
+    with pytest.raises(Stop):
+        train(cfg(tiny_llama_dir, corpus, tmp_path / "run", steps=6, save_every=5), Hooks(after_step=stop))
+    train(cfg(tiny_llama_dir, corpus, tmp_path / "run", steps=6, save_every=5))
+    assert [s for s, _ in losses(tmp_path / "run")] == list(range(1, 7))

@@ -116,7 +116,7 @@ def _check(cat: dict, ids: list) -> None:
         assert again == spec  # what `aipc devices --json` writes reads back the same
 
 
-@fuzz_settings(ci=200, full=1500)
+@fuzz_settings(ci=150, full=1500)
 @given(d=st.one_of(catalog_files(), catalog_files(), catalog_files(), junk()),
        fmt=st.sampled_from(["toml", "json"]), data=st.data())
 def test_device_catalog_override_file(d, fmt, data, tmp_path_factory):

@@ -126,7 +126,7 @@ NAMED = {
 }
 DECIDE_RATES = ["h100-sxm@Lambda=2.10", "h100-sxm=2", "a100-80gb@x=0", "=1", "h100-sxm@=nan", "x"]
 DECIDE_SETS = ["assumptions.horizon_months=24", "horizon_months=nan", "currency=\"EUR\"", "jobs=1", "a.b.c=1",
-               "utilization=auto", "=", "x", "max_devices=0", "[" * 2000]
+               "utilization=auto", "=", "x", "max_devices=0", "[" * 2000, "horizon_months=" + "[" * 3000]
 PATH_KIND = {"model": "model", "query": "model", "needs": "needs", "--catalog": "catalog", "--overrides": "needs",
              "--workload": "model", "--needs": "needs", "--data": "data", "--key-file": "key", "--new-key": "out",
              "path": "file", "--db": "db", "--export": "out", "--import": "file", "--out": "out", "-o": "out",
@@ -213,7 +213,7 @@ def stubs():
         yield
 
 
-@fuzz_settings(ci=320, full=2400)
+@fuzz_settings(ci=280, full=2400)
 @given(data=st.data())
 def test_cli_flags_of_every_verb(data, pool, stubs, tmp_path_factory):
     if "cwd" not in _STATE:  # relative output paths (runs/, aipc-report/) land in a temporary folder
@@ -249,6 +249,14 @@ def _report():
     yield
     if "tally" in _STATE:
         _STATE["tally"].finish()
+
+
+def test_conflicting_output_formats_are_refused():
+    """Found by the fuzzer: `aipc results --json --csv` printed CSV with exit 0."""
+    from conftest import run_cli
+
+    code, out, err = run_cli("results", "--json", "--csv")
+    assert code == 2 and out == "" and err.startswith("error: --csv and --json")
 
 
 def test_every_verb_is_fuzzed():

@@ -62,7 +62,7 @@ def _use(spec: ModelSpec) -> None:
     assert spec.num_heads % spec.num_kv_heads == 0 and spec.head_dim > 0
 
 
-@fuzz_settings(ci=200, full=1500)
+@fuzz_settings(ci=160, full=1500)
 @given(cfg=st.one_of(configs(), configs(), configs(), junk()))
 def test_hf_config_dict(cfg):
     t = _tally("fuzz: config.json dict (hf_config.parse, ModelSpec.from_hf_config)")
@@ -74,7 +74,7 @@ def test_hf_config_dict(cfg):
             pass
 
 
-@fuzz_settings(ci=100, full=700)
+@fuzz_settings(ci=80, full=700)
 @given(cfg=configs(), data=st.data())
 def test_config_json_file(cfg, data, tmp_path_factory):
     raw = data.draw(mangled(json_text(cfg)))
@@ -158,7 +158,7 @@ def folders(draw):
     return cfg, shards, index
 
 
-@fuzz_settings(ci=130, full=1000)
+@fuzz_settings(ci=110, full=1000)
 @given(folder=folders(), cfg_raw=st.booleans())
 def test_model_folder_with_safetensors_headers(folder, cfg_raw, tmp_path_factory):
     cfg, shards, index = folder

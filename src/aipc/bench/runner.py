@@ -110,6 +110,9 @@ def fit_check(ests: dict[str, object], device: str, label: str) -> None:
 
 def build_model(mspec, model_ref: str, prec: str, device: str):
     """Random weights of the real architecture; a local folder with safetensors loads its weights."""
+    from aipc.runtime import prepare_cpu
+
+    prepare_cpu()  # flush denormals: random-weight activations otherwise slow x86 CPUs many-fold
     path = Path(model_ref).expanduser()
     if path.is_dir() and any(path.glob("*.safetensors")):
         from transformers import AutoModel, AutoModelForCausalLM

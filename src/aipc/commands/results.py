@@ -110,6 +110,8 @@ def register(app: typer.Typer) -> None:
 
         if sum(map(bool, (compare_, as_csv, import_ is not None))) > 1:
             raise AipcError("use one of --compare, --csv, --import at a time")
+        if as_csv and as_json:
+            raise AipcError("--csv and --json both choose the output format; use one")
         rdb = ResultsDB(db, create=import_ is not None)
         if import_ is not None:
             added, present = rdb.import_runs(import_)

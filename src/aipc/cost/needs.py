@@ -372,7 +372,7 @@ def parse_value(text: str) -> Any:
     """A flag value as TOML would read it (numbers, true/false, "strings", [lists]); bare words stay text."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return text.strip()
 
 

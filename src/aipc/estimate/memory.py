@@ -110,9 +110,40 @@ def activation_bytes(m: ModelSpec, w: Workload, *, recomputing: bool = True) -> 
     per_layer = act.per_layer_bytes_per_token(m, w.compute, w.attention, s_eff)
     outside = act.outside_bytes_per_token(m, w.compute, w.attention)
     layers = min(w.trainable_layers, m.num_layers) if w.method == "freeze" else m.num_layers
+    per_layer += lora_cast_bytes_per_token(m, w)
     if w.grad_ckpt:
         return bs * (layers * m.hidden_size * _eb(w.compute) + (per_layer if recomputing else 0.0) + outside)
     return bs * (layers * per_layer + outside)
+
+
+# LoRA targets that read the same input tensor (one saved copy per group in a full fine-tune)
+_SHARED_INPUT = ({"q_proj", "k_proj", "v_proj", "c_attn", "query", "key", "value", "qkv_proj"},
+                 {"gate_proj", "up_proj", "c_fc", "gate_up_proj", "w1", "w3"})
+
+
+def lora_cast_bytes_per_token(m: ModelSpec, w: Workload) -> float:
+    """LoRA on a 16-bit base: peft casts each adapted module's input to the adapters' fp32
+    (``_cast_input_dtype``) and lora_A saves that copy, while the frozen base linears (and frozen
+    norms) no longer save their 16-bit inputs. Per token and block:
+    sum_targets in*4 - sum_unique_inputs in*e. Zero for fp32 compute (the cast is a no-op and
+    lora_A saves the same tensor a full fine-tune would)."""
+    if w.method not in ("lora", "qlora") or w.compute == "fp32" or not w.is_train:
+        return 0.0
+    e = _eb(w.compute)
+    per_layer = {}
+    for key, (i, _o, n) in P.resolve_targets(m, w.lora_targets).items():
+        per_layer[key] = (i, n / max(m.num_layers, 1))
+    cast = sum(i * c for i, c in per_layer.values()) * 4
+    seen_groups, unique = set(), 0.0
+    for key, (i, c) in per_layer.items():
+        short = key.rsplit(".", 1)[-1]
+        group = next((g for g, names in enumerate(_SHARED_INPUT) if short in names), None)
+        if group is None:
+            unique += i * c
+        elif group not in seen_groups:
+            seen_groups.add(group)
+            unique += i * c
+    return max(cast - unique * e, 0.0)
 
 
 def _attended_tokens(m: ModelSpec, ctx: int) -> float:
@@ -160,10 +191,11 @@ def prefill_work_bytes(m: ModelSpec, w: Workload) -> float:
     b*a*p^2*(4 + e) scores with eager attention; and the last position's logits b*V*(e + 4)."""
     b, p, e = w.batch_size, w.prompt_tokens, _eb(w.compute)
     h, a, k, d = m.hidden_size, m.num_heads, m.num_kv_heads, m.head_dim
-    work = b * p * (2 * h + 2 * a * d + 2 * k * d + 3 * act.ffn_width_per_token(m)) * e
+    ffn = (3 if m.ffn_gated else 2) * act.ffn_width_per_token(m)  # gate, up, product / fc, activation
+    work = b * p * (2 * h + 2 * a * d + 2 * k * d + ffn) * e
     if w.attention == "eager":
         work += b * a * p * min(p, m.sliding_window or p) * (4 + e)
-    return work + b * m.vocab_size * (e + 4)
+    return work + (b * m.vocab_size * (e + 4) if m.is_decoder else 0)
 
 
 def runtime_bytes(device: DeviceSpec, tensors: float) -> float:
@@ -238,9 +270,10 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
         kv_f = f["act"]
         phases["prefill"] = {**base, "kv_cache": kv_cache_bytes(m, w, w.prompt_tokens) * kv_f,
                              "activations": prefill_work_bytes(m, w) * kv_f}
-        phases["decode"] = {**base, "kv_cache": kv_cache_bytes(m, w, w.context) * kv_f,
-                            "activations": w.batch_size * (m.vocab_size * (_eb(w.compute) + 4)
-                                                           + 4 * m.hidden_size * _eb(w.compute))}
+        if m.is_decoder:
+            phases["decode"] = {**base, "kv_cache": kv_cache_bytes(m, w, w.context) * kv_f,
+                                "activations": w.batch_size * (m.vocab_size * (_eb(w.compute) + 4)
+                                                               + 4 * m.hidden_size * _eb(w.compute))}
     totals = {}
     for name, comp in phases.items():
         comp["runtime"] = runtime_bytes(device, sum(comp.values()))

@@ -73,6 +73,9 @@ def load(ref: str, *, dtype: str | None = None, device: str | None = None, seed:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bars on the terminal or in server logs
+    from aipc.runtime import prepare_cpu
+
+    prepare_cpu()  # flush denormals: random-weight activations otherwise slow x86 CPUs many-fold
     device = default_device(device)
     dtype = default_dtype(dtype, device)
     tdt = torch_dtype(dtype)

@@ -42,6 +42,10 @@ def load_model(ref: str, *, seed: int, device: str):
     """The causal LM in fp32 on ``device`` (weights from the folder or random from ``seed``)."""
     import torch
 
+    from aipc.runtime import prepare_cpu
+
+    prepare_cpu()  # flush denormals: random-weight activations otherwise slow x86 CPUs many-fold
+
     if has_weights(ref):
         from transformers import AutoModelForCausalLM
 

@@ -54,6 +54,9 @@ def run(d: dict) -> dict:
     from aipc.estimate import resolve_model
     from aipc.spec import workload_from_dict
 
+    from aipc.runtime import prepare_cpu
+
+    prepare_cpu()  # flush denormals (times only; memory is unaffected)
     gc.collect()
     baseline = _status("VmRSS")
     w = workload_from_dict(d["workload"])
@@ -103,6 +106,14 @@ def run(d: dict) -> dict:
     else:
         model.eval()
         ids = torch.randint(0, spec.vocab_size, (w.batch_size, w.prompt_tokens), generator=g).to(device)
+        if not spec.is_decoder:  # an encoder: inference is one forward over the input
+            with torch.inference_mode():
+                t = time.perf_counter()
+                model(input_ids=ids)
+                prefill_s = time.perf_counter() - t
+            peak = _status("VmHWM") - baseline
+            return {"peak_bytes": int(peak), "baseline_rss_bytes": baseline, "build_s": build_s,
+                    "prefill_s": prefill_s, "torch": torch.__version__, "transformers": transformers.__version__}
         with torch.inference_mode():
             t = time.perf_counter()
             model(input_ids=ids, use_cache=True, logits_to_keep=1)

@@ -56,6 +56,7 @@ SMALL: list[dict[str, Any]] = [
     _w("small-llama-gqa", T, precision="fp32", batch_size=4, seq_len=256),
     _w("small-llama-gqa", T, precision="bf16", batch_size=4, seq_len=256, grad_ckpt=True),
     _w("small-llama-gqa", T, precision="fp32", batch_size=4, seq_len=256, method="lora"),
+    _w("small-llama-gqa", T, precision="bf16", batch_size=4, seq_len=256, method="lora"),
     _w("small-llama-gqa", I, precision="fp32", batch_size=4, prompt_tokens=256, gen_tokens=16),
     _w("small-qwen2-150k", T, precision="fp32", batch_size=2, seq_len=256),
     _w("small-qwen2-150k", I, precision="bf16", batch_size=2, prompt_tokens=256, gen_tokens=16),
