@@ -214,8 +214,6 @@ def test_sigkill_at_random_moments_and_inside_checkpoint_writes(dropout_llama, t
     record("faults: train SIGKILL + --resume", seed=seed, seconds=round(time.perf_counter() - t0, 1), **out)
 
 
-@pytest.mark.xfail(strict=True, reason="reported: a run killed before its first checkpoint cannot --resume, and a "
-                                       "fresh start appends to the old metrics.jsonl (train/loop.py:158-168)")
 def test_run_killed_before_its_first_checkpoint_restarts_cleanly(tiny_llama_dir, tmp_path):
     """Killed before any checkpoint exists, the run can only start over; its metrics must then describe
     one trajectory (each step once), not the lost attempt and the new one."""

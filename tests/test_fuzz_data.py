@@ -145,17 +145,12 @@ def test_training_data_files(fmt, data, fields, tmp_path_factory):
 
 # ------------------------------------------------------------------ regressions found by fuzzing
 
-# Reported, not fixed here (src/aipc/train/ belongs to the training work; fix there, then drop KNOWN*
-# and the xfail markers):
-#  - a JSONL line nested ~1,000+ deep raises RecursionError from json.loads at src/aipc/train/data.py:145,
-#    which catches only JSONDecodeError;
-#  - a parquet file whose string column holds bytes that are not UTF-8 raises UnicodeDecodeError from
-#    table.to_pylist() at src/aipc/train/data.py:179, outside the try around pq.read_table.
-KNOWN = (RecursionError,)
-KNOWN_PARQUET = (UnicodeDecodeError,)
+# Found by fuzzing and fixed in src/aipc/train/data.py (deep JSONL nesting, non-UTF-8 parquet strings):
+# no exception type is tolerated any more.
+KNOWN: tuple = ()
+KNOWN_PARQUET: tuple = ()
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason="reported: train/data.py:179 lets UnicodeDecodeError out")
 def test_parquet_with_bad_utf8_in_a_string_column_is_a_one_line_error(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -170,7 +165,6 @@ def test_parquet_with_bad_utf8_in_a_string_column_is_a_one_line_error(tmp_path):
         read_records([str(p)])
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="reported: train/data.py:145 lets RecursionError out")
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"text": "a"}\n' + b"[" * 100_000])
 def test_deeply_nested_jsonl_line_is_a_one_line_error(tmp_path, body):
     p = tmp_path / "d.jsonl"

@@ -103,8 +103,13 @@ def _serve_cost(inf, p: ServePerf, c: Candidate, sc: Scenario, always_on: bool) 
     reqs = inf.requests_per_month * sc.demand
     b_peak, rps_peak = batch_for(p.curve, inf.peak_requests_per_s * sc.demand)
     replicas = tco.replicas_needed(inf.peak_requests_per_s * sc.demand, rps_peak)
-    b_avg, rps_avg = batch_for(p.curve, reqs / (HOURS_PER_MONTH * 3600))
-    replica_hours = reqs / rps_avg / 3600
+    # A replica with a queue is busy all the time (continuous batching grows the batch to meet the
+    # load); below its batch-1 capacity it is busy load/capacity of the time. So busy replica-hours
+    # = hours * min(replicas, average load / batch-1 capacity): monotone in demand, unlike timing
+    # each average load at the smallest batch that carries it (which dips where the batch steps up).
+    avg_rate = reqs / (HOURS_PER_MONTH * 3600)
+    rps_1 = p.curve[0][1] if p.curve else 0.0
+    replica_hours = HOURS_PER_MONTH * min(replicas, avg_rate / rps_1) if rps_1 > 0 else 0.0
     paid, work = 0.0, 0.0
     if c.kind == "cloud":
         per_replica = math.ceil(p.devices_per_replica / c.devices_per_instance) * c.devices_per_instance

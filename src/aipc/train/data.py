@@ -145,6 +145,8 @@ def _read_jsonl(path: Path, fields: Fields) -> Iterator[tuple[str, Any]]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise AipcError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); fix the line") from None
+        except RecursionError:
+            raise AipcError(f"{where}: JSON nested too deeply to read; flatten the record") from None
         if kind is None:
             kind = _kind_of(obj, fields) if isinstance(obj, dict) else None
             if kind is None:
@@ -176,5 +178,9 @@ def _read_parquet(path: Path, fields: Fields) -> list[tuple[str, Any]]:
     missing = [k for k in keys if k not in cols]
     if missing:
         raise AipcError(f"{path}: missing column '{missing[0]}'; parquet prompt/completion data needs both columns")
-    rows = table.select(keys).to_pylist()
+    try:
+        rows = table.select(keys).to_pylist()
+    except UnicodeDecodeError as e:
+        raise AipcError(f"{path}: a string column holds bytes that are not UTF-8 ({e.reason}); "
+                        "re-encode the column as UTF-8") from None
     return [_record(r, kind, fields, f"{path} row {i}") for i, r in enumerate(rows)]

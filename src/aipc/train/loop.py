@@ -167,6 +167,7 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
         log.truncate_after(start)
     if dist.main and resume_path is None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        log.truncate_after(0)  # a fresh start: drop metrics of an attempt killed before its first checkpoint
         _write_json(run_dir / "run.json", {"config": cfg.to_dict(), "settings": prep.settings,
                                            "settings_hash": prep.settings_hash, "model_fingerprint":
                                            prep.model_fingerprint, "tokenizer": prep.tokenizer_source})
