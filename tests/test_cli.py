@@ -32,3 +32,9 @@ def test_console_script_runs_without_torch_import():
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_tilde_path_of_unknown_user_is_a_one_line_error():
+    # found by tests/test_fuzz_cli.py: pathlib raises RuntimeError for '~0'
+    code, out, err = run_cli("devices", "--catalog", "~0")
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1

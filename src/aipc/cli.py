@@ -93,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     except cx.ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # pathlib's expanduser on '~someone' that is not a user
+        if "home directory" not in str(e):
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"error: a path starting with '~' names no known user ({e}); write the path in full", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
