@@ -20,6 +20,17 @@ def _aipc_home(tmp_path_factory, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def _normal_floats():
+    """aipc.runtime.prepare_cpu() flushes denormals for the process (right for a CLI run); in the one
+    pytest process that would leak into later tests (hypothesis refuses to draw floats then)."""
+    yield
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_flush_denormal(False)
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory):
     """A complete local HF folder of a tiny Llama (weights + byte tokenizer + chat template)."""

@@ -158,6 +158,13 @@ def _read_jsonl(path: Path, fields: Fields) -> Iterator[tuple[str, Any]]:
 
 def _read_parquet(path: Path, fields: Fields) -> list[tuple[str, Any]]:
     try:
+        return _read_parquet_unchecked(path, fields)
+    except UnicodeDecodeError as e:  # column names or string cells that are not UTF-8
+        raise AipcError(f"{path}: holds text that is not UTF-8 ({e.reason}); re-encode it as UTF-8") from None
+
+
+def _read_parquet_unchecked(path: Path, fields: Fields) -> list[tuple[str, Any]]:
+    try:
         import pyarrow.parquet as pq
     except ImportError:
         raise AipcError("reading .parquet needs pyarrow; pip install 'aipc[data]'") from None
