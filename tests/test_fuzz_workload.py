@@ -247,3 +247,11 @@ def _report():
 def test_fields_cover_the_workload_dataclass():
     """The fuzzer knows every Workload field (a new field gets fuzzed or this fails)."""
     assert {f.name for f in dataclasses.fields(spec.Workload)} <= set(WORKLOAD_FIELDS) | {"weight_dtype"}
+
+
+def test_needs_with_absurd_demand_is_a_one_line_error():
+    # found by the full fuzz run: train_tokens = 1.8e308 made tokens per month infinite
+    from aipc.cost.needs import needs_from_dict
+
+    with pytest.raises(AipcError, match="train_tokens"):
+        needs_from_dict({"jobs": {"model": "llama-3.2-1b", "train_tokens": 1.7976931348623157e308, "jobs_per_month": 2.0}})

@@ -217,13 +217,13 @@ def _job(entry: Any, i: int, a: Assumptions) -> TrainJob:
     deadline = mine.get("deadline_hours")
     job = TrainJob(
         name=name, model=model, method=_text(mine.get("method", D.JOB["method"].value), f"{where}.method").lower(),
-        train_tokens=_num(mine["train_tokens"], f"{where}.train_tokens", lo=0, lo_open=True, whole=True,
+        train_tokens=_num(mine["train_tokens"], f"{where}.train_tokens", lo=0, lo_open=True, whole=True, hi=1e18,
                           fix="zero demand: remove the job if it does not run"),
-        jobs_per_month=_num(mine.get("jobs_per_month", 1.0), f"{where}.jobs_per_month", lo=0, lo_open=True,
+        jobs_per_month=_num(mine.get("jobs_per_month", 1.0), f"{where}.jobs_per_month", lo=0, lo_open=True, hi=1e6,
                             fix="zero demand: remove the job if it does not run"),
         deadline_hours=None if deadline is None else _num(deadline, f"{where}.deadline_hours", lo=0, lo_open=True),
-        seq_len=_num(mine.get("seq_len", D.JOB["seq_len"].value), f"{where}.seq_len", lo=1, whole=True),
-        batch_size=_num(mine.get("batch_size", D.JOB["batch_size"].value), f"{where}.batch_size", lo=1, whole=True),
+        seq_len=_num(mine.get("seq_len", D.JOB["seq_len"].value), f"{where}.seq_len", lo=1, whole=True, hi=1e8),
+        batch_size=_num(mine.get("batch_size", D.JOB["batch_size"].value), f"{where}.batch_size", lo=1, whole=True, hi=1e6),
         precision=None if mine.get("precision") is None else _text(mine["precision"], f"{where}.precision").lower(),
         grad_ckpt=grad_ckpt, extra=extra,
     )
@@ -238,11 +238,11 @@ def _inference(entry: Any, i: int, a: Assumptions) -> InferenceDemand:
     model = _text(mine.get("model"), f"{where}.model")
     if "requests_per_day" not in mine:
         raise AipcError(f"{where}.requests_per_day is required (requests on an average day, > 0)")
-    rpd = _num(mine["requests_per_day"], f"{where}.requests_per_day", lo=0, lo_open=True,
+    rpd = _num(mine["requests_per_day"], f"{where}.requests_per_day", lo=0, lo_open=True, hi=1e13,
                fix="zero demand: remove the entry if nothing is served")
     avg = rpd / 86400
     peak = mine.get("peak_requests_per_s")
-    peak_rps = avg * a.peak_to_average if peak is None else _num(peak, f"{where}.peak_requests_per_s", lo=0, lo_open=True)
+    peak_rps = avg * a.peak_to_average if peak is None else _num(peak, f"{where}.peak_requests_per_s", lo=0, lo_open=True, hi=1e9)
     if peak_rps < avg * (1 - 1e-9):
         raise AipcError(f"{where}.peak_requests_per_s {peak_rps:g} is below the daily average "
                         f"{avg:.4g}/s ({rpd:g} per day); raise it or lower requests_per_day")
@@ -250,8 +250,8 @@ def _inference(entry: Any, i: int, a: Assumptions) -> InferenceDemand:
     inf = InferenceDemand(
         name=_text(mine.get("name", model), f"{where}.name"), model=model, requests_per_day=rpd,
         peak_requests_per_s=peak_rps,
-        prompt_tokens=_num(mine.get("prompt_tokens", d["prompt_tokens"].value), f"{where}.prompt_tokens", lo=1, whole=True),
-        output_tokens=_num(mine.get("output_tokens", d["output_tokens"].value), f"{where}.output_tokens", lo=1, whole=True),
+        prompt_tokens=_num(mine.get("prompt_tokens", d["prompt_tokens"].value), f"{where}.prompt_tokens", lo=1, whole=True, hi=1e8),
+        output_tokens=_num(mine.get("output_tokens", d["output_tokens"].value), f"{where}.output_tokens", lo=1, whole=True, hi=1e8),
         ttft_s=_num(mine.get("ttft_s", d["ttft_s"].value), f"{where}.ttft_s", lo=0, lo_open=True),
         tpot_s=_num(mine.get("tpot_s", d["tpot_s"].value), f"{where}.tpot_s", lo=0, lo_open=True),
         precision=None if mine.get("precision") is None else _text(mine["precision"], f"{where}.precision").lower(),
