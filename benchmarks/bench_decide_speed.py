@@ -151,22 +151,14 @@ def cli_wall(n: int = 3) -> float:
 
 
 def write_section(lines: list[str]) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    body = ("## Decide\n\n"
-            "`aipc decide`: 50 candidates x 10 workloads (5 training jobs, 5 services), 50 distinct device kinds "
+    from aipc.mdsection import replace_section
+
+    body = ("`aipc decide`: 50 candidates x 10 workloads (5 training jobs, 5 services), 50 distinct device kinds "
             "(worst case: no performance shared between candidates), estimator only (no measured runs).\n\n"
             "Command: `.venv/bin/python benchmarks/bench_decide_speed.py --write`\n\n```\n" + "\n".join(lines) +
             "\n```\n\nNo peer runs beside it: SkyPilot's optimizer assumes one hour per task and has no throughput "
             "model, so it does not answer this question. Timings on the shared 2-core machine vary with load.\n")
-    start = text.find("## Decide")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + body + (text[end + 1:] if end >= 0 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    replace_section(ROOT / "docs" / "benchmarks.md", "## Decide", body)
 
 
 if __name__ == "__main__":

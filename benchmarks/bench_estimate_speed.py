@@ -62,17 +62,6 @@ def in_process() -> tuple[float, float, float]:
     return one_fit, one_nofit, statistics.median(times)
 
 
-def replace_section(path: Path, title: str, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(title + "\n")
-    if start < 0:
-        text = text.rstrip() + f"\n\n{title}\n\n{body}\n"
-    else:
-        nxt = text.find("\n## ", start + len(title))
-        text = text[:start] + f"{title}\n\n{body}\n" + (text[nxt:] if nxt >= 0 else "")
-    path.write_text(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
@@ -94,6 +83,8 @@ def main() -> None:
     ])
     print(body)
     if a.write:
+        from aipc.mdsection import replace_section
+
         replace_section(ROOT / "docs" / "benchmarks.md", "## Estimate", body)
 
 

@@ -169,7 +169,7 @@ def main(argv=None) -> dict:
 
 
 def write_doc(r: dict) -> None:
-    from aipc.serve.mdsection import append_to_section
+    from aipc.mdsection import append_to_section
 
     line = (f"| {time.strftime('%Y-%m-%d')} | {r['model']}, {r['runner']} | {r['dtype']} | {r['threads']} | "
             f"{r['hf_decode_tokens_per_s']['median']:.1f} ({r['hf_decode_tokens_per_s']['min']:.1f}–"

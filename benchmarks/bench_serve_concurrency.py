@@ -137,7 +137,7 @@ def main(argv=None) -> dict:
 
 
 def write_doc(r: dict) -> None:
-    from aipc.serve.mdsection import append_to_section
+    from aipc.mdsection import append_to_section
 
     lv = "; ".join(f"{x['concurrency']}: {x['output_tokens_per_s']:.0f} tok/s (TPOT p50 {x['tpot_p50_s'] * 1e3:.1f} ms)"
                    for x in r["levels"])

@@ -195,14 +195,9 @@ def write_section(path: Path, rows, a, threads: int, load0: float, load1: float,
         lines.append(f"| {names.get(kind, kind)} | {hf:,.0f} | {ai:,.0f} | **{ai / hf:.2f}x** | "
                      f"**{ai_c / hf_c:.2f}x** | {pad} | {runs} |")
     lines += ["", *EXPLAIN, ""]
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    start = text.find("\n## Training\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
-    else:
-        nxt = text.find("\n## ", start + 1)
-        text = text[: start + 1] + "\n".join(lines) + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
-    path.write_text(text if text.endswith("\n") else text + "\n")
+    from aipc.mdsection import replace_section
+
+    replace_section(path, lines[0], "\n".join(lines[1:]))
 
 
 EXPLAIN = [

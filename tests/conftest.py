@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -37,6 +38,50 @@ def tiny_llama_dir(tmp_path_factory):
     from aipc.models.tiny import make_tiny_folder
 
     return make_tiny_folder(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(cmd: list[str], env: dict, log, port: int, *, start_timeout: float):
+    """Run ``aipc serve`` (``cmd``) in a subprocess until /health answers; yield (url, process);
+    stop it with SIGTERM (graceful), killing it if it does not exit within 30 s."""
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + start_timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited early: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("server did not start")
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def run_cli(*args: str):

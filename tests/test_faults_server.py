@@ -11,7 +11,6 @@ import concurrent.futures as cf
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from conftest import free_port as _free_port
+from conftest import serving
 from test_fuzz_common import record, scale
 
 KEY = "fault-test-key-0123456789"
@@ -34,12 +35,6 @@ RSS_TOTAL_MARGIN = 64 * MIB
 RSS_HALF_MARGIN = 32 * MIB
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_llama_dir, tmp_path_factory):
     port = _free_port()
@@ -49,27 +44,8 @@ def server(tiny_llama_dir, tmp_path_factory):
     cmd = [sys.executable, "-m", "aipc", "serve", str(tiny_llama_dir), "--port", str(port), "--threads", "1",
            "--max-batch", "4", "--max-len", "192", "--max-tokens", str(MAX_TOKENS), "--max-prompt-tokens",
            str(MAX_PROMPT), "--max-body-bytes", str(MAX_BODY), "--served-name", "tiny", "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited early: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("server did not start")
-    yield {"url": url, "port": port, "proc": proc, "log": log}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serving(cmd, env, log, port, start_timeout=180) as (url, proc):
+        yield {"url": url, "port": port, "proc": proc, "log": log}
 
 
 # ------------------------------------------------------------------ requests

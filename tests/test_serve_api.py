@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -17,16 +15,11 @@ import httpx
 import openai
 import pytest
 
-from conftest import run_cli
+from conftest import free_port as _free_port
+from conftest import run_cli, serving
 
 KEY = "test-key-0123456789abcdef"
 MAX_LEN = 192
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,27 +31,8 @@ def server(tiny_llama_dir, tmp_path_factory):
            "--max-batch", "4", "--max-len", str(MAX_LEN), "--max-tokens", "150", "--max-body-bytes", "20000",
            "--audit-log", str(audit), "--served-name", "tiny"]
     log = tmp_path_factory.mktemp("log") / "server.log"
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited early: {log.read_text()}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("server did not start")
-    yield {"url": url, "proc": proc, "audit": audit, "log": log}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serving(cmd, env, log, port, start_timeout=120) as (url, proc):
+        yield {"url": url, "proc": proc, "audit": audit, "log": log}
 
 
 @pytest.fixture(scope="module")

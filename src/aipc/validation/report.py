@@ -74,14 +74,7 @@ SECTION = "## Peak memory: estimate beside measurement"
 
 def write_markdown(rows: list[Row], path: str | Path, command: str) -> None:
     """Write (or replace) this section of the file, keeping its other sections."""
-    p = Path(path)
-    text = p.read_text() if p.exists() else "# Validation: estimates against measurements\n"
-    body = f"{SECTION}\n\n{markdown(rows, command)}\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        first = text.find("\n## ")
-        text = (text[:first + 1] + "\n" + body + text[first:]) if first >= 0 else text.rstrip() + "\n\n" + body
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[nxt + 1:] if nxt >= 0 else "")
-    p.write_text(text)
+    from aipc.mdsection import replace_section
+
+    replace_section(path, SECTION, markdown(rows, command),
+                    new_file="# Validation: estimates against measurements\n")

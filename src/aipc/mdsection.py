@@ -1,5 +1,6 @@
-"""Append a result row to one ``## Section`` of a Markdown file (docs/benchmarks.md), leaving the
-other sections untouched; the benchmark scripts of generate and serve use it."""
+"""Edit one ``## Section`` of a Markdown file (docs/benchmarks.md, docs/validation.md), leaving the
+other sections untouched: append a table row (generate, serve benchmarks) or replace the section's
+body (estimate, decide, train benchmarks; aipc validate --write). Writes are atomic."""
 
 from __future__ import annotations
 
@@ -35,6 +36,26 @@ def append_to_section(path: str | Path, title: str, table_header: str, row: str,
         if end < len(lines) and section[-1].strip():
             section.append("")
         lines = lines[:start] + section + lines[end:]
+    _write_atomic(path, "\n".join(lines) + "\n")
+
+
+def replace_section(path: str | Path, title: str, body: str, *, new_file: str = "# Benchmarks\n") -> None:
+    """Make ``title`` (a '## ' heading line) hold exactly ``body``; appended at the end when absent.
+    A file that does not exist starts as ``new_file``."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else new_file
+    block = f"{title}\n\n{body.strip(chr(10))}\n"
+    start = text.find(title + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + block
+    else:
+        end = text.find("\n## ", start + len(title))
+        text = text[:start] + block + (text[end:] if end >= 0 else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, text)
+
+
+def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
