@@ -59,10 +59,10 @@ def test_no_database_means_estimates(tmp_path, monkeypatch):
 
 
 def test_this_machine_without_torch():
-    from aipc.cost.local import this_machine
+    from aipc.estimate.api import local_devices
 
     had = "torch" in sys.modules
-    devs = this_machine()
+    devs = local_devices()
     assert devs and devs[0].name.startswith("this-machine:")
     if not had:
         assert "torch" not in sys.modules

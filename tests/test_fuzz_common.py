@@ -248,3 +248,23 @@ class Files:
         p = self.root / f"d{self.n}"
         p.mkdir(parents=True)
         return p
+
+
+class Book:
+    """A test module's tallies (reported when the module's tests end) and its fuzz-file folders."""
+
+    def __init__(self) -> None:
+        self.tallies: dict[str, Tally] = {}
+        self.folders: dict[str, Files] = {}
+
+    def tally(self, name: str) -> Tally:
+        return self.tallies.setdefault(name, Tally(name))
+
+    def files(self, factory, name: str) -> Files:
+        if name not in self.folders:
+            self.folders[name] = Files(factory.mktemp(f"fuzz-{name}"))
+        return self.folders[name]
+
+    def finish(self) -> None:
+        for t in self.tallies.values():
+            t.finish()

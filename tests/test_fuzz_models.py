@@ -11,7 +11,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import Files, Tally, fuzz_settings, json_text, junk, mangled, maybe, text
+from test_fuzz_common import Book, fuzz_settings, json_text, junk, mangled, maybe, text
 
 from aipc.errors import AipcError
 from aipc.models import catalog, hf_config
@@ -223,22 +223,11 @@ def test_deeply_nested_config_json_is_a_one_line_error(tmp_path):
 
 # ------------------------------------------------------------------ bookkeeping
 
-_TALLIES: dict[str, Tally] = {}
-_FILES: dict[str, Files] = {}
-
-
-def _tally(name: str) -> Tally:
-    return _TALLIES.setdefault(name, Tally(name))
-
-
-def _files(factory, name: str) -> Files:
-    if name not in _FILES:
-        _FILES[name] = Files(factory.mktemp(f"fuzz-{name}"))
-    return _FILES[name]
+BOOK = Book()
+_tally, _files = BOOK.tally, BOOK.files
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report():
     yield
-    for t in _TALLIES.values():
-        t.finish()
+    BOOK.finish()

@@ -10,7 +10,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import (Files, Tally, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of,
+from test_fuzz_common import (Book, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of,
                               text, toml_text)
 
 from aipc import spec
@@ -223,25 +223,14 @@ def test_type_errors_name_the_expected_type():
 
 # ------------------------------------------------------------------ bookkeeping
 
-_TALLIES: dict[str, Tally] = {}
-_FILES: dict[str, Files] = {}
-
-
-def _tally(name: str) -> Tally:
-    return _TALLIES.setdefault(name, Tally(name))
-
-
-def _files(factory, name: str) -> Files:
-    if name not in _FILES:
-        _FILES[name] = Files(factory.mktemp(f"fuzz-{name}"))
-    return _FILES[name]
+BOOK = Book()
+_tally, _files = BOOK.tally, BOOK.files
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report():
     yield
-    for t in _TALLIES.values():
-        t.finish()
+    BOOK.finish()
 
 
 def test_fields_cover_the_workload_dataclass():

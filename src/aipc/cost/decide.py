@@ -142,9 +142,9 @@ def decide(needs: Needs | str | Path | dict, *, catalog: dict[str, DeviceSpec] |
 
         catalog = load_catalog()
     if local is None:
-        from aipc.cost.local import this_machine
+        from aipc.estimate.api import local_devices  # torch-free: the newest cached aipc hw profile
 
-        local = this_machine() if needs.owned else []
+        local = local_devices() if needs.owned else []
     idx = measured if measured is not None else load_index()
     cands = build_candidates(needs, catalog, local)
     if not cands:
