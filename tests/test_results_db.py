@@ -83,6 +83,37 @@ def test_two_processes_writing_lose_no_row(tmp_path):
         assert sorted(r["workload"]["i"] for r in db.runs(device=dev)) == list(range(60))
 
 
+_OPENER = """
+import sys, time
+from pathlib import Path
+from aipc.bench.store import ResultsDB
+folder, n, go = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.001)
+for i in range(n):
+    ResultsDB(folder / f"new{i}.sqlite").add_run(kind="bench", model=sys.argv[4])
+"""
+
+
+def test_processes_creating_the_same_new_database_at_once(tmp_path):
+    """Several processes opening one not-yet-existing file at the same moment: one creates the schema and
+    none mistakes the half-created file for a foreign database (this raced before: CI found it)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    go, n = tmp_path / "go", 40
+    procs = [subprocess.Popen([sys.executable, "-c", _OPENER, str(tmp_path), str(n), str(go), f"w{k}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(4)]
+    import time
+
+    time.sleep(1.0)
+    go.touch()
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    for i in range(n):
+        runs = ResultsDB(tmp_path / f"new{i}.sqlite").runs()
+        assert sorted(r["model"] for r in runs) == ["w0", "w1", "w2", "w3"]
+
+
 def test_not_an_aipc_file_is_refused_untouched(tmp_path):
     text = tmp_path / "notes.db"
     text.write_text("my notes\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import sqlite3
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,7 +111,11 @@ class ResultsDB:
             con.close()
 
     def _init(self) -> None:
-        """Create the schema in a new or empty file; refuse any other file without touching it."""
+        """Create the schema in a new or empty file; refuse any other file without touching it.
+
+        The check and the creation run in one ``BEGIN IMMEDIATE`` transaction, so processes that
+        open a new file at the same moment serialize: one creates the schema, the others see it.
+        """
         existed = self.path.exists() and self.path.stat().st_size > 0
         if existed:
             with open(self.path, "rb") as f:
@@ -118,35 +123,54 @@ class ResultsDB:
             if head != b"SQLite format 3\x00":
                 raise AipcError(f"{self.path} is not an aipc results database (not SQLite); "
                                 "pass another path with --db")
+        not_ours = AipcError(f"{self.path} is an SQLite file but not an aipc results database; "
+                             "pass another path with --db")
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                return self._check_or_create(existed, not_ours)
+            except sqlite3.OperationalError as e:
+                # switching a new file to WAL takes an exclusive lock, and SQLite answers "locked" at once
+                # (no busy handler) when another process holds it at that instant: wait and try again
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise AipcError(f"cannot use results database {self.path}: {e}; "
+                                    "pass a writable aipc database with --db") from None
+                time.sleep(0.01)
+
+    def _check_or_create(self, existed: bool, not_ours: AipcError) -> None:
         try:
             con = self._connect()
             try:
-                if existed:
-                    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                    if "meta" not in tables:
-                        raise AipcError(f"{self.path} is an SQLite file but not an aipc results database; "
-                                        "pass another path with --db")
-                    row = con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                    if not row or row[0] != SCHEMA_NAME:
-                        raise AipcError(f"{self.path} is an SQLite file but not an aipc results database; "
-                                        "pass another path with --db")
-                    ver = con.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-                    if ver and int(ver[0]) > SCHEMA_VERSION:
-                        raise AipcError(f"{self.path} was written by a newer aipc (schema {ver[0]}); upgrade aipc")
-                    mode = con.execute("PRAGMA journal_mode").fetchone()[0]
-                    if mode.lower() != "wal":
-                        con.execute("PRAGMA journal_mode=WAL")
-                    return
-                con.execute("PRAGMA journal_mode=WAL")
+                if not existed:
+                    con.execute("PRAGMA journal_mode=WAL")
                 con.execute("BEGIN IMMEDIATE")
-                for stmt in filter(None, (s.strip() for s in _DDL.split(";"))):
-                    con.execute(stmt)
-                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_NAME,))
-                con.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),))
-                con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (_now(),))
-                con.execute("COMMIT")
+                try:
+                    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                    if tables:
+                        if "meta" not in tables:
+                            raise not_ours
+                        row = con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                        if not row or row[0] != SCHEMA_NAME:
+                            raise not_ours
+                        ver = con.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+                        if ver and int(ver[0]) > SCHEMA_VERSION:
+                            raise AipcError(f"{self.path} was written by a newer aipc (schema {ver[0]}); upgrade aipc")
+                    else:
+                        for stmt in filter(None, (s.strip() for s in _DDL.split(";"))):
+                            con.execute(stmt)
+                        con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_NAME,))
+                        con.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),))
+                        con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (_now(),))
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")
             finally:
                 con.close()
+        except sqlite3.OperationalError:
+            raise
         except sqlite3.DatabaseError as e:
             raise AipcError(f"cannot use results database {self.path}: {e}; pass a writable aipc database with --db") from None
 
