@@ -46,6 +46,54 @@ def test_fit_buckets_by_size_then_tokens_and_interpolates():
     assert C.interpolate(pts, None) == pytest.approx(0.4)
 
 
+def _decode_points(models, mbu, layer_s, batch=1):
+    """Decode points a device with this MBU and per-layer time would produce: (ideal seconds, layers) each."""
+    return [{"device": "d", "scenario": "decode", "flops_per_token": 1e8, "tokens": batch, "layers": layers,
+             "ideal_s": ideal, "factor": ideal / (ideal / mbu + layers * layer_s)} for ideal, layers in models]
+
+
+def test_decode_fit_separates_bytes_from_per_layer_time():
+    # three models: like gpt2 (12 layers), smollm2-135m (30) and -360m (32) at full-bandwidth times 5/6/16 ms
+    models = [(0.005, 12), (0.0058, 30), (0.0156, 32), (0.005, 12)]
+    t = C.fit(_decode_points(models, 0.3, 2.5e-4) + _decode_points(models[:1], 0.2, 0.0, batch=4))
+    b1, b4 = t["devices"]["d"]["decode"]["by_batch"]
+    assert b1[0] == 1.0 and b1[1] == pytest.approx(0.3) and b1[2] == pytest.approx(2.5e-4) and b1[3] == 4
+    assert b4 == [4.0, pytest.approx(0.2), 0.0, 1]  # one model cannot separate the terms: per-layer 0, median MBU
+    with C.using(t):
+        assert C.lookup_decode("d", 1)[:2] == (pytest.approx(0.3), pytest.approx(2.5e-4))
+        mbu2, layer2, _ = C.lookup_decode("d", 2)  # halfway in log(batch)
+        assert mbu2 == pytest.approx(0.25) and layer2 == pytest.approx(1.25e-4)
+        assert C.lookup_decode("d", 64)[:2] == (pytest.approx(0.2), 0.0)
+        assert C.lookup_decode("other", 1) is None and C.lookup("d", "decode", 1e8) is None
+    # noise-free points from one MBU and no per-layer time give exactly that back
+    flat = C.fit(_decode_points(models, 0.4, 0.0))["devices"]["d"]["decode"]["by_batch"][0]
+    assert flat[1] == pytest.approx(0.4) and flat[2] == pytest.approx(0.0, abs=1e-12)
+    # a fit that would need a negative per-layer time falls back to the median MBU
+    odd = _decode_points([(0.005, 12)], 0.3, 1e-3) + _decode_points([(0.005, 40)], 0.3, 0.0)
+    assert C.fit(odd)["devices"]["d"]["decode"]["by_batch"][0][2] == 0.0
+
+
+def test_estimator_adds_the_per_layer_time_to_each_decode_step():
+    from aipc.estimate import estimate
+    from aipc.hardware.catalog import get_device
+    from aipc.models import get as get_model
+    from aipc.spec import Workload, precision_fields
+
+    spec, m = get_device("rtx-4090"), get_model("smollm2-135m")
+    w = Workload(model="smollm2-135m", task="infer", prompt_tokens=64, gen_tokens=8, **precision_fields("bf16"))
+    table = {"format": C.FORMAT, "version": C.VERSION, "devices": {spec.name: {"decode": {
+        "by_batch": [[1.0, 0.5, 1e-3, 3]], "n_runs": 3, "source": "test"}}}}
+    with C.using({}):
+        base = estimate(w, spec, model=m)
+    with C.using(table):
+        cal = estimate(w, spec, model=m)
+    ideal = base.compute.decode_bytes_per_step / spec.bandwidth_bytes_s
+    assert cal.compute.layers == m.num_layers == 30
+    assert cal.time.tpot_s == pytest.approx(ideal / 0.5 + 30 * 1e-3)
+    assert cal.efficiency.decode_layer_s == 1e-3 and "ms per layer" in cal.efficiency.source
+    assert base.efficiency.decode_layer_s == 0.0 and base.time.tpot_s == pytest.approx(ideal / base.efficiency.mbu_decode)
+
+
 def test_save_lookup_cache_invalidation_merge_and_reset(_aipc_home):
     C.save(_table([("train", 1e6, 0.3), ("decode", 1e6, 0.5)]))
     assert C.lookup("dev-a", "train", 1e6) == (0.3, "test")
@@ -144,8 +192,9 @@ def test_calibrate_cli_effect_on_estimates(measured, _aipc_home, one_thread):
     w = Workload(model=str(measured / "tiny.json"), task="infer", prompt_tokens=16, gen_tokens=4, **precision_fields("fp32"))
     est = estimate(w, spec)
     assert est.efficiency.source.startswith("calibrated:")
-    decode_factor_at_b1 = dict((t, f) for t, f, _ in entry["decode"]["buckets"][0]["by_tokens"])[1.0]
-    assert est.efficiency.mbu_decode == pytest.approx(decode_factor_at_b1)
+    batch, mbu_b1, layer_s_b1, _ = entry["decode"]["by_batch"][0]
+    assert batch == 1.0 and est.efficiency.mbu_decode == pytest.approx(mbu_b1)
+    assert est.efficiency.decode_layer_s == pytest.approx(layer_s_b1)
     # in-sample: the calibrated decode time is close to what was measured for that shape
     from aipc.bench.store import ResultsDB
 

@@ -5,7 +5,8 @@ workload on the same DeviceSpec (this machine's aipc hw profile) with no calibra
 bytes and the measured median give the run's factor (see ``aipc.estimate.calibrate``). Held-out
 error: for every run, the factors are refitted WITHOUT any run of the same model, scenario and shape
 (leave-one-shape-out), the estimator predicts that run's time with them, and the error
-est / measured - 1 is compared with the uncalibrated estimate's.
+est / measured - 1 is compared with the uncalibrated estimate's. A stricter figure leaves out every
+run of the model (leave-one-model-out), where two models or more were measured.
 """
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
         with C.using({}):
             est = estimate(w, spec, model=m)
         c = est.compute
+        extra = {}
         if scen == "decode":
             bw = spec.bandwidth_bytes_s
             factor = c.decode_bytes_per_step / (bw * t) if bw else None
+            if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
+                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers}
         else:
             peak = C.peak_for(spec, w.compute)
             work = c.flops_per_step if scen == "train" else c.prefill_flops
@@ -65,7 +69,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
                        "model": run["model"], "flops_per_token": c.flops_per_token, "factor": factor,
                        "tokens": C.tokens_for(w)[scen],
                        "measured_s": t, "workload": w, "model_spec": m, "spec": spec, "shape": _shape(run),
-                       "est_uncalibrated_s": getattr(est.time, TIME_FIELD[scen])})
+                       "est_uncalibrated_s": getattr(est.time, TIME_FIELD[scen]), **extra})
     return points, skipped
 
 
@@ -95,6 +99,25 @@ def held_out(points: list[dict]) -> list[dict]:
     return out
 
 
+def held_out_models(points: list[dict]) -> dict[str, dict]:
+    """A stricter check: each model's runs predicted by factors fitted WITHOUT any run of that model
+    (leave-one-model-out); median |error| per (device, scenario) and over all. Needs two models or more."""
+    errs: dict[str, list[float]] = {}
+    models = sorted({p["model"] for p in points})
+    if len(models) < 2:
+        return {}
+    for model in models:
+        table = C.fit([q for q in points if q["model"] != model])
+        for p in points:
+            if p["model"] == model:
+                after = _predict(p, table)
+                if after:
+                    e = after / p["measured_s"] - 1
+                    errs.setdefault("all", []).append(e)
+                    errs.setdefault(f"{p['device']} {p['scenario']}", []).append(e)
+    return {k: {"n": len(v), "median_abs_error": _median_abs(v)} for k, v in errs.items()}
+
+
 def _median_abs(xs: list[float | None]) -> float | None:
     vals = [abs(x) for x in xs if x is not None]
     return statistics.median(vals) if vals else None
@@ -117,6 +140,7 @@ def calibrate_runs(runs: list[dict], specs: dict, *, min_runs: int = 2) -> dict:
                         f"calibrate, found {len(points)}; run 'aipc bench MODEL' with a few shapes first")
     rows = held_out(points)
     errs = summarize_errors(rows)
+    model_out = held_out_models(points)
     date = C.today()
     counts = Counter((p["device"], p["scenario"]) for p in points)
     table = C.fit(points)
@@ -131,4 +155,5 @@ def calibrate_runs(runs: list[dict], specs: dict, *, min_runs: int = 2) -> dict:
             if spec is not None:  # the peaks these factors multiply: refit after 'aipc hw --refresh'
                 entry["fitted_against"] = {"peak_flops": dict(spec.peak_flops),
                                            "bandwidth_bytes_s": spec.bandwidth_bytes_s}
-    return {"table": table, "held_out": rows, "errors": errs, "skipped": skipped, "runs_used": len(points)}
+    return {"table": table, "held_out": rows, "errors": errs, "errors_model_out": model_out, "skipped": skipped,
+            "runs_used": len(points)}

@@ -21,13 +21,20 @@ def render(res: dict) -> None:
     from aipc.render import seconds, si
 
     con = console()
-    t = Table(title="calibrated factors (MFU for train/prefill, MBU for decode) by model size and tokens per forward")
+    t = Table(title="calibrated factors: MFU for train/prefill by model size and tokens per forward; decode MBU + per-layer time by batch")
     for c in ("device", "scenario", "FLOPs/token", "factor (median)", "by tokens per forward: tokens=factor",
               "runs", "held-out |err| before → after"):
         t.add_column(c)
     for dev, scens in res["table"]["devices"].items():
         for scen, e in scens.items():
             err = res["errors"].get(f"{dev} {scen}", {})
+            if scen == "decode":  # MBU + a fixed time per layer, by batch
+                for i, (bt, mbu, layer_s, n) in enumerate(e["by_batch"]):
+                    t.add_row(dev if i == 0 else "", "decode" if i == 0 else "", "-", f"MBU {mbu:.3f}",
+                              f"batch {int(bt)}: + {layer_s * 1e3:.3f} ms per layer", str(int(n)),
+                              f"{_pct(err.get('median_abs_error_before'))} → {_pct(err.get('median_abs_error_after'))}"
+                              if i == 0 else "")
+                continue
             for i, b in enumerate(e["buckets"]):
                 toks = ", ".join(f"{int(tk)}={f:.3f}" for tk, f, _ in b["by_tokens"])
                 t.add_row(dev if i == 0 else "", scen if i == 0 else "", si(b["fpt"], "FLOP"), f"{b['factor']:.3f}",
@@ -46,6 +53,11 @@ def render(res: dict) -> None:
     a = res["errors"]["all"]
     con.print(f"median |time error| on held-out shapes: {_pct(a['median_abs_error_before'])} uncalibrated → "
               f"{_pct(a['median_abs_error_after'])} calibrated ({a['n']} runs)")
+    mo = res.get("errors_model_out") or {}
+    if mo:
+        parts = [f"{k.split(' ', 1)[-1]} {_pct(v['median_abs_error'])}" for k, v in mo.items() if k != "all"]
+        con.print(f"leaving out every run of a model instead: {_pct(mo['all']['median_abs_error'])} "
+                  f"({', '.join(parts)})")
     for s in res["skipped"]:
         con.print(f"skipped {s}")
     con.print(res["saved"])

@@ -18,6 +18,14 @@ b x p, decode b; the median where several runs share a value). A lookup interpol
 log(tokens) inside a bucket (nearest value outside the measured range), then linearly in
 log(FLOPs per token) between buckets (nearest bucket outside). Without ``tokens`` a bucket answers
 with the median of all its runs.
+
+Decode is fitted differently: a decode step at small batch costs the bytes it reads AND a fixed time
+per layer (operator dispatch, kernel launches), which no single MBU can describe (on a 2-core CPU,
+gpt2's 12 layers decode in 23 ms and smollm2-135m's 30 layers in 30 ms at nearly the same bytes).
+So per device and decode batch, t = (bytes / bandwidth) / MBU + layers x layer_s is fitted by least
+squares on relative error over all runs of that batch (layer_s >= 0; where the runs cannot separate
+the two terms, e.g. one model only, layer_s = 0 and MBU is the median factor). A lookup interpolates
+MBU and layer_s linearly in log(batch), nearest batch outside the measured range.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "aipc-calibration"
-VERSION = 2
+VERSION = 3
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
@@ -124,6 +132,20 @@ def lookup(device_name: str, scenario: str, flops_per_token: float | None,
     return interpolate(per_size, flops_per_token), entry.get("source", "calibrated")
 
 
+def lookup_decode(device_name: str, batch: float | None = None) -> tuple[float, float, str] | None:
+    """(MBU, seconds per layer per decode step, one-line source) for a device's decode, or None."""
+    data = _override[-1] if _override else load()
+    if not data:
+        return None
+    entry = data.get("devices", {}).get(device_name, {}).get("decode")
+    if not entry or not entry.get("by_batch"):
+        return None
+    rows = entry["by_batch"]
+    mbu = interpolate([[r[0], r[1], r[3]] for r in rows], batch)
+    layer_s = interpolate([[r[0], r[2], r[3]] for r in rows], batch)
+    return mbu, layer_s, entry.get("source", "calibrated")
+
+
 @contextmanager
 def using(table: dict | None):
     """Make :func:`lookup` answer from ``table`` (``{}`` or None: no calibration) inside the block."""
@@ -149,6 +171,9 @@ def fit(points: list[dict], source: str = "") -> dict:
             by.setdefault((p["device"], p["scenario"]), []).append(p)
     devices: dict[str, dict] = {}
     for (dev, scen), pts in by.items():
+        if scen == "decode":
+            devices.setdefault(dev, {})[scen] = {"by_batch": _fit_decode(pts), "n_runs": len(pts), "source": source}
+            continue
         out = []
         for centre, _, n, members in _size_groups(pts):
             by_tok: dict[float, list[float]] = {}
@@ -159,6 +184,38 @@ def fit(points: list[dict], source: str = "") -> dict:
                         "by_tokens": [[t, statistics.median(v), len(v)] for t, v in sorted(by_tok.items())]})
         devices.setdefault(dev, {})[scen] = {"buckets": out, "n_runs": len(pts), "source": source}
     return {"format": FORMAT, "version": VERSION, "devices": devices}
+
+
+def _fit_decode(pts: list[dict]) -> list[list[float]]:
+    """[[batch, MBU, layer_s, n], ...] by batch: t = ideal / MBU + layers x layer_s (module docstring).
+    A point's ``factor`` is ideal / t (its MBU with no layer term); ``layers`` its layer count."""
+    by_batch: dict[float, list[dict]] = {}
+    for p in pts:
+        by_batch.setdefault(float(p.get("tokens") or 1), []).append(p)
+    return [[b, *_two_term(group), len(group)] for b, group in sorted(by_batch.items())]
+
+
+def _two_term(group: list[dict]) -> tuple[float, float]:
+    """(MBU, layer_s) minimising sum((ideal/MBU + layers*layer_s) / t - 1)^2 over the group; each point's
+    t = ideal / factor, so in units of t: 1 = u*a + v*layer_s with u = factor (ideal/t), v = layers / t."""
+    median_mbu = statistics.median(p["factor"] for p in group)
+    rows = [(p["factor"], p["layers"] * p["factor"] / p["ideal_s"]) for p in group
+            if p.get("layers") and p.get("ideal_s")]
+    if len(rows) < 2 or len(rows) < len(group):
+        return median_mbu, 0.0
+    ratios = [v / u for u, v in rows]  # layers per second of ideal time: must differ to tell the terms apart
+    if max(ratios) < 1.1 * min(ratios):
+        return median_mbu, 0.0
+    suu = sum(u * u for u, _ in rows)
+    svv = sum(v * v for _, v in rows)
+    suv = sum(u * v for u, v in rows)
+    su, sv = sum(u for u, _ in rows), sum(v for _, v in rows)
+    det = suu * svv - suv * suv
+    a = (su * svv - sv * suv) / det
+    layer_s = (sv * suu - su * suv) / det
+    if layer_s < 0 or a <= 0:
+        return median_mbu, 0.0
+    return 1.0 / a, layer_s
 
 
 def _size_groups(pts: list[dict]):

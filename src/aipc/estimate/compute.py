@@ -73,6 +73,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         params=total, active_params=active, trainable_params=P.trainable_params(m, w),
         flops_per_token=fpt, flops_per_step=fps, prefill_flops=prefill,
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
+        layers=m.num_layers,
     )
 
 

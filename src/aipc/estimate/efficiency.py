@@ -6,6 +6,7 @@ from measured runs (``aipc.estimate.calibrate``); the Estimate says which was us
 
 from __future__ import annotations
 
+from aipc.estimate import calibrate
 from aipc.estimate.types import Efficiency
 from aipc.hardware.spec import DeviceSpec
 
@@ -45,25 +46,23 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     """Calibrated factors for this device where ``aipc calibrate`` stored them, else the defaults.
     ``workload`` (optional) gives the tokens per forward the calibration is also keyed by."""
     eff = default_efficiency(device)
-    try:
-        from aipc.estimate import calibrate
-    except ImportError:
-        return eff
-    lookup = getattr(calibrate, "lookup", None)
-    if lookup is None:
-        return eff
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
-    for scenario in ("train", "prefill", "decode"):
-        hit = lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario))
+    for scenario in ("train", "prefill"):
+        hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario))
         if hit:
             found[scenario] = hit
+    layer_s = 0.0
+    dec = calibrate.lookup_decode(device.name, tokens.get("decode"))
+    if dec:
+        mbu, layer_s, dsrc = dec
+        found["decode"] = (mbu, f"MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer per step, {dsrc}")
     if not found:
         return eff
     src = "; ".join(f"{k}: {v[1]}" for k, v in found.items())
     return Efficiency(
         mfu_train=found.get("train", (eff.mfu_train,))[0],
         mfu_prefill=found.get("prefill", (eff.mfu_prefill,))[0],
-        mbu_decode=found.get("decode", (eff.mbu_decode,))[0],
+        mbu_decode=found.get("decode", (eff.mbu_decode,))[0], decode_layer_s=layer_s,
         source=f"calibrated: {src}" + ("" if len(found) == 3 else f"; others {eff.source}"),
     )

@@ -1,4 +1,5 @@
-"""Time by roofline: max(FLOPs / (peak x MFU), bytes / (bandwidth x MBU)), plus exposed communication."""
+"""Time by roofline: max(FLOPs / (peak x MFU), bytes / (bandwidth x MBU)), plus exposed communication;
+a decode step adds layers x a calibrated per-layer overhead."""
 
 from __future__ import annotations
 
@@ -69,7 +70,10 @@ def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tupl
     prefill = max(prefill_compute, wbytes_read / (bw * eff.mbu_decode))
     tpot_mem = c.decode_bytes_per_step / (bw * eff.mbu_decode)
     tpot_cmp = c.decode_flops_per_step / tp / (peak * eff.mfu_prefill) if peak else 0.0
-    tpot = max(tpot_mem, tpot_cmp)
+    # per-layer operator overhead (kernel launches, framework dispatch): at small batch a decode step on
+    # a CPU or a GPU without CUDA graphs costs a fixed time per layer on top of the bytes it reads;
+    # only a calibrated device has a value (aipc calibrate), 0 otherwise
+    tpot = max(tpot_mem, tpot_cmp) + c.layers * eff.decode_layer_s
     return Timing(
         prefill_s=prefill, ttft_s=prefill, tpot_s=tpot, decode_tokens_per_s=w.batch_size / tpot,
         request_s=prefill + max(w.gen_tokens - 1, 0) * tpot, bound="memory" if tpot_mem >= tpot_cmp else "compute",

@@ -37,6 +37,7 @@ class Compute:
     decode_flops_per_step: float     # one decode step of the whole batch
     decode_bytes_per_step: float     # weights + KV cache read per decode step (per device)
     comm_bytes_per_step: float = 0.0 # multi-device: bytes each device sends+receives per training step
+    layers: int = 0                  # transformer blocks one decode step runs through (per-layer overhead)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +48,7 @@ class Efficiency:
     mfu_prefill: float
     mbu_decode: float
     source: str                      # "default: ..." or "calibrated: ..."
+    decode_layer_s: float = 0.0      # fixed time per layer per decode step (operator overhead), calibrated only
 
 
 @dataclass(frozen=True, kw_only=True)
