@@ -166,8 +166,13 @@ def sync_fn(torch, device: str) -> Callable[[], None]:
     return lambda: None
 
 
-def _gemm_fn(torch, device: str, dtype: str, n: int) -> Callable[[], object]:
-    """A closure doing one n x n GEMM in ``dtype`` on ``device`` (fp8 through torch._scaled_mm)."""
+def _gemm_fn(torch, device: str, dtype: str, n: int, backend: str = "torch") -> Callable[[], object]:
+    """A closure doing one n x n GEMM in ``dtype`` on ``device`` (fp8 through torch._scaled_mm;
+    ``backend="onednn"``: a CPU fp32 GEMM through oneDNN's linear, as ``aipc.cpu_gemm`` runs it)."""
+    if backend == "onednn":
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        bt = b.t()  # linear computes a @ weight.T: weight = b.T gives a @ b
+        return lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], "")
     if dtype == "fp8":
         a = torch.randn(n, n, device=device).to(torch.float8_e4m3fn)
         b = torch.randn(n, n, device=device).to(torch.float8_e4m3fn).t()  # column-major, as cuBLASLt wants
@@ -193,7 +198,8 @@ class _Tf32:
         self.m.allow_tf32 = self.old
 
 
-def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, mem_limit_bytes: float) -> tuple[int, float]:
+def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, mem_limit_bytes: float,
+                     backend: str = "torch") -> tuple[int, float]:
     """(n, seconds per call): the largest candidate size whose call stays under about max_call_s.
 
     Candidates grow x2. Below ``min_gemm_n`` the next size is tried while a call stays under
@@ -207,7 +213,7 @@ def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, me
     for n in settings.gemm_sizes:
         if best and 3 * n * n * DTYPE_BYTES[dtype] > mem_limit_bytes:
             break
-        t = _once(_gemm_fn(torch, device, dtype, n), sync, limit_s=2 * settings.max_call_s)
+        t = _once(_gemm_fn(torch, device, dtype, n, backend), sync, limit_s=2 * settings.max_call_s)
         if best and t > 2 * settings.max_call_s:
             break
         best = (n, t)
@@ -218,13 +224,13 @@ def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, me
 
 
 def measure_gemm(torch, device: str, dtype: str, settings: ProbeSettings, n: int | None = None,
-                 mem_limit_bytes: float = 4e9) -> GemmResult:
+                 mem_limit_bytes: float = 4e9, backend: str = "torch") -> GemmResult:
     """Dense GEMM FLOP/s for ``dtype``: 2·n³ FLOPs per call over the median call time."""
     with _Tf32(torch, dtype == "tf32") if device.startswith("cuda") else _nullcontext():
         call_s = None
         if n is None:
-            n, call_s = choose_gemm_size(torch, device, dtype, settings, mem_limit_bytes)
-        fn = _gemm_fn(torch, device, dtype, n)
+            n, call_s = choose_gemm_size(torch, device, dtype, settings, mem_limit_bytes, backend)
+        fn = _gemm_fn(torch, device, dtype, n, backend)
         inner = _inner_calls(call_s if call_s is not None else _once(fn, sync_fn(torch, device)), settings, device)
         secs = time_calls(fn, sync_fn(torch, device), settings, inner=inner)
     flops = 2.0 * n**3
@@ -304,6 +310,8 @@ def measure_device(torch, device: str, dtypes: list[str], copy_bytes: int, setti
             m.gemm[dt] = measure_gemm(torch, device, dt, settings, mem_limit_bytes=mem_limit_bytes)
         except Exception as e:  # noqa: BLE001 - an unsupported dtype must not stop the probe
             m.skipped[dt] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    if device == "cpu" and "fp32" in m.gemm:
+        _best_cpu_fp32(torch, m, settings, mem_limit_bytes)
     fp32 = m.gemm.get("fp32")
     for dt, r in m.gemm.items():
         if fp32 and dt != "fp32" and r.flops_s.median < 0.25 * fp32.flops_s.median:
@@ -317,6 +325,28 @@ def measure_device(torch, device: str, dtypes: list[str], copy_bytes: int, setti
         torch.cuda.empty_cache()
     m.wall_s = time.perf_counter() - t0
     return m
+
+
+def _best_cpu_fp32(torch, m: DeviceMeasurement, settings: ProbeSettings, mem_limit_bytes: float) -> None:
+    """The CPU's fp32 peak is the faster of torch.matmul (MKL) and oneDNN: aipc's own CPU paths use
+    oneDNN where it is faster (``aipc.cpu_gemm``), and an MFU against the slower one could pass 100%."""
+    from aipc import cpu_gemm
+
+    if not cpu_gemm.available():
+        return
+    mkl = m.gemm["fp32"]
+    try:
+        dnn = measure_gemm(torch, "cpu", "fp32", settings, mem_limit_bytes=mem_limit_bytes, backend="onednn")
+    except Exception as e:  # noqa: BLE001 - oneDNN missing or failing: keep torch.matmul's figure
+        m.skipped["fp32 oneDNN"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        return
+    a, b = mkl.flops_s.median, dnn.flops_s.median
+    if b > a:
+        dnn.note = (f"oneDNN GEMM (what aipc train/generate use on this CPU); torch.matmul (MKL) reached "
+                    f"{a / 1e9:,.0f} GFLOP/s ({a / b:.0%} of it)")
+        m.gemm["fp32"] = dnn
+    else:
+        mkl.note = f"torch.matmul (MKL); oneDNN reached {b / 1e9:,.0f} GFLOP/s"
 
 
 def measure_all(info, settings: ProbeSettings) -> list[DeviceMeasurement]:

@@ -148,6 +148,10 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
     inner = CausalLMLoss(prep.model, fused=cfg.fused_loss)
     if cfg.method != "qlora":  # a 4-bit model is placed at load time and refuses .to()
         inner = inner.to(place.device)
+    if place.kind == "cpu" and not cfg.compile:  # fp32 GEMMs through oneDNN where it beats MKL here
+        from aipc import cpu_gemm
+
+        cpu_gemm.patch_linears(inner)
     wrapped = D.wrap(inner, dist, fsdp=cfg.fsdp, device=place.device)  # DDP / FSDP / itself
     module = torch.compile(wrapped) if cfg.compile else wrapped
     opt = make_optimizer(inner, cfg, place)

@@ -5,7 +5,8 @@ the gradients: d loss / d logits = softmax - onehot (0 for ignored tokens), so
 grad_h = (softmax - onehot) @ W and grad_W = (softmax - onehot)^T @ h. The full (tokens x vocab)
 logits tensor, its log-softmax and its gradient are never stored — the same matmuls as autograd,
 fewer passes over memory. (The idea of Liger-Kernel's fused linear cross-entropy and Apple's
-Cut Cross-Entropy, done here in plain torch.)
+Cut Cross-Entropy, done here in plain torch.) fp32 products on a CPU go through ``aipc.cpu_gemm``
+(oneDNN where it beats MKL on that CPU).
 
 ``CausalLMLoss`` wraps an HF causal LM so that DDP/FSDP/torch.compile wrap one module whose forward
 returns (sum of token losses, number of target tokens).
@@ -16,6 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from aipc import cpu_gemm
+from aipc.cpu_gemm import matmul
 
 IGNORE = -100
 CHUNK_ELEMENTS = 1 << 23  # logits per chunk (32 MB in fp32); at least MIN_CHUNK tokens
@@ -38,9 +42,10 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_h = torch.empty_like(h) if need_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
         total = torch.zeros((), dtype=torch.float32, device=h.device)
+        onednn = cpu_gemm.eligible(h, weight) and cpu_gemm.use_onednn("gemm")  # fp32 on a CPU where it is faster
         for s in range(0, h.shape[0], chunk):
             hc, tc = h[s: s + chunk], targets[s: s + chunk]
-            logp = torch.log_softmax((hc @ weight.t()).float(), dim=1)  # (n, V)
+            logp = torch.log_softmax(matmul(hc, weight.t()).float(), dim=1)  # (n, V)
             valid = tc != IGNORE
             tgt = torch.where(valid, tc, 0).unsqueeze(1)                 # (n, 1)
             picked = logp.gather(1, tgt).squeeze(1)
@@ -53,9 +58,14 @@ class LinearCrossEntropy(torch.autograd.Function):
                 probs.mul_(valid.unsqueeze(1))
             g = probs.to(h.dtype)
             if need_h:
-                torch.mm(g, weight.to(h.dtype), out=grad_h[s: s + chunk])
+                if onednn:
+                    grad_h[s: s + chunk] = matmul(g, weight)
+                else:
+                    torch.mm(g, weight.to(h.dtype), out=grad_h[s: s + chunk])
             if need_w:
-                if g.dtype == grad_w.dtype:
+                if onednn:
+                    grad_w.add_(matmul(g.t(), hc))                # faster GEMM, one extra pass over grad_w
+                elif g.dtype == grad_w.dtype:
                     grad_w.addmm_(g.t(), hc)                        # accumulate inside the GEMM
                 else:
                     grad_w.add_(g.t().mm(hc).float())

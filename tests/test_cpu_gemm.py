@@ -1,0 +1,116 @@
+"""fp32 CPU products through oneDNN: the same numbers as F.linear, gradients included, and the choice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aipc import cpu_gemm
+
+pytestmark = pytest.mark.skipif(not cpu_gemm.available(), reason="this torch build has no oneDNN linear")
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """oneDNN forced on for every size, whatever this CPU's measurement says."""
+    monkeypatch.setenv("AIPC_CPU_GEMM", "onednn")
+    monkeypatch.setattr(cpu_gemm, "_choice", {})
+    monkeypatch.setattr(cpu_gemm, "MIN_WEIGHT_ELEMENTS", 1)
+    yield
+
+
+def test_linear_matches_f_linear_for_vectors_batches_and_bias(forced):
+    g = torch.Generator().manual_seed(0)
+    w, b = torch.randn(300, 96, generator=g), torch.randn(300, generator=g)
+    for shape in ((1, 1, 96), (3, 7, 96), (96,), (5, 96)):
+        x = torch.randn(*shape, generator=g)
+        for bias in (None, b):
+            got = cpu_gemm.linear(x, w, bias)
+            assert got.shape == F.linear(x, w, bias).shape
+            torch.testing.assert_close(got, F.linear(x, w, bias), rtol=1e-5, atol=1e-4)
+    # ineligible inputs take F.linear unchanged: another dtype, or autocast
+    xb = torch.randn(2, 96, dtype=torch.bfloat16)
+    assert torch.equal(cpu_gemm.linear(xb, w.bfloat16()), F.linear(xb, w.bfloat16()))
+
+
+def test_train_linear_gradients_match_autograd_of_f_linear(forced):
+    g = torch.Generator().manual_seed(1)
+    x0, w0, b0 = torch.randn(4, 9, 48, generator=g), torch.randn(80, 48, generator=g), torch.randn(80, generator=g)
+    up = torch.randn(4, 9, 80, generator=g)
+    grads = []
+    for fn in (F.linear, cpu_gemm.train_linear):
+        x, w, b = (t.clone().requires_grad_() for t in (x0, w0, b0))
+        (fn(x, w, b) * up).sum().backward()
+        grads.append((x.grad, w.grad, b.grad))
+    for ref, got in zip(*grads):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+    # a frozen weight (LoRA's base layer): only the input gradient
+    x = x0.clone().requires_grad_()
+    cpu_gemm.train_linear(x, w0, None).sum().backward()
+    torch.testing.assert_close(x.grad, (torch.ones(4, 9, 80) @ w0), rtol=1e-5, atol=1e-4)
+
+
+def test_patch_linears_routes_big_layers_and_keeps_the_model_equal(forced, monkeypatch):
+    from aipc.models.tiny import build_tiny
+
+    torch.manual_seed(0)
+    model = build_tiny("llama")
+    ids = torch.randint(0, 200, (2, 12))
+    ref = model(input_ids=ids, labels=ids)
+    ref.loss.backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    calls = []
+    real = cpu_gemm._Linear.apply
+    monkeypatch.setattr(cpu_gemm._Linear, "apply", lambda *a: calls.append(1) or real(*a))
+    keys = list(model.state_dict())
+    n = cpu_gemm.patch_linears(model)
+    linears = sum(1 for m in model.modules() if type(m) is torch.nn.Linear)
+    assert n == linears > 0
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    assert len(calls) == linears  # every Linear went through oneDNN
+    torch.testing.assert_close(out.loss, ref.loss, rtol=1e-5, atol=1e-5)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert list(model.state_dict()) == keys  # checkpoints and exports see the same model
+
+
+def test_fastlm_through_onednn_gives_hf_greedy_tokens(forced):
+    from aipc.models.tiny import build_tiny
+    from aipc.serve.fastlm import FastLM
+
+    model = build_tiny("llama").eval()
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    prompt = [5, 17, 99, 260, 31, 8, 77, 140]
+    runner = FastLM(model, max_len=64)
+    logits = runner.prefill(0, torch.tensor(prompt))
+    with torch.inference_mode():
+        ref = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+    torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)
+    hf = model.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False)[0, len(prompt):].tolist()
+    toks, pos, tok = [], len(prompt), int(logits.argmax())
+    for _ in range(16):
+        toks.append(tok)
+        tok = int(runner.decode1(tok, pos).argmax())
+        pos += 1
+    assert toks == hf
+
+
+def test_choice_is_measured_once_and_can_be_forced(monkeypatch):
+    monkeypatch.setattr(cpu_gemm, "_choice", {})
+    monkeypatch.delenv("AIPC_CPU_GEMM", raising=False)
+    mkl_s, dnn_s = cpu_gemm.measure("gemv")
+    assert 0 < mkl_s < 1 and 0 < dnn_s < 1
+    seen = []
+    monkeypatch.setattr(cpu_gemm, "measure", lambda kind: seen.append(kind) or (1.0, 0.5))
+    assert cpu_gemm.use_onednn("gemm") and cpu_gemm.use_onednn("gemm") and seen == ["gemm"]
+    monkeypatch.setattr(cpu_gemm, "measure", lambda kind: (1.0, 0.95))  # < 10% faster: keep MKL
+    assert not cpu_gemm.use_onednn("gemv")
+    monkeypatch.setattr(cpu_gemm, "_choice", {})
+    monkeypatch.setenv("AIPC_CPU_GEMM", "mkl")
+    assert not cpu_gemm.use_onednn("gemm")
+    model = torch.nn.Sequential(torch.nn.Linear(512, 512))
+    assert cpu_gemm.patch_linears(model) == 0 and "forward" not in vars(model[0])
