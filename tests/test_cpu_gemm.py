@@ -51,12 +51,14 @@ def test_train_linear_gradients_match_autograd_of_f_linear(forced):
     torch.testing.assert_close(x.grad, (torch.ones(4, 9, 80) @ w0), rtol=1e-5, atol=1e-4)
 
 
-def test_patch_linears_routes_big_layers_and_keeps_the_model_equal(forced, monkeypatch):
+@pytest.mark.parametrize("family", ["llama", "gpt2"])  # gpt2: transformers' Conv1D layers
+def test_patch_linears_routes_big_layers_and_keeps_the_model_equal(forced, monkeypatch, family):
     from aipc.models.tiny import build_tiny
 
     torch.manual_seed(0)
-    model = build_tiny("llama")
+    model = build_tiny(family)
     ids = torch.randint(0, 200, (2, 12))
+    torch.manual_seed(1)  # the same dropout masks in both passes (gpt2 has dropout)
     ref = model(input_ids=ids, labels=ids)
     ref.loss.backward()
     ref_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -66,8 +68,9 @@ def test_patch_linears_routes_big_layers_and_keeps_the_model_equal(forced, monke
     monkeypatch.setattr(cpu_gemm._Linear, "apply", lambda *a: calls.append(1) or real(*a))
     keys = list(model.state_dict())
     n = cpu_gemm.patch_linears(model)
-    linears = sum(1 for m in model.modules() if type(m) is torch.nn.Linear)
+    linears = sum(1 for m in model.modules() if type(m) is torch.nn.Linear or type(m).__name__ == "Conv1D")
     assert n == linears > 0
+    torch.manual_seed(1)
     out = model(input_ids=ids, labels=ids)
     out.loss.backward()
     assert len(calls) == linears  # every Linear went through oneDNN
@@ -114,3 +117,14 @@ def test_choice_is_measured_once_and_can_be_forced(monkeypatch):
     assert not cpu_gemm.use_onednn("gemm")
     model = torch.nn.Sequential(torch.nn.Linear(512, 512))
     assert cpu_gemm.patch_linears(model) == 0 and "forward" not in vars(model[0])
+
+
+def test_bench_scenarios_run_the_model_as_aipc_train_does(forced):
+    from aipc.bench.scenarios import prepare
+    from aipc.models.tiny import build_tiny
+
+    model = build_tiny("llama")
+    prep = prepare(torch, "train", model, shape={"batch": 1, "seq": 8}, device="cpu", is_decoder=True,
+                   vocab=model.config.vocab_size, sync=lambda: None)
+    assert "oneDNN" in prep.note and any("forward" in vars(m) for m in model.modules())
+    prep.fn()  # one real optimizer step through the routed layers

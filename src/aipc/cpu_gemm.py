@@ -14,7 +14,8 @@ the choice. Only fp32 CPU tensors take this path (bf16/fp16 matmuls already go t
 
 - :func:`linear` — ``x @ w.T + b`` without autograd (inference); :func:`matmul` — ``a @ b``.
 - :func:`train_linear` — the same with a backward pass whose two GEMMs also run through oneDNN.
-- :func:`patch_linears` — route a model's large fp32 ``nn.Linear`` layers through :func:`train_linear`.
+- :func:`patch_linears` — route a model's large fp32 ``nn.Linear`` layers (and transformers' ``Conv1D``,
+  GPT-2's transposed linear) through :func:`train_linear`.
 """
 
 from __future__ import annotations
@@ -134,6 +135,16 @@ def _forward(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return train_linear(x, module.weight, module.bias)
 
 
+def _forward_conv1d(module, x: torch.Tensor) -> torch.Tensor:
+    # transformers' Conv1D (GPT-2 family): y = x @ W + b with W stored (in, out)
+    return train_linear(x, module.weight.t(), module.bias)
+
+
+def _is_conv1d(m) -> bool:
+    t = type(m)
+    return t.__name__ == "Conv1D" and t.__module__.startswith("transformers.") and getattr(m, "weight", None) is not None
+
+
 def patch_linears(model: torch.nn.Module) -> int:
     """Route every large fp32 CPU ``nn.Linear`` of ``model`` through :func:`train_linear` (an instance
     attribute ``forward``; the module, its parameters and state dict are unchanged). Returns how many
@@ -142,8 +153,9 @@ def patch_linears(model: torch.nn.Module) -> int:
         return 0
     n = 0
     for m in model.modules():
-        if type(m) is torch.nn.Linear and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32 \
-                and m.weight.numel() >= MIN_WEIGHT_ELEMENTS:
-            m.forward = functools.partial(_forward, m)
+        conv1d = _is_conv1d(m)
+        if (type(m) is torch.nn.Linear or conv1d) and m.weight.device.type == "cpu" \
+                and m.weight.dtype == torch.float32 and m.weight.numel() >= MIN_WEIGHT_ELEMENTS:
+            m.forward = functools.partial(_forward_conv1d if conv1d else _forward, m)
             n += 1
     return n

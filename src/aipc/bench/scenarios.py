@@ -182,7 +182,20 @@ def prepare_generate(torch, model, *, batch: int, prompt: int, gen: int, device:
 
 def prepare(torch, scenario: str, model, *, shape: dict, device: str, is_decoder: bool, vocab: int,
             sync: Callable[[], None]) -> Prepared:
-    """Dispatch on the scenario name; ``shape`` carries batch, seq, prompt, gen, method, lora_*."""
+    """Dispatch on the scenario name; ``shape`` carries batch, seq, prompt, gen, method, lora_*.
+    On the CPU the model's large fp32 Linear layers run as ``aipc train`` / ``aipc generate`` run them:
+    through oneDNN where it is faster than MKL here (``aipc.cpu_gemm``); the run's note says so."""
+    prep = _prepare(torch, scenario, model, shape=shape, device=device, is_decoder=is_decoder, vocab=vocab, sync=sync)
+    if device == "cpu":
+        from aipc import cpu_gemm
+
+        if cpu_gemm.patch_linears(model):
+            prep.note = "; ".join(filter(None, [prep.note, "fp32 Linear layers through oneDNN (aipc.cpu_gemm)"]))
+    return prep
+
+
+def _prepare(torch, scenario: str, model, *, shape: dict, device: str, is_decoder: bool, vocab: int,
+             sync: Callable[[], None]) -> Prepared:
     b = shape["batch"]
     if scenario == "train":
         return prepare_train(torch, model, batch=b, seq=shape["seq"], device=device, is_decoder=is_decoder,
