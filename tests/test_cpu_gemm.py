@@ -128,3 +128,29 @@ def test_bench_scenarios_run_the_model_as_aipc_train_does(forced):
                    vocab=model.config.vocab_size, sync=lambda: None)
     assert "oneDNN" in prep.note and any("forward" in vars(m) for m in model.modules())
     prep.fn()  # one real optimizer step through the routed layers
+
+
+def test_training_through_onednn_matches_mkl_and_resumes_bitwise(tiny_llama_dir, tmp_path, monkeypatch):
+    from test_train_loop import cfg, write_corpus
+    from test_train_resume import Stop, losses, stop_at
+
+    from aipc.train.loop import Hooks, train
+
+    data = write_corpus(tmp_path / "data.txt")
+    monkeypatch.setenv("AIPC_CPU_GEMM", "mkl")
+    monkeypatch.setattr(cpu_gemm, "_choice", {})
+    mkl = train(cfg(tiny_llama_dir, data, tmp_path / "mkl", steps=6, save_every=2))
+    monkeypatch.setenv("AIPC_CPU_GEMM", "onednn")
+    monkeypatch.setattr(cpu_gemm, "_choice", {})
+    monkeypatch.setattr(cpu_gemm, "MIN_WEIGHT_ELEMENTS", 1)
+    calls = []
+    real = cpu_gemm._Linear.apply
+    monkeypatch.setattr(cpu_gemm._Linear, "apply", lambda *a: calls.append(1) or real(*a))
+    ref = train(cfg(tiny_llama_dir, data, tmp_path / "ref", steps=6, save_every=2))
+    assert calls, "the Linear layers did not go through oneDNN"
+    assert ref.losses == pytest.approx(mkl.losses, abs=1e-4)  # the same training, to fp32 rounding
+    run = tmp_path / "run"
+    with pytest.raises(Stop):
+        train(cfg(tiny_llama_dir, data, run, steps=6, save_every=2), Hooks(after_step=stop_at(3)))
+    train(cfg(tiny_llama_dir, data, run, steps=6, save_every=2, resume=True))
+    assert losses(run) == losses(tmp_path / "ref")  # exact resume holds on the oneDNN path too
