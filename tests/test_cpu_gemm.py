@@ -154,3 +154,25 @@ def test_training_through_onednn_matches_mkl_and_resumes_bitwise(tiny_llama_dir,
         train(cfg(tiny_llama_dir, data, run, steps=6, save_every=2), Hooks(after_step=stop_at(3)))
     train(cfg(tiny_llama_dir, data, run, steps=6, save_every=2, resume=True))
     assert losses(run) == losses(tmp_path / "ref")  # exact resume holds on the oneDNN path too
+
+
+def test_fused_loss_through_onednn_matches_plain_cross_entropy(forced, monkeypatch):
+    from aipc.train.loss import IGNORE, linear_cross_entropy
+
+    calls = []
+    real = cpu_gemm._onednn
+    monkeypatch.setattr(cpu_gemm, "_onednn", lambda *a: calls.append(1) or real(*a))
+    g = torch.Generator().manual_seed(2)
+    h0, w0 = torch.randn(300, 32, generator=g), torch.randn(500, 32, generator=g) * 0.1
+    y = torch.randint(0, 500, (300,), generator=g)
+    y[::7] = IGNORE
+    out = []
+    for fused in (True, False):
+        h, w = h0.clone().requires_grad_(), w0.clone().requires_grad_()
+        loss = linear_cross_entropy(h, w, y, chunk=64) if fused else \
+            F.cross_entropy(h @ w.t(), y, ignore_index=IGNORE, reduction="sum")
+        loss.backward()
+        out.append((loss.detach(), h.grad, w.grad))
+    assert calls  # the fused loss's products went through oneDNN
+    for got, ref in zip(*out):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)

@@ -72,8 +72,12 @@ def use_onednn(kind: str = "gemm") -> bool:
         elif forced == "onednn":
             _choice[kind] = True
         else:
-            mkl_s, dnn_s = measure(kind)
-            _choice[kind] = dnn_s * MARGIN <= mkl_s
+            try:
+                mkl_s, dnn_s = measure(kind)
+            except Exception:  # noqa: BLE001 - an operator this build or CPU cannot run: keep torch's path
+                _choice[kind] = False
+            else:
+                _choice[kind] = dnn_s * MARGIN <= mkl_s
     return _choice[kind]
 
 

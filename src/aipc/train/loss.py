@@ -43,6 +43,9 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         onednn = cpu_gemm.eligible(h, weight) and cpu_gemm.use_onednn("gemm")  # fp32 on a CPU where it is faster
+        # its weight-gradient GEMM cannot accumulate in place: a temporary of the head's size per chunk,
+        # accepted up to 256 MiB (a 32k x 2k head); larger heads accumulate in place through torch
+        small_w = weight.numel() * weight.element_size() <= 256 * 2**20
         for s in range(0, h.shape[0], chunk):
             hc, tc = h[s: s + chunk], targets[s: s + chunk]
             logp = torch.log_softmax(matmul(hc, weight.t()).float(), dim=1)  # (n, V)
@@ -63,7 +66,7 @@ class LinearCrossEntropy(torch.autograd.Function):
                 else:
                     torch.mm(g, weight.to(h.dtype), out=grad_h[s: s + chunk])
             if need_w:
-                if onednn:
+                if onednn and small_w:
                     grad_w.add_(matmul(g.t(), hc))                # faster GEMM, one extra pass over grad_w
                 elif g.dtype == grad_w.dtype:
                     grad_w.addmm_(g.t(), hc)                        # accumulate inside the GEMM
