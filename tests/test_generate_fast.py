@@ -66,6 +66,27 @@ def test_sliding_window_equals_hf_generate():
     assert res.token_ids == _hf_greedy(model, PROMPT, 24)
 
 
+def test_weights_are_held_once_and_the_model_still_works():
+    """The fused q/k/v and gate/up tensors replace the model's own storage instead of copying it."""
+    model = _model("qwen2")  # q/k/v biases too
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    with torch.inference_mode():
+        ref = model(input_ids=torch.tensor([PROMPT])).logits
+    runner = FastLM(model, max_len=64)
+    storages = {p.untyped_storage().data_ptr(): p.untyped_storage().nbytes() for p in model.parameters()}
+    for L in runner.layers:
+        for t in (L.wqkv, L.bqkv, L.w13, L.b13, L.wo, L.w2):
+            if t is not None:
+                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    assert sum(storages.values()) == nbytes  # every weight byte exactly once
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), n
+    with torch.inference_mode():
+        assert torch.equal(model(input_ids=torch.tensor([PROMPT])).logits, ref)
+    assert runner.layers[0].bqkv is not None
+
+
 def test_batched_slots_at_different_positions_equal_single_sequences():
     """Continuous batching: three sequences of different lengths decoded in one forward per step."""
     model = _model("llama")
