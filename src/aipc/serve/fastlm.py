@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from aipc.cpu_gemm import linear
+from aipc.cpu_gemm import linear, use_onednn
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -116,6 +116,9 @@ class FastLM:
             probe = torch.zeros(1, dtype=self.dtype, device=self.device)
             cos, sin = base.rotary_emb(probe, position_ids=pos)  # (1, L, hd), rope scaling included
         self.cos, self.sin = cos[0].contiguous(), sin[0].contiguous()
+        if self.device.type == "cpu" and self.dtype == torch.float32:  # choose GEMM kernels now, not in a
+            for kind in ("gemm", "gemv"):                                  # request's TTFT (~60 ms, once)
+                use_onednn(kind)
         shape = (self.max_batch, self.n_kv, self.max_len, self.head_dim)
         self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
         self.v_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
