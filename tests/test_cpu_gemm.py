@@ -176,3 +176,16 @@ def test_fused_loss_through_onednn_matches_plain_cross_entropy(forced, monkeypat
     assert calls  # the fused loss's products went through oneDNN
     for got, ref in zip(*out):
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_inference_helpers_keep_gradients_correct_when_asked_for_them(forced):
+    g = torch.Generator().manual_seed(3)
+    w0, x0 = torch.randn(40, 24, generator=g), torch.randn(5, 24, generator=g)
+    for fn, ref_fn in ((cpu_gemm.linear, F.linear), (lambda a, b: cpu_gemm.matmul(a, b.t()), lambda a, b: a @ b.t())):
+        grads = []
+        for f in (fn, ref_fn):
+            x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+            f(x, w).pow(2).sum().backward()
+            grads.append((x.grad, w.grad))
+        for got, ref in zip(*grads):
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)

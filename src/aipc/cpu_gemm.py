@@ -89,16 +89,23 @@ def eligible(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, kind: str | None = None) -> torch.Tensor:
-    """``x @ w.T + b`` (as ``F.linear``), through oneDNN when eligible and faster here; no autograd."""
+    """``x @ w.T + b`` (as ``F.linear``), through oneDNN when eligible and faster here. Meant for
+    inference; called with tensors that need gradients it takes :func:`train_linear`."""
+    if _needs_grad(x, w, b):
+        return train_linear(x, w, b)
     if eligible(x, w) and use_onednn(kind or ("gemv" if x.numel() == x.shape[-1] else "gemm")):
         return _onednn(x, w, b)
     return F.linear(x, w, b)
 
 
+def _needs_grad(*ts) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
+
+
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), through oneDNN when eligible and faster; no autograd.
-    Transposed views are fine on both sides (oneDNN reads strides)."""
-    if eligible(a, b) and use_onednn("gemm"):
+    """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), through oneDNN when eligible and faster (no
+    autograd: with tensors that need gradients it is ``a @ b``). Transposed views are fine on both sides."""
+    if not _needs_grad(a, b) and eligible(a, b) and use_onednn("gemm"):
         return _onednn(a, b.t())
     return a @ b
 
