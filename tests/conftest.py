@@ -50,6 +50,32 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def tiny_profile_home(home):
+    """Inside the block ``AIPC_HOME`` is ``home``, torch runs 1 thread and ``home`` holds this machine's
+    aipc hw profile, measured with tiny probe settings (seconds, not a benchmark); both restored after.
+    The profile is per thread count: runs inside benchmark with 1 thread (``--threads 1``)."""
+    import torch
+
+    from aipc.hardware import profile
+    from aipc.hardware.probe import ProbeSettings
+
+    old, threads = os.environ.get("AIPC_HOME"), torch.get_num_threads()
+    os.environ["AIPC_HOME"] = str(home)
+    torch.set_num_threads(1)
+    try:
+        s = ProbeSettings(warmup=1, min_reps=3, min_time_s=0.02, max_time_s=0.2, max_call_s=0.01, min_gemm_n=128,
+                          sample_s=0.005, cpu_copy_min_bytes=16 << 20, gpu_copy_bytes=64 << 20, llc_factor=1)
+        profile.load_or_measure(quick=True, settings=s)
+        yield home
+    finally:
+        torch.set_num_threads(threads)
+        if old is None:
+            os.environ.pop("AIPC_HOME", None)
+        else:
+            os.environ["AIPC_HOME"] = old
+
+
+@contextlib.contextmanager
 def serving(cmd: list[str], env: dict, log, port: int, *, start_timeout: float):
     """Run ``aipc serve`` (``cmd``) in a subprocess until /health answers; yield (url, process);
     stop it with SIGTERM (graceful), killing it if it does not exit within 30 s."""

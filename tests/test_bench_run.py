@@ -7,7 +7,6 @@ machine is shared; timings are never asserted, only their statistics and bookkee
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import pytest
@@ -24,25 +23,11 @@ LOOP = LoopConfig(warmup=1, min_reps=4, min_s=0.02, max_s=0.5)
 @pytest.fixture(scope="module")
 def profile_dir(tmp_path_factory):
     """This machine's aipc hw profile, measured once with tiny probe settings (seconds, not a benchmark)."""
-    from aipc.hardware import profile
-    from aipc.hardware.probe import ProbeSettings
-
-    import torch
+    from conftest import tiny_profile_home
 
     home = tmp_path_factory.mktemp("hw-home")
-    old, threads = os.environ.get("AIPC_HOME"), torch.get_num_threads()
-    os.environ["AIPC_HOME"] = str(home)
-    torch.set_num_threads(1)  # the profile is per thread count; these tests bench with --threads 1
-    try:
-        s = ProbeSettings(warmup=1, min_reps=3, min_time_s=0.02, max_time_s=0.2, max_call_s=0.01, min_gemm_n=128,
-                          sample_s=0.005, cpu_copy_min_bytes=16 << 20, gpu_copy_bytes=64 << 20, llc_factor=1)
-        profile.load_or_measure(quick=True, settings=s)
-    finally:
-        torch.set_num_threads(threads)
-        if old is None:
-            os.environ.pop("AIPC_HOME", None)
-        else:
-            os.environ["AIPC_HOME"] = old
+    with tiny_profile_home(home):  # these tests bench with --threads 1
+        pass
     return home / "profiles"
 
 

@@ -129,32 +129,17 @@ def measured(tmp_path_factory):
     """A profile (tiny probe) and real tiny bench runs at three shapes, in a module-private home."""
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
-    from aipc.hardware import profile
-    from aipc.hardware.probe import ProbeSettings
     from aipc.models.tiny import tiny_config
-
-    import torch
+    from conftest import tiny_profile_home
 
     home = tmp_path_factory.mktemp("cal-home")
-    old, threads = os.environ.get("AIPC_HOME"), torch.get_num_threads()
-    os.environ["AIPC_HOME"] = str(home)
-    torch.set_num_threads(1)  # the profile is per thread count; the runs use --threads 1
-    try:
-        profile.load_or_measure(quick=True, settings=ProbeSettings(
-            warmup=1, min_reps=3, min_time_s=0.02, max_time_s=0.2, max_call_s=0.01, min_gemm_n=128,
-            sample_s=0.005, cpu_copy_min_bytes=16 << 20, gpu_copy_bytes=64 << 20, llc_factor=1))
+    with tiny_profile_home(home):  # the runs use --threads 1, as the profile
         cfg = home / "tiny.json"
         cfg.write_text(json.dumps(tiny_config("llama")))
         loop = LoopConfig(warmup=1, min_reps=5, min_s=0.02, max_s=0.5)
         for n in (8, 16, 32):
             run_bench(BenchOptions(model=str(cfg), devices="cpu", scenarios=("train", "prefill", "decode"), seq=n,
                                    prompt=n, gen=4, loop=loop, threads=1, db=home / "r.sqlite"))
-    finally:
-        torch.set_num_threads(threads)
-        if old is None:
-            os.environ.pop("AIPC_HOME", None)
-        else:
-            os.environ["AIPC_HOME"] = old
     return home
 
 

@@ -15,13 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from conftest import free_port as _free_port
-from conftest import serving
+from conftest import serving, tiny_profile_home
 from test_fuzz_common import record, scale
 
 KEY = "fault-test-key-0123456789"
@@ -253,34 +252,13 @@ print(json.dumps(ids))
 '''
 
 
-def _profile_home(home: Path) -> None:
-    """Measure this machine's aipc hw profile with tiny probe settings into ``home`` (benches read it)."""
-    import torch
-
-    from aipc.hardware import profile
-    from aipc.hardware.probe import ProbeSettings
-
-    old, threads = os.environ.get("AIPC_HOME"), torch.get_num_threads()
-    os.environ["AIPC_HOME"] = str(home)
-    torch.set_num_threads(1)
-    try:
-        s = ProbeSettings(warmup=1, min_reps=3, min_time_s=0.02, max_time_s=0.2, max_call_s=0.01, min_gemm_n=128,
-                          sample_s=0.005, cpu_copy_min_bytes=16 << 20, gpu_copy_bytes=64 << 20, llc_factor=1)
-        profile.load_or_measure(quick=True, settings=s)
-    finally:
-        torch.set_num_threads(threads)
-        if old is None:
-            os.environ.pop("AIPC_HOME", None)
-        else:
-            os.environ["AIPC_HOME"] = old
-
-
 def test_two_benches_and_a_loadtest_write_one_database_at_once(server, tmp_path):
     from aipc.bench.store import ResultsDB
     from aipc.models.tiny import tiny_config
 
     home = tmp_path / "home"
-    _profile_home(home)
+    with tiny_profile_home(home):  # the benches read it
+        pass
     cfg = tmp_path / "llama.json"
     cfg.write_text(json.dumps(tiny_config("llama")))
     db = tmp_path / "results.sqlite"
