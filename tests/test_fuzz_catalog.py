@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python 3.10
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import (Files, Tally, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of, text,
+from test_fuzz_common import (Book, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of, text,
                               toml_text)
 
 from aipc.errors import AipcError
@@ -120,13 +120,11 @@ def _check(cat: dict, ids: list) -> None:
 @given(d=st.one_of(catalog_files(), catalog_files(), catalog_files(), junk()),
        fmt=st.sampled_from(["toml", "json"]), data=st.data())
 def test_device_catalog_override_file(d, fmt, data, tmp_path_factory):
-    if "files" not in _STATE:
-        _STATE["files"] = Files(tmp_path_factory.mktemp("fuzz-catalog"))
     tbl = d if isinstance(d, dict) else {"devices": d}
     body = toml_text(tbl) if fmt == "toml" else json_text(d)
     raw = data.draw(mangled(body))
-    p = _STATE["files"].write(f".{fmt}", raw)
-    t = _STATE.setdefault("tally", Tally("fuzz: device catalog override file (load_catalog extra=[file])"))
+    p = BOOK.files(tmp_path_factory, "catalog").write(f".{fmt}", raw)
+    t = BOOK.tally("fuzz: device catalog override file (load_catalog extra=[file])")
     cat = t.run(lambda: C.load_catalog(extra=[p]))
     if isinstance(cat, dict):
         written = (json.loads(body) if fmt == "json" else tomllib.loads(body)) if raw == body.encode() else {}
@@ -177,11 +175,5 @@ def test_good_override_file_still_loads(tmp_path):
     assert spec.memory_bytes == 24 * 2**30 and spec.peak_flops == {"bf16": 100e12}
 
 
-_STATE: dict = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    yield
-    if "tally" in _STATE:
-        _STATE["tally"].finish()
+BOOK = Book()
+_report = BOOK.fixture()

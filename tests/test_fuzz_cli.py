@@ -28,7 +28,7 @@ import pytest
 import typer
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import Tally, fuzz_settings, maybe
+from test_fuzz_common import Book, fuzz_settings, maybe
 
 from aipc.cli import app, main
 from aipc.cost.needs import example_text
@@ -216,16 +216,15 @@ def stubs():
 @fuzz_settings(ci=280, full=2400)
 @given(data=st.data())
 def test_cli_flags_of_every_verb(data, pool, stubs, tmp_path_factory):
-    if "cwd" not in _STATE:  # relative output paths (runs/, aipc-report/) land in a temporary folder
-        _STATE["cwd"] = tmp_path_factory.mktemp("cli-cwd")
+    cwd = BOOK.files(tmp_path_factory, "cli-cwd").root  # relative output paths (runs/, aipc-report/) land here
     argv = data.draw(argvs(pool))
     stdin = data.draw(st.sampled_from([example_text(), "", "{", "[[jobs]]\nmodel = 1\n"]))
-    t = _STATE.setdefault("tally", Tally("fuzz: CLI flags of every verb (aipc.cli.main)"))
+    t = BOOK.tally("fuzz: CLI flags of every verb (aipc.cli.main)")
 
     def run():
         out, err = io.StringIO(), io.StringIO()
         old = os.getcwd()
-        os.chdir(_STATE["cwd"])
+        os.chdir(cwd)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
                     mock.patch.object(sys, "stdin", io.StringIO(stdin)):
@@ -241,14 +240,8 @@ def test_cli_flags_of_every_verb(data, pool, stubs, tmp_path_factory):
     t.outcomes[f"{argv[0]}: {outcome}"] += 1
 
 
-_STATE: dict = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    yield
-    if "tally" in _STATE:
-        _STATE["tally"].finish()
+BOOK = Book()
+_report = BOOK.fixture()
 
 
 def test_conflicting_output_formats_are_refused():

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -268,3 +269,12 @@ class Book:
     def finish(self) -> None:
         for t in self.tallies.values():
             t.finish()
+
+    def fixture(self):
+        """A module-scoped autouse fixture reporting this book's tallies when the module's tests end:
+        ``_report = BOOK.fixture()`` in the test module."""
+        @pytest.fixture(scope="module", autouse=True)
+        def _report():
+            yield
+            self.finish()
+        return _report

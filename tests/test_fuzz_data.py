@@ -11,7 +11,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import Files, Tally, fuzz_settings, junk, maybe, text
+from test_fuzz_common import Book, fuzz_settings, junk, maybe, text
 
 from aipc.errors import AipcError
 from aipc.train.data import Fields, read_records
@@ -116,9 +116,7 @@ def _parquet(cols: dict) -> bytes | None:
 @fuzz_settings(ci=140, full=1100)
 @given(fmt=st.sampled_from(["jsonl", "jsonl", "txt", "parquet", "parquet", "folder"]), data=st.data(), fields=FIELDS)
 def test_training_data_files(fmt, data, fields, tmp_path_factory):
-    if "files" not in _STATE:
-        _STATE["files"] = Files(tmp_path_factory.mktemp("fuzz-data"))
-    files = _STATE["files"]
+    files = BOOK.files(tmp_path_factory, "data")
     if fmt == "jsonl":
         path = files.write(".jsonl", data.draw(jsonl_bytes()))
     elif fmt == "txt":
@@ -137,7 +135,7 @@ def test_training_data_files(fmt, data, fields, tmp_path_factory):
         (path / "b.txt").write_bytes(data.draw(text_bytes()))
         (path / ".hidden.txt").write_bytes(b"\xff\xfe")
         (path / "notes.bin").write_bytes(b"\x00\x01")
-    t = _STATE.setdefault("tally", Tally("fuzz: training data (train.data.read_records: text, JSONL, parquet)"))
+    t = BOOK.tally("fuzz: training data (train.data.read_records: text, JSONL, parquet)")
     records = t.run(lambda: read_records([str(path)], fields), known=KNOWN_PARQUET if fmt == "parquet" else KNOWN)
     if isinstance(records, list):
         _check(records, fields)
@@ -173,11 +171,5 @@ def test_deeply_nested_jsonl_line_is_a_one_line_error(tmp_path, body):
         read_records([str(p)])
 
 
-_STATE: dict = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    yield
-    if "tally" in _STATE:
-        _STATE["tally"].finish()
+BOOK = Book()
+_report = BOOK.fixture()

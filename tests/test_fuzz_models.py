@@ -226,8 +226,4 @@ def test_deeply_nested_config_json_is_a_one_line_error(tmp_path):
 BOOK = Book()
 _tally, _files = BOOK.tally, BOOK.files
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    yield
-    BOOK.finish()
+_report = BOOK.fixture()

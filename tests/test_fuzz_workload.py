@@ -226,11 +226,7 @@ def test_type_errors_name_the_expected_type():
 BOOK = Book()
 _tally, _files = BOOK.tally, BOOK.files
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    yield
-    BOOK.finish()
+_report = BOOK.fixture()
 
 
 def test_fields_cover_the_workload_dataclass():
