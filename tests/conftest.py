@@ -49,6 +49,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests: on a shared 2-core machine multi-threaded tiny ops mostly
+    wait on each other (and aipc hw profiles are per thread count)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @contextlib.contextmanager
 def tiny_profile_home(home):
     """Inside the block ``AIPC_HOME`` is ``home``, torch runs 1 thread and ``home`` holds this machine's

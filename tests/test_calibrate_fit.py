@@ -143,17 +143,7 @@ def measured(tmp_path_factory):
     return home
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_calibrate_cli_effect_on_estimates(measured, _aipc_home, one_thread):
+def test_calibrate_cli_effect_on_estimates(measured, _aipc_home, one_torch_thread):
     from conftest import run_cli
 
     shutil.copytree(measured / "profiles", _aipc_home / "profiles", dirs_exist_ok=True)
@@ -195,7 +185,7 @@ def test_calibrate_cli_effect_on_estimates(measured, _aipc_home, one_thread):
     assert estimate(w, spec).efficiency.source.startswith("default")
 
 
-def test_calibrate_refuses_without_runs_or_profile(measured, _aipc_home, tmp_path, one_thread):
+def test_calibrate_refuses_without_runs_or_profile(measured, _aipc_home, tmp_path, one_torch_thread):
     from conftest import run_cli
 
     code, _, err = run_cli("calibrate", "--db", str(measured / "r.sqlite"))

@@ -15,13 +15,7 @@ from aipc.serve.sampling import SamplingParams
 from conftest import run_cli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine multi-threaded tiny ops mostly wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Silent:  # a tokenizer stand-in for ids beyond the byte vocabulary; EOS never fires

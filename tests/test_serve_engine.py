@@ -14,12 +14,7 @@ from aipc.serve.metrics import ServerMetrics
 from aipc.serve.sampling import SamplingParams
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(model_type):
