@@ -118,14 +118,17 @@ def _bucket_factor(bucket: dict, tokens: float | None) -> float:
     return interpolate(pts, tokens) if tokens and pts else bucket["factor"]
 
 
+def _entry(device_name: str, scenario: str) -> dict | None:
+    """The table's entry for a device and scenario (the ``using`` override first), or None."""
+    data = _override[-1] if _override else load()
+    return data.get("devices", {}).get(device_name, {}).get(scenario) if data else None
+
+
 def lookup(device_name: str, scenario: str, flops_per_token: float | None,
            tokens: float | None = None) -> tuple[float, str] | None:
     """(factor, one-line source) for a device and scenario ('train', 'prefill', 'decode'), or None.
     ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median."""
-    data = _override[-1] if _override else load()
-    if not data:
-        return None
-    entry = data.get("devices", {}).get(device_name, {}).get(scenario)
+    entry = _entry(device_name, scenario)
     if not entry or not entry.get("buckets"):
         return None
     per_size = [[b["fpt"], _bucket_factor(b, tokens), b["n"]] for b in entry["buckets"]]
@@ -134,10 +137,7 @@ def lookup(device_name: str, scenario: str, flops_per_token: float | None,
 
 def lookup_decode(device_name: str, batch: float | None = None) -> tuple[float, float, str] | None:
     """(MBU, seconds per layer per decode step, one-line source) for a device's decode, or None."""
-    data = _override[-1] if _override else load()
-    if not data:
-        return None
-    entry = data.get("devices", {}).get(device_name, {}).get("decode")
+    entry = _entry(device_name, "decode")
     if not entry or not entry.get("by_batch"):
         return None
     rows = entry["by_batch"]
