@@ -43,11 +43,13 @@ MODEL = dict(hidden_size=288, intermediate_size=768, num_hidden_layers=6, num_at
 
 
 def flops_per_token(seq: int) -> float:
-    """Training FLOPs per token as MFU counts them: 6N (N = matmul parameters, output layer included)
-    plus attention 12·L·d·s (the same formulas as aipc.estimate.compute)."""
-    h, f, L, v = MODEL["hidden_size"], MODEL["intermediate_size"], MODEL["num_hidden_layers"], MODEL["vocab_size"]
-    n = L * (4 * h * h + 3 * h * f) + v * h
-    return 6 * n + 12 * L * h * seq
+    """Training FLOPs per token as MFU counts them (6N + attention), from aipc's estimator for this model."""
+    from aipc.estimate.compute import train_flops_per_token
+    from aipc.models.spec import ModelSpec
+    from aipc.spec import Workload, precision_fields
+
+    m = ModelSpec.from_hf_config({"model_type": "llama", **MODEL}, name="stories15m")
+    return train_flops_per_token(m, Workload(model="stories15m", task="train", seq_len=seq, **precision_fields("fp32")))
 
 
 WORDS = ("the quick brown fox jumps over a lazy dog and then runs far away into green hills while "
@@ -225,7 +227,7 @@ EXPLAIN = [
     "  torch's default kernels. Where MKL is as fast (e.g. Intel CPUs), the loop's own gain is what remains:",
     "  the fused loss and no per-step collation or callbacks (1.02x on this CPU before oneDNN routing).",
     "- Model GFLOP/s counts 6N + 12·L·d·s FLOPs per token (N = 15.2M matmul parameters, output layer",
-    "  included; 96.4 MFLOP per token at seq 256), as MFU does.",
+    "  included; 96.5 MFLOP per token at seq 256, `aipc.estimate.compute`), as MFU does.",
     "- *Prompt/completion* adds what packing saves: the HF recipe pads every batch to its longest example,",
     "  so a share of each step (the 'HF padding' column) computes on padding; aipc packs examples into full",
     "  sequences (loss still only on completions) and computes on real tokens only. The gain grows with",
