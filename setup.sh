@@ -51,5 +51,24 @@ if ! "$VENV/bin/python" -c 'import torch' >/dev/null 2>&1; then
   fi
 fi
 
+LLAMA_CPP_PY="$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | head -n 1 | cut -d= -f3)"
+if ! "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
+  echo "setup.sh: installing llama-cpp-python $LLAMA_CPP_PY; where no binary wheel fits, pip builds it from source" \
+       "for this CPU (about 12-15 minutes on 2 cores, once per machine: pip caches the wheel)" >&2
+fi
 "${PIP[@]}" install -e ".[$EXTRA]"
+
+# llama.cpp's own GGUF converter (convert_hf_to_gguf.py, its conversion/ package and gguf-py) from the
+# same llama-cpp-python release: `aipc convert --to gguf` runs it; nothing is downloaded at run time.
+conv="$VENV/share/aipc/llama.cpp"
+if [ "$(cat "$conv/.release" 2>/dev/null)" != "$LLAMA_CPP_PY" ]; then
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  "${PIP[@]}" download --no-deps --no-binary :all: "llama-cpp-python==$LLAMA_CPP_PY" -d "$tmp" >/dev/null
+  tar xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp" --wildcards \
+    '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+  rm -rf "$conv" && mkdir -p "$(dirname "$conv")"
+  mv "$tmp"/llama_cpp_python-*/vendor/llama.cpp "$conv"
+  echo "$LLAMA_CPP_PY" > "$conv/.release"
+fi
 echo "$stamp" > "$VENV/.aipc-stamp"

@@ -44,11 +44,12 @@ COMMON_FIELDS = {
         "int4_group_size", "trainable_layers", "train_tokens")},
 }
 INFER_ONLY = {"task": maybe(st.sampled_from(["infer", "INFER", " infer "])), "method": maybe(st.just("full")),
-              "sharding": maybe(st.sampled_from(["none", "tp"]))}
+              "sharding": maybe(st.sampled_from(["none", "tp"])), "engine": maybe(st.sampled_from(spec.ENGINES))}
 TRAIN_ONLY = {"task": maybe(st.sampled_from(["train", "Train"])), "method": maybe(st.sampled_from(spec.METHODS)),
               "sharding": maybe(st.sampled_from(["none", "ddp", "zero1", "zero2", "zero3", "fsdp"]))}
 ANY_ONLY = {"task": maybe(st.sampled_from(spec.TASKS)), "method": maybe(st.sampled_from(spec.METHODS)),
-            "sharding": maybe(st.sampled_from(spec.SHARDING))}
+            "sharding": maybe(st.sampled_from(spec.SHARDING)),
+            "engine": maybe(st.sampled_from([*spec.ENGINES, "vllm", "LLAMACPP"]))}
 WORKLOAD_FIELDS = {**COMMON_FIELDS, **ANY_ONLY}
 WORKLOADS = st.one_of(table_of({**COMMON_FIELDS, **INFER_ONLY}, required=("model",)),
                       table_of({**COMMON_FIELDS, **TRAIN_ONLY}, required=("model", "task")),
@@ -240,3 +241,11 @@ def test_needs_with_absurd_demand_is_a_one_line_error():
 
     with pytest.raises(AipcError, match="train_tokens"):
         needs_from_dict({"jobs": {"model": "llama-3.2-1b", "train_tokens": 1.7976931348623157e308, "jobs_per_month": 2.0}})
+
+
+def test_engine_is_checked_and_training_is_torch_only():
+    assert spec.workload_from_dict({"model": "gpt2", "engine": "llamacpp", "precision": "q4_k_m"}).engine == "llamacpp"
+    with pytest.raises(AipcError, match="engine must be one of torch, llamacpp, openvino"):
+        spec.workload_from_dict({"model": "gpt2", "engine": "vllm"})
+    with pytest.raises(AipcError, match="engine llamacpp runs inference only"):
+        spec.workload_from_dict({"model": "gpt2", "task": "train", "engine": "llamacpp"})

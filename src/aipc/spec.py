@@ -22,6 +22,8 @@ METHODS = ("full", "lora", "qlora", "freeze")
 OPTIMIZERS = ("adamw", "adamw8bit", "sgd", "sgd-momentum")
 ATTENTION = ("sdpa", "eager", "flash")
 SHARDING = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp", "tp")
+# Inference engines (aipc.engines): torch (FastLM / HF), llama.cpp (GGUF files), OpenVINO (IR folders)
+ENGINES = ("torch", "llamacpp", "openvino")
 
 # Bytes per stored value. Quantized formats include their scales:
 #  int4 (GPTQ/AWQ style, group g): 4 bits + fp16 scale + 4-bit zero per group  -> 0.5 + 2.5/g
@@ -63,6 +65,7 @@ class Workload:
 
     model: str
     task: str = "infer"
+    engine: str = "torch"                  # the runtime the workload runs on (ENGINES); training is torch only
     method: str = "full"
     weight_dtype: str = "bf16"
     compute_dtype: str | None = None       # default: weight dtype, or bf16 for quantized weights
@@ -137,6 +140,9 @@ class Workload:
         choice("optimizer", self.optimizer, OPTIMIZERS)
         choice("attention", self.attention, ATTENTION)
         choice("sharding", self.sharding, SHARDING)
+        choice("engine", self.engine, ENGINES)
+        if self.is_train and self.engine != "torch":
+            raise AipcError(f"engine {self.engine} runs inference only; train with --engine torch")
         for field in ("weight_dtype", "compute_dtype", "optim_dtype", "kv_dtype"):
             v = getattr(self, field)
             if v is not None and v not in DTYPE_BYTES:
