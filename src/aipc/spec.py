@@ -29,14 +29,25 @@ ENGINES = ("torch", "llamacpp", "openvino")
 #  int4 (GPTQ/AWQ style, group g): 4 bits + fp16 scale + 4-bit zero per group  -> 0.5 + 2.5/g
 #  nf4 (QLoRA, bitsandbytes): 4 bits + double-quantized absmax: 0.5 + 1/64 + 4/(64*256) ~ 0.516
 #    (Dettmers et al. 2023, "QLoRA", sec. 3: 0.127 bits/param of constants at block 64)
-#  GGUF bits per weight from llama.cpp's quantization table (FIELD-NOTES: q4_0 4.5, q4_k_m ~4.85,
-#    q5_k_m ~5.7, q6_k 6.56, q8_0 8.5, f16 16).
+#  GGUF (llama.cpp) file types: nominal bits per weight of the type's main block (ggml block sizes:
+#    q4_0 18 B / 32, q8_0 34 B / 32, q4_k 144 B / 256, q5_k 176 B / 256, q6_k 210 B / 256, ...). The _s/_m/_l
+#    mixes keep some tensors at more bits: the estimator computes the real per-tensor mix
+#    (aipc.estimate.quant) or reads it from a .gguf header; these nominal figures are only a fallback.
+GGUF_TYPES: dict[str, float] = {
+    "f32": 32, "f16": 16, "bf16": 16, "q8_0": 8.5, "q6_k": 6.5625, "q5_k_m": 5.5, "q5_k_s": 5.5, "q5_1": 6.0,
+    "q5_0": 5.5, "q4_k_m": 4.5, "q4_k_s": 4.5, "q4_1": 5.0, "q4_0": 4.5, "q3_k_l": 3.4375, "q3_k_m": 3.4375,
+    "q3_k_s": 3.4375, "q2_k": 2.625,
+}
 DTYPE_BYTES: dict[str, float] = {
     "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
     "int4": 0.5 + 2.5 / 128, "nf4": 0.5 + 1 / 64 + 4 / (64 * 256),
-    "q4_0": 4.5 / 8, "q4_k_m": 4.85 / 8, "q5_k_m": 5.7 / 8, "q6_k": 6.56 / 8, "q8_0": 8.5 / 8, "f16": 2.0,
+    **{k: v / 8 for k, v in GGUF_TYPES.items() if k != "bf16"},
 }
-QUANTIZED = ("int8", "int4", "nf4", "q4_0", "q4_k_m", "q5_k_m", "q6_k", "q8_0")
+# GGUF types only llama.cpp runs (bf16 is a torch dtype too)
+GGUF_ONLY = tuple(k for k in GGUF_TYPES if k not in ("bf16",))
+QUANTIZED = ("int8", "int4", "nf4", *(k for k in GGUF_TYPES if k.startswith("q")))
+# llama.cpp's names for the torch float dtypes (--engine llamacpp --precision fp16 means f16)
+_LLAMACPP_ALIAS = {"fp16": "f16", "fp32": "f32"}
 FLOAT_DTYPES = ("fp32", "bf16", "fp16")
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -163,8 +174,9 @@ class Workload:
         if self.is_train and self.weight_dtype in QUANTIZED and self.method not in ("qlora", "lora"):
             raise AipcError(f"cannot train {self.weight_dtype} weights with method {self.method}; "
                             "use --method qlora (4-bit base + LoRA) or a float precision")
-        if self.is_train and self.weight_dtype.startswith("q") and self.weight_dtype not in ("qlora",):
+        if self.is_train and self.weight_dtype in GGUF_ONLY:
             raise AipcError(f"GGUF type {self.weight_dtype} is for llama.cpp-style inference, not training")
+        self._check_engine_format()
         if self.sharding == "none" and self.num_devices > 1:
             object.__setattr__(self, "sharding", "ddp" if self.is_train else "tp")
         if self.sharding == "tp" and self.is_train:
@@ -174,6 +186,21 @@ class Workload:
         if not self.lora_targets:
             raise AipcError("lora_targets is empty; name modules such as q_proj,v_proj or 'all-linear'")
         return self
+
+
+    def _check_engine_format(self) -> None:
+        """GGUF types run on llama.cpp (a torch workload naming one becomes a llama.cpp workload);
+        llama.cpp runs GGUF types only (fp16 / fp32 mean its f16 / f32)."""
+        wd = self.weight_dtype
+        if self.engine == "torch" and wd in GGUF_ONLY and not self.is_train:
+            object.__setattr__(self, "engine", "llamacpp")
+        if self.engine != "llamacpp":
+            return
+        wd = _LLAMACPP_ALIAS.get(wd, wd)
+        object.__setattr__(self, "weight_dtype", wd)
+        if wd not in GGUF_TYPES:
+            raise AipcError(f"llama.cpp runs GGUF types ({', '.join(GGUF_TYPES)}), not {wd}; "
+                            "use --precision q4_k_m (or q8_0, f16), or --engine torch")
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Workload))

@@ -14,8 +14,9 @@ from aipc.errors import AipcError
 
 _OPTS: dict[str, tuple[Any, Any]] = {
     "task": (Optional[str], typer.Option(None, "--task", help="infer or train (default infer)")),
+    "engine": (Optional[str], typer.Option(None, "--engine", help="torch, llamacpp or openvino (default torch; a .gguf model or a GGUF --precision means llamacpp)")),
     "method": (Optional[str], typer.Option(None, "--method", help="full, lora, qlora or freeze")),
-    "precision": (Optional[str], typer.Option(None, "--precision", help="fp32, bf16, fp16, amp-bf16, mixed-bf16, int8, int4, nf4, q4_0, q4_k_m, q5_k_m, q6_k, q8_0")),
+    "precision": (Optional[str], typer.Option(None, "--precision", help="fp32, bf16, fp16, amp-bf16, mixed-bf16, int8, int4, nf4; llama.cpp (GGUF): f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, ... (default with --engine llamacpp: q4_k_m)")),
     "kv_dtype": (Optional[str], typer.Option(None, "--kv-dtype", help="KV cache precision (default: compute)")),
     "optimizer": (Optional[str], typer.Option(None, "--optimizer", help="adamw, adamw8bit, sgd, sgd-momentum")),
     "batch_size": (Optional[int], typer.Option(None, "--batch", help="sequences per device per micro-step")),
@@ -53,6 +54,20 @@ def with_workload_options(f: Callable) -> Callable:
     return wrapper
 
 
+DEFAULT_LLAMACPP = "q4_k_m"  # Ollama's and most published GGUF downloads' default quantization
+
+
+def _file_format(ref: str) -> dict[str, Any]:
+    """A .gguf model brings its engine and weight format: {'engine': 'llamacpp', 'weight_dtype': 'q4_k_m'}."""
+    from aipc.models.gguf import is_gguf_path
+
+    if not is_gguf_path(ref):
+        return {}
+    from aipc.estimate import resolve_model
+
+    return {"engine": "llamacpp", "weight_dtype": resolve_model(ref).weight_format}
+
+
 def build_workload(ref: str, wopts: dict[str, Any]):
     """A validated Workload from MODEL (or a workload .toml/.json) plus flags (flags override the file)."""
     from aipc.spec import load_workload_file, precision_fields, workload_from_dict
@@ -63,10 +78,12 @@ def build_workload(ref: str, wopts: dict[str, Any]):
     if p.suffix.lower() in (".toml",) or (p.suffix.lower() == ".json" and p.name != "config.json"):
         base = load_workload_file(p).to_dict()
     else:
-        base = {"model": ref}
+        base = {"model": ref, **_file_format(ref)}
     task = given.get("task", base.get("task", "infer"))
     if "precision" in given:
         base.update(precision_fields(str(given.pop("precision")).lower(), task))
+    elif given.get("engine") == "llamacpp" and base.get("engine") != "llamacpp":
+        base.update(weight_dtype=DEFAULT_LLAMACPP, compute_dtype=None)  # what llama.cpp users run
     ctx = given.pop("context", None)
     if ctx is not None:
         if ctx <= 0:

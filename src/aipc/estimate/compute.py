@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from aipc.estimate import params as P
 from aipc.estimate.memory import kv_cache_bytes, weights_bytes
+from aipc.estimate.weights import decode_weight_bytes
 from aipc.estimate.types import Compute
 from aipc.models.spec import ModelSpec
 from aipc.spec import Workload, dtype_bytes
@@ -49,8 +50,9 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
     prefill = b * w.prompt_tokens * (2 * n + attention_flops_per_token(m, w.prompt_tokens / 2, False))
     ctx_mid = w.prompt_tokens + w.gen_tokens / 2
     decode_flops = b * (2 * n + attention_flops_per_token(m, ctx_mid, False))
-    # bytes read per decode step: the weights a step touches + the KV cache read once
-    wbytes = weights_bytes(m, w)
+    # bytes read per decode step: the weights a step touches (embedding rows gathered, not the table)
+    # + the KV cache read once
+    wbytes = decode_weight_bytes(m, w, weights_bytes(m, w))
     if m.is_moe and total:
         # experts visited by the batch: each of b tokens picks k of E; expected distinct experts
         E, k = m.num_experts, m.experts_per_token

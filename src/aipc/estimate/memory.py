@@ -33,13 +33,16 @@ def weights_bytes(m: ModelSpec, w: Workload) -> float:
 
     Float: P * bytes(weight dtype). Quantized (int8/int4/nf4): block linears at the quantized size
     (incl. scales), embeddings/head/norms at 16 bit — QLoRA's prepare_model_for_kbit_training upcasts
-    those to fp32 (FIELD-NOTES: peft/bitsandbytes). GGUF (llama.cpp): every tensor at the type's bits
-    per weight (a simplification: llama.cpp keeps some tensors at higher precision)."""
+    those to fp32 (FIELD-NOTES: peft/bitsandbytes). GGUF (llama.cpp): every tensor at the type
+    llama.cpp's quantizer gives it, in ggml's exact block sizes, or the .gguf file's own bytes
+    (aipc.estimate.weights)."""
+    from aipc.estimate.weights import gguf_weight_bytes, is_gguf
+
+    if is_gguf(w):
+        return float(gguf_weight_bytes(m, w))
     total = P.total_params(m)
     wd = w.weight_dtype
     if wd not in QUANTIZED:
-        return total * _eb(wd)
-    if wd.startswith("q"):
         return total * _eb(wd)
     lin = P.block_linear_params(m)
     rest_bytes = 4.0 if (w.is_train and w.method == "qlora") else _eb(w.compute)

@@ -1,4 +1,5 @@
-"""Resolve a model reference: catalog short name / HF id, a config.json file, or a local model folder.
+"""Resolve a model reference: catalog short name / HF id, a config.json file, a local model folder, or a
+GGUF file (aipc.models.gguf).
 
 A folder's weights are measured from the safetensors headers only (8-byte little-endian header
 length, then the JSON header): exact bytes and element counts per dtype, without reading tensors.
@@ -22,11 +23,16 @@ _MAX_HEADER = 100 * 1024 * 1024  # safetensors caps headers at 100 MB
 
 
 def resolve(ref: str | Path) -> ModelSpec:
-    """A ModelSpec from a catalog name or HF id (case-insensitive), a config.json path, or a model folder."""
+    """A ModelSpec from a catalog name or HF id (case-insensitive), a config.json path, a model folder, or a
+    GGUF file (llama.cpp; its header gives the architecture and exact tensor bytes: aipc.models.gguf)."""
     text = str(ref).strip()
     path = Path(text).expanduser()
     if path.is_dir():
         return from_folder(path)
+    from aipc.models import gguf
+
+    if path.is_file() and gguf.is_gguf_path(path) or path.suffix.lower() == ".gguf":
+        return gguf.spec_from_file(path)  # a missing .gguf: "no such file"
     if path.is_file():
         return from_config_file(path)
     if catalog.find_entry(text) is not None:

@@ -8,7 +8,7 @@ INTERFACE CONTRACT (the estimator relies on these names; keep them stable):
   ``linear_modules()``; ``kv_bytes_per_token(bytes_per_value)``; ``build(dtype, device)``.
   Added: ``expert_matrices()``, ``from_hf_config(...)``; fields ``qk_norm``, ``norms_per_layer``,
   ``shared_expert_intermediate_size``, ``shared_expert_gate``, ``token_types``, ``pooler``,
-  ``published_active_params``.
+  ``published_active_params``, ``weight_format`` and ``weight_parts`` (GGUF files).
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ class ModelSpec:
     # from a local folder: exact weights from the safetensors headers
     weight_bytes: int | None = None
     weight_dtypes: dict[str, int] = field(default_factory=dict)  # safetensors dtype (BF16, F32, ...) -> element count
+    # from a .gguf file (aipc.models.gguf): its file type ("q4_k_m", "f16") and exact tensor bytes by part
+    # ("token_embd", "position_embd", "output", "blocks", "other")
+    weight_format: str | None = None
+    weight_parts: dict[str, int] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the HF config
 
     @property
