@@ -277,7 +277,9 @@ def precision_fields(preset: str, task: str = "infer") -> dict[str, Any]:
         return {"weight_dtype": w, "compute_dtype": c, "optim_dtype": o, "master_weights": master}
     if preset in QUANTIZED:
         return {"weight_dtype": preset, "compute_dtype": "bf16"}
-    options = ", ".join([*PRECISION_PRESETS, *QUANTIZED])
+    if preset in GGUF_TYPES:  # f16 / f32 (llama.cpp's names)
+        return {"weight_dtype": preset, "compute_dtype": None}
+    options = ", ".join([*PRECISION_PRESETS, *QUANTIZED, "f16", "f32"])
     raise AipcError(f"unknown precision {preset!r}; use one of {options}")
 
 

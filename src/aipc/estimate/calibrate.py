@@ -68,6 +68,18 @@ def peak_for(spec, compute_dtype: str) -> float | None:
     return None
 
 
+def workload_peak(spec, w) -> float | None:
+    """The peak FLOP/s a workload's compute is measured against (the roofline's and the calibration's):
+    llama.cpp on a CPU runs ggml's own integer / dequantizing kernels, expressed against aipc hw's
+    measured fp32 GEMM peak (its bf16 figure may be an emulated path llama.cpp never takes); everything
+    else against its compute dtype's peak (:func:`peak_for`)."""
+    if spec is None:
+        return None
+    if getattr(w, "engine", "torch") == "llamacpp" and spec.kind == "cpu":
+        return spec.peak("fp32") or peak_for(spec, w.compute)
+    return peak_for(spec, w.compute)
+
+
 # ---- reading -------------------------------------------------------------------------------------
 def load(p: Path | None = None) -> dict | None:
     """The calibration table (None when there is none or it is unreadable), cached by mtime and size."""
@@ -118,32 +130,66 @@ def _bucket_factor(bucket: dict, tokens: float | None) -> float:
     return interpolate(pts, tokens) if tokens and pts else bucket["factor"]
 
 
-def _entry(device_name: str, scenario: str) -> dict | None:
-    """The table's entry for a device and scenario (the ``using`` override first), or None."""
+def scenario_key(scenario: str, engine: str = "torch") -> str:
+    """Where a scenario's entry lives in a device's table: 'decode' for torch, 'decode@llamacpp' for
+    another engine (whose entry holds one sub-entry per weight format and one over all of them)."""
+    return scenario if engine == "torch" else f"{scenario}@{engine}"
+
+
+def format_family(fmt: str | None) -> str | None:
+    """Weight formats whose kernels behave alike: GGUF floats, legacy 32-blocks (q4_0, q8_0, ...) and
+    k-quants (q4_k_m, q6_k, ...); other formats are their own family."""
+    if fmt is None:
+        return None
+    if fmt in ("f32", "f16", "bf16", "fp16", "fp32"):
+        return "float"
+    if "_k" in fmt:
+        return "k-quant"
+    if fmt.startswith("q") and fmt[1:2].isdigit():
+        return "legacy"
+    return fmt
+
+
+def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format: str | None = None):
+    """(the table's entry for a device, scenario, engine and weight format, how it matched) or (None, "").
+    Another engine's runs never answer for torch and vice versa. Inside an engine: the format's own
+    entry, else the nearest format of the same family, else the entry fitted over all its formats."""
     data = _override[-1] if _override else load()
-    return data.get("devices", {}).get(device_name, {}).get(scenario) if data else None
+    entry = data.get("devices", {}).get(device_name, {}).get(scenario_key(scenario, engine)) if data else None
+    if not entry or engine == "torch":
+        return entry, ""
+    by_fmt = entry.get("by_format") or {}
+    if weight_format in by_fmt:
+        return by_fmt[weight_format], ""
+    fam = [f for f in sorted(by_fmt) if format_family(f) == format_family(weight_format)]
+    if fam:
+        return by_fmt[fam[0]], f" (from {fam[0]}, the same kernel family as {weight_format})"
+    return entry.get("all"), f" (over {', '.join(sorted(by_fmt))}; {weight_format} not measured)"
 
 
 def lookup(device_name: str, scenario: str, flops_per_token: float | None,
-           tokens: float | None = None) -> tuple[float, str] | None:
+           tokens: float | None = None, engine: str = "torch",
+           weight_format: str | None = None) -> tuple[float, str] | None:
     """(factor, one-line source) for a device and scenario ('train', 'prefill', 'decode'), or None.
-    ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median."""
-    entry = _entry(device_name, scenario)
+    ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median.
+    ``engine`` / ``weight_format``: runs of that engine only (formats as :func:`_entry` matches them)."""
+    entry, how = _entry(device_name, scenario, engine, weight_format)
     if not entry or not entry.get("buckets"):
         return None
     per_size = [[b["fpt"], _bucket_factor(b, tokens), b["n"]] for b in entry["buckets"]]
-    return interpolate(per_size, flops_per_token), entry.get("source", "calibrated")
+    return interpolate(per_size, flops_per_token), entry.get("source", "calibrated") + how
 
 
-def lookup_decode(device_name: str, batch: float | None = None) -> tuple[float, float, str] | None:
+def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",
+                  weight_format: str | None = None) -> tuple[float, float, str] | None:
     """(MBU, seconds per layer per decode step, one-line source) for a device's decode, or None."""
-    entry = _entry(device_name, "decode")
+    entry, how = _entry(device_name, "decode", engine, weight_format)
     if not entry or not entry.get("by_batch"):
         return None
     rows = entry["by_batch"]
     mbu = interpolate([[r[0], r[1], r[3]] for r in rows], batch)
     layer_s = interpolate([[r[0], r[2], r[3]] for r in rows], batch)
-    return mbu, layer_s, entry.get("source", "calibrated")
+    return mbu, layer_s, entry.get("source", "calibrated") + how
 
 
 @contextmanager
@@ -163,27 +209,42 @@ def _bucket(group: list[tuple[float, float]]) -> list[float]:
 
 
 def fit(points: list[dict], source: str = "") -> dict:
-    """A calibration table from points {device, scenario, flops_per_token, factor, tokens (optional)}."""
-    by: dict[tuple[str, str], list[dict]] = {}
+    """A calibration table from points {device, scenario, flops_per_token, factor, tokens (optional),
+    engine (default torch), weight_format}. Runs of another engine are fitted apart from torch's: per
+    weight format and over all formats of the engine (``scenario@engine`` entries)."""
+    by: dict[tuple[str, str, str], list[dict]] = {}
     for p in points:
         f, fpt = p.get("factor"), p.get("flops_per_token")
         if p["scenario"] in SCENARIOS and f and fpt and f > 0 and fpt > 0 and math.isfinite(f):
-            by.setdefault((p["device"], p["scenario"]), []).append(p)
+            by.setdefault((p["device"], p["scenario"], p.get("engine") or "torch"), []).append(p)
     devices: dict[str, dict] = {}
-    for (dev, scen), pts in by.items():
-        if scen == "decode":
-            devices.setdefault(dev, {})[scen] = {"by_batch": _fit_decode(pts), "n_runs": len(pts), "source": source}
+    for (dev, scen, engine), pts in by.items():
+        key = scenario_key(scen, engine)
+        if engine == "torch":
+            devices.setdefault(dev, {})[key] = _fit_entry(scen, pts, source)
             continue
-        out = []
-        for centre, _, n, members in _size_groups(pts):
-            by_tok: dict[float, list[float]] = {}
-            for m in members:
-                if m.get("tokens"):
-                    by_tok.setdefault(float(m["tokens"]), []).append(m["factor"])
-            out.append({"fpt": centre, "factor": statistics.median(m["factor"] for m in members), "n": n,
-                        "by_tokens": [[t, statistics.median(v), len(v)] for t, v in sorted(by_tok.items())]})
-        devices.setdefault(dev, {})[scen] = {"buckets": out, "n_runs": len(pts), "source": source}
+        formats: dict[str, list[dict]] = {}
+        for p in pts:
+            formats.setdefault(str(p.get("weight_format")), []).append(p)
+        devices.setdefault(dev, {})[key] = {
+            "by_format": {f: _fit_entry(scen, group, source) for f, group in sorted(formats.items())},
+            "all": _fit_entry(scen, pts, source), "n_runs": len(pts), "source": source}
     return {"format": FORMAT, "version": VERSION, "devices": devices}
+
+
+def _fit_entry(scen: str, pts: list[dict], source: str) -> dict:
+    """One scenario's entry: decode by batch (two terms), train / prefill by size bucket and tokens."""
+    if scen == "decode":
+        return {"by_batch": _fit_decode(pts), "n_runs": len(pts), "source": source}
+    out = []
+    for centre, _, n, members in _size_groups(pts):
+        by_tok: dict[float, list[float]] = {}
+        for m in members:
+            if m.get("tokens"):
+                by_tok.setdefault(float(m["tokens"]), []).append(m["factor"])
+        out.append({"fpt": centre, "factor": statistics.median(m["factor"] for m in members), "n": n,
+                    "by_tokens": [[t, statistics.median(v), len(v)] for t, v in sorted(by_tok.items())]})
+    return {"buckets": out, "n_runs": len(pts), "source": source}
 
 
 def _fit_decode(pts: list[dict]) -> list[list[float]]:

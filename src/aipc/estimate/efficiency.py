@@ -1,59 +1,67 @@
-"""Efficiency factors (fraction of peak reached) by device, each with its source.
+"""Efficiency factors (fraction of peak reached) by device class and engine, each with its source.
 
-Defaults are replaced by calibrated values when ``aipc calibrate`` has fitted them for a device
-from measured runs (``aipc.estimate.calibrate``); the Estimate says which was used.
+Defaults come from published measurements (:mod:`aipc.estimate.efficiency_defaults`); they are
+replaced by calibrated values where ``aipc calibrate`` fitted them for this device, engine and weight
+format from measured runs (``aipc.estimate.calibrate``). The Estimate says which was used.
 """
 
 from __future__ import annotations
 
 from aipc.estimate import calibrate
+from aipc.estimate.efficiency_defaults import DEFAULTS, TRAIN_MFU_BY_DEVICE
 from aipc.estimate.types import Efficiency
 from aipc.hardware.spec import DeviceSpec
 
-# (train MFU, prefill MFU, decode MBU, source)
-_DEFAULTS = {
-    "nvidia-gpu": (0.40, 0.50, 0.60,
-                   "default: train MFU 0.40 (torchtitan docs/performance.md: Llama-3.1-8B on 8xH100 33-39% "
-                   "without float8; llm-foundry H100 bf16 30-46%); prefill MFU 0.50 (assumption, between "
-                   "training MFU and GEMM peak); decode MBU 0.60 (Databricks: TensorRT-LLM batch 1 on H100 ~60%)"),
-    "amd-gpu": (0.35, 0.45, 0.55, "default: assumption below NVIDIA's (ROCm kernels less tuned); decode MBU 0.55"),
-    "apple-apu": (0.30, 0.45, 0.60, "default: train/prefill MFU assumption; decode MBU 0.60 (llama.cpp on Apple "
-                                      "silicon 45-80% by chip and quantization, FIELD-NOTES)"),
-    "amd-apu": (0.25, 0.40, 0.40, "default: decode MBU 0.40 (AMD iGPU ~40% in llama.cpp reports, FIELD-NOTES); "
-                                    "MFU assumption"),
-    "apu": (0.30, 0.40, 0.50, "default: assumption for unified-memory GPUs without published efficiency"),
-    "npu": (0.0, 0.30, 0.40, "default: NPUs run inference graphs only (no training); MBU 0.40, MFU 0.30 assumed"),
-    "cpu": (0.50, 0.60, 0.60, "default: against the measured GEMM peak and copy bandwidth of aipc hw; "
-                              "uncalibrated assumption — run 'aipc bench' then 'aipc calibrate'"),
-}
 
-
-def default_efficiency(device: DeviceSpec) -> Efficiency:
-    """The default factors for a device's kind and vendor."""
+def device_class(device: DeviceSpec) -> str:
+    """nvidia-gpu, amd-gpu, apple-apu, amd-apu, apu, npu or cpu."""
     if device.kind == "gpu":
-        key = "amd-gpu" if device.vendor == "amd" else "nvidia-gpu"
-    elif device.kind == "apu":
-        key = {"apple": "apple-apu", "amd": "amd-apu"}.get(device.vendor, "apu")
-    elif device.kind == "npu":
-        key = "npu"
-    else:
-        key = "cpu"
-    t, p, d, src = _DEFAULTS[key]
-    return Efficiency(mfu_train=t, mfu_prefill=p, mbu_decode=d, source=src)
+        return "amd-gpu" if device.vendor == "amd" else "nvidia-gpu"
+    if device.kind == "apu":
+        return {"apple": "apple-apu", "amd": "amd-apu"}.get(device.vendor, "apu")
+    return "npu" if device.kind == "npu" else "cpu"
+
+
+def default_efficiency(device: DeviceSpec, engine: str = "torch") -> Efficiency:
+    """The published default factors for a device's class and an engine (an engine without its own
+    row for the class takes the torch row, and says so)."""
+    cls = device_class(device)
+    d = DEFAULTS.get((cls, engine))
+    note = ""
+    if d is None:
+        d = DEFAULTS[(cls, "torch")]
+        note = f" (no published {engine} measurement for {cls}: torch's factors)" if engine != "torch" else ""
+    train, src = d.mfu_train, d.source
+    short = device.name.split("-")[0]
+    if engine == "torch" and cls == "nvidia-gpu" and short in TRAIN_MFU_BY_DEVICE:
+        train, tsrc = TRAIN_MFU_BY_DEVICE[short]
+        src += f"; train MFU {train:.2f} for {device.name}: {tsrc}"
+    return Efficiency(mfu_train=train, mfu_prefill=d.mfu_prefill, mbu_decode=d.mbu_decode,
+                      decode_layer_s=d.decode_layer_s, source=src + note)
+
+
+def _engine_of(workload) -> tuple[str, str | None]:
+    if workload is None:
+        return "torch", None
+    engine = getattr(workload, "engine", "torch") or "torch"
+    return engine, (workload.weight_dtype if engine != "torch" else None)
 
 
 def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None) -> Efficiency:
-    """Calibrated factors for this device where ``aipc calibrate`` stored them, else the defaults.
-    ``workload`` (optional) gives the tokens per forward the calibration is also keyed by."""
-    eff = default_efficiency(device)
+    """Calibrated factors for this device (and the workload's engine and weight format) where ``aipc
+    calibrate`` stored them, else the defaults. ``workload`` (optional) also gives the tokens per
+    forward the calibration is keyed by."""
+    engine, fmt = _engine_of(workload)
+    eff = default_efficiency(device, engine)
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
-        hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario))
+        hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario),
+                               engine=engine, weight_format=fmt)
         if hit:
             found[scenario] = hit
-    layer_s = 0.0
-    dec = calibrate.lookup_decode(device.name, tokens.get("decode"))
+    layer_s = eff.decode_layer_s
+    dec = calibrate.lookup_decode(device.name, tokens.get("decode"), engine=engine, weight_format=fmt)
     if dec:
         mbu, layer_s, dsrc = dec
         found["decode"] = (mbu, f"MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer per step, {dsrc}")

@@ -28,11 +28,11 @@ def default_link(device: DeviceSpec, w: Workload) -> str:
 
 
 def _peak(device: DeviceSpec, w: Workload) -> float | None:
-    for dt in (w.compute, "bf16" if w.compute == "fp16" else "fp16", "fp32"):
-        p = device.peak(dt)
-        if p:
-            return p
-    return None
+    """The compute dtype's peak (then the other 16-bit type, then fp32); llama.cpp on a CPU: the fp32
+    GEMM peak its kernels are expressed against (aipc.estimate.calibrate.workload_peak)."""
+    from aipc.estimate.calibrate import workload_peak
+
+    return workload_peak(device, w)
 
 
 def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tuple[Timing, list[str]]:
@@ -70,9 +70,9 @@ def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tupl
     prefill = max(prefill_compute, wbytes_read / (bw * eff.mbu_decode))
     tpot_mem = c.decode_bytes_per_step / (bw * eff.mbu_decode)
     tpot_cmp = c.decode_flops_per_step / tp / (peak * eff.mfu_prefill) if peak else 0.0
-    # per-layer operator overhead (kernel launches, framework dispatch): at small batch a decode step on
-    # a CPU or a GPU without CUDA graphs costs a fixed time per layer on top of the bytes it reads;
-    # only a calibrated device has a value (aipc calibrate), 0 otherwise
+    # per-layer operator overhead (kernel launches, framework dispatch): at small batch a decode step
+    # costs a fixed time per layer on top of the bytes it reads; from published runs per device class
+    # and engine (aipc.estimate.efficiency_defaults), or fitted by aipc calibrate
     tpot = max(tpot_mem, tpot_cmp) + c.layers * eff.decode_layer_s
     return Timing(
         prefill_s=prefill, ttft_s=prefill, tpot_s=tpot, decode_tokens_per_s=w.batch_size / tpot,

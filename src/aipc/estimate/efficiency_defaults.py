@@ -1,0 +1,87 @@
+"""Default efficiency factors per device class and engine, each from published measurements.
+
+A factor is what the roofline multiplies a peak by: train / prefill MFU against the device's dense
+16-bit peak (the CPU: aipc hw's measured GEMM peak), decode MBU against its memory bandwidth, plus a
+fixed time per layer per decode step (kernel launches, dispatch, synchronisation), so that
+t_token = bytes read / (bandwidth x MBU) + layers x layer_s. The two decode terms are fitted by hand
+to the published runs named beside them (their tokens/s, the bytes the estimator counts for that
+model and format, and the device's spec bandwidth); docs/validation.md lists every run with the
+estimate / published ratio, and tests/test_estimate_published.py keeps them within +-20%.
+``aipc calibrate`` replaces these with factors fitted on the user's own machine.
+
+Sources were read on 2026-12-01 (the date in each entry is the measurement's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Default:
+    mfu_train: float
+    mfu_prefill: float
+    mbu_decode: float
+    decode_layer_s: float
+    source: str
+
+
+GPT_FAST = ("gpt-fast README (pytorch-labs/gpt-fast, 2023-11/12): A100-80GB, batch 1, Llama-2-7B bf16 104.9 tok/s, "
+            "int8 155.6, int4 g32 196.8, Llama-2-70B int8 19.1; MI250X one GCD Llama-2-7B bf16 76.3")
+TORCHTITAN = ("torchtitan docs/performance.md: Llama-3-8B on 64xA100 56.8-58.2% MFU (2024); Llama-3.1-8B on "
+              "8xH100 33-39% MFU without float8 (2024-12)")
+LLAMACPP_CUDA = ("llama.cpp PR 4766 (2024-01-10): RTX 4090, 7B F16 tg128 61.0 t/s, Q8_0 98.1, pp512 F16 11,048; "
+                 "PR 7676 (2024-06): RTX 4090 Llama-3-8B Q4_0 pp512 10,359 with int8 tensor cores")
+LLAMACPP_METAL = ("llama.cpp PR 2891 / 2917 (2023-08-30): M2 Ultra, Llama-2-7B F16 tg64 40.5 t/s, Q8_0 61.4, "
+                  "Q4_0 tg128 88.5, pp512 F16 666; checked against normiebench issues 3 and 40 (2026-03-08): "
+                  "Mac mini M4 Llama-3.1-8B Q4_K_M tg128 20.9 (pp512 224.8), M1 Max 46.2 (pp512 499.6)")
+LLAMACPP_STRIX = ("deseven/strixhalo-homelab issue 11 (2026-03-26): Ryzen AI Max 385 (256-bit LPDDR5X-8000), "
+                  "Vulkan, Llama-3.1-8B Q4_K_M tg64 41.6 t/s, pp512 833")
+
+# (device class, engine) -> factors. Classes: aipc.estimate.efficiency.device_class.
+DEFAULTS: dict[tuple[str, str], Default] = {
+    ("nvidia-gpu", "torch"): Default(
+        0.40, 0.50, 0.80, 0.06e-3,
+        f"default (published): decode MBU 0.80 + 0.06 ms per layer fitted to {GPT_FAST}; train MFU 0.40 "
+        f"({TORCHTITAN}; A100 and H100 have their own, below); prefill MFU 0.50 (assumption)"),
+    ("nvidia-gpu", "llamacpp"): Default(
+        0.0, 0.85, 0.80, 0.06e-3,
+        f"default (published): decode MBU 0.80 + 0.06 ms per layer, prefill MFU 0.85 of the 16-bit peak "
+        f"({LLAMACPP_CUDA})"),
+    ("amd-gpu", "torch"): Default(
+        0.35, 0.45, 0.72, 0.06e-3,
+        f"default (published): decode MBU 0.72 + 0.06 ms per layer ({GPT_FAST}); train / prefill MFU "
+        "assumptions below NVIDIA's"),
+    ("apple-apu", "torch"): Default(
+        0.30, 0.45, 0.60, 0.0,
+        "default: assumption (no published torch MPS decode collected); train / prefill MFU assumptions"),
+    ("apple-apu", "llamacpp"): Default(
+        0.0, 0.50, 0.88, 0.19e-3,
+        f"default (published): decode MBU 0.88 + 0.19 ms per layer ({LLAMACPP_METAL}); prefill MFU 0.50, between "
+        "the M2 Ultra's 0.33 (2023 kernels) and the M1 Max's / M4's ~0.7 (2026 normiebench pp512 against Apple's "
+        "approximate GPU peaks)"),
+    ("amd-apu", "torch"): Default(0.25, 0.40, 0.40, 0.0, "default: assumption (no published torch ROCm APU run collected)"),
+    ("amd-apu", "llamacpp"): Default(
+        0.0, 0.28, 0.83, 0.06e-3,
+        f"default (published): decode MBU 0.83 + 0.06 ms per layer, prefill MFU 0.28 ({LLAMACPP_STRIX})"),
+    ("apu", "torch"): Default(0.30, 0.40, 0.50, 0.0, "default: assumption for unified-memory GPUs without published efficiency"),
+    ("npu", "torch"): Default(0.0, 0.30, 0.40, 0.0, "default: NPUs run inference graphs only (no training); MBU 0.40, MFU 0.30 assumed"),
+    ("cpu", "torch"): Default(
+        0.50, 0.60, 0.60, 0.0,
+        "default: against the measured GEMM peak and copy bandwidth of aipc hw; uncalibrated assumption — run "
+        "'aipc bench' then 'aipc calibrate'"),
+    # llama.cpp on a CPU: decode against aipc hw's measured copy bandwidth; prefill runs on ggml's integer /
+    # dequantizing kernels, expressed against aipc hw's measured fp32 GEMM peak (measured here: docs/validation.md)
+    ("cpu", "llamacpp"): Default(
+        0.0, 0.60, 0.75, 0.05e-3,
+        "default (measured on this project's 2-core AVX2 machine, docs/validation.md): decode MBU 0.75 + 0.05 ms "
+        "per layer of aipc hw's copy bandwidth; prefill 0.60 of its fp32 GEMM peak"),
+}
+
+# Training MFU by GPU generation where the published runs disagree with the class default by more than
+# 20%: torchtitan's A100 runs reach 57%, its H100 runs (bf16, no float8) 33-39% of the H100 SXM peak.
+TRAIN_MFU_BY_DEVICE: dict[str, tuple[float, str]] = {
+    "a100": (0.55, "torchtitan docs/performance.md (2024): Llama-3-8B FSDP on 64xA100, 56.8-58.2% MFU"),
+    "h100": (0.37, "torchtitan docs/performance.md (2024-12): Llama-3.1-8B FSDP on 8xH100 without float8, 33-39% MFU"),
+    "h200": (0.37, "as H100 (same compute): torchtitan docs/performance.md (2024-12), 33-39% MFU"),
+}
