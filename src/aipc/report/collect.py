@@ -167,27 +167,63 @@ def bench_section(model: str, progress: Progress) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ estimates
 
-def _estimate_row(w, d, mspec, local: bool) -> dict[str, Any]:
-    from aipc.estimate import estimate
+def _timing_fields(e) -> dict[str, Any]:
+    t = e.time
+    return {"decode_tokens_per_s": t.decode_tokens_per_s, "ttft_s": t.ttft_s, "tpot_s": t.tpot_s,
+            "train_tokens_per_s": t.train_tokens_per_s, "step_s": t.step_s, "bound": t.bound}
+
+
+def _estimate_row(w, d, mspec, local: bool, need, cpu_bf16_native: bool | None = None) -> dict[str, Any]:
+    """One device's row: the best engine x precision there (aipc.estimate.choose), whether it meets the
+    need and what it misses, with the torch figure beside it."""
+    from aipc.estimate.choose import best_setup, setup_name
 
     base = {"device": d.name, "label": d.label, "category": d.category, "kind": d.kind, "local": local,
             "memory_bytes": d.memory_bytes, "price_usd": d.price_usd}
     try:
-        e = estimate(w, d, model=mspec)
+        ch = best_setup(w, d, mspec, need, cpu_bf16_native=cpu_bf16_native if local else None)
     except (AipcError, ZeroDivisionError, ValueError) as ex:
         return {**base, "available": False, "why": _why(ex)}
-    t = e.time
+    if ch is None:
+        return {**base, "available": False, "why": f"no setup of {w.model} can be estimated on {d.name}"}
+    e, cw = ch.estimate, ch.workload
+    torch_e = ch.torch()
+    torch_w = next((c for c, _ in ch.tried if c.engine == "torch"), None)
     return {**base, "available": True, "fits": e.fits, "devices_needed": e.devices_needed,
+            "setup": setup_name(cw), "engine": cw.engine, "weight_dtype": cw.weight_dtype,
+            "meets": ch.meets, "misses": list(ch.misses),
             "peak_bytes": e.memory.peak_bytes, "capacity_bytes": e.capacity_bytes, "peak_phase": e.memory.peak_phase,
             "components": dict(e.memory.components), "weights_only_bytes": e.memory.weights_only_bytes,
-            "decode_tokens_per_s": t.decode_tokens_per_s, "ttft_s": t.ttft_s, "tpot_s": t.tpot_s,
-            "train_tokens_per_s": t.train_tokens_per_s, "step_s": t.step_s, "bound": t.bound,
-            "efficiency_source": e.efficiency.source, "verdict": e.verdict, "suggestions": list(e.suggestions[:3]),
-            "warnings": list(e.warnings[:3])}
+            **_timing_fields(e), "efficiency_source": e.efficiency.source, "verdict": e.verdict,
+            "suggestions": list(e.suggestions[:3]), "warnings": list(e.warnings[:3]),
+            "torch": None if torch_e is None or torch_w == cw else {
+                "setup": setup_name(torch_w), "fits": torch_e.fits, "peak_bytes": torch_e.memory.peak_bytes,
+                **_timing_fields(torch_e)}}
 
 
-def estimates_section(workloads: list[dict], local: list, catalog: dict) -> dict[str, Any]:
-    """Each workload on this machine's devices and on every catalog device."""
+def need_for(item: dict, w, needs: dict):
+    """The need a report workload is judged against: its needs-file entry (same name, else same model
+    and task) — TTFT / TPOT targets for serving, tokens and deadline for a training job — else the
+    defaults of aipc.cost.defaults (serving: TTFT 2 s, TPOT 0.1 s; training: no deadline)."""
+    from aipc.cost import defaults as CD
+    from aipc.estimate.choose import Need
+
+    key = "inference" if w.task == "infer" else "jobs"
+    entries = [e for e in (needs.get(key) or []) if isinstance(e, dict)]
+    entry = next((e for e in entries if e.get("name") == item["name"]), None) or next(
+        (e for e in entries if e.get("model") == w.model), None) or {}
+    if w.task == "infer":
+        return Need(ttft_s=float(entry.get("ttft_s", CD.INFERENCE["ttft_s"].value)),
+                    tpot_s=float(entry.get("tpot_s", CD.INFERENCE["tpot_s"].value)))
+    hours = entry.get("deadline_hours")
+    return Need(ttft_s=None, tpot_s=None, train_tokens=entry.get("train_tokens") or w.train_tokens or None,
+                deadline_s=float(hours) * 3600 if hours else None)
+
+
+def estimates_section(workloads: list[dict], local: list, catalog: dict, needs: dict | None = None,
+                      cpu_bf16_native: bool | None = None) -> dict[str, Any]:
+    """Each workload on this machine's devices and on every catalog device, at the best engine x
+    precision of each (judged against the workload's need)."""
     from aipc.estimate import resolve_model
     from aipc.spec import workload_from_dict
 
@@ -195,9 +231,13 @@ def estimates_section(workloads: list[dict], local: list, catalog: dict) -> dict
     for item in workloads:
         w = workload_from_dict(dict(item["workload"]), where=item["name"])
         m = resolve_model(w.model)
-        rows = [_estimate_row(w, d, m, True) for d in local] + [_estimate_row(w, d, m, False) for d in catalog.values()]
+        need = need_for(item, w, needs or {})
+        rows = [_estimate_row(w, d, m, True, need, cpu_bf16_native) for d in local] + [
+            _estimate_row(w, d, m, False, need) for d in catalog.values()]
         out.append({"name": item["name"], "model": m.name, "task": w.task, "method": w.method,
-                    "workload": w.to_dict(), "params": m.param_count(), "rows": rows})
+                    "workload": w.to_dict(), "params": m.param_count(), "rows": rows,
+                    "need": {"ttft_s": need.ttft_s, "tpot_s": need.tpot_s, "train_tokens": need.train_tokens,
+                             "deadline_s": need.deadline_s}})
     return {"available": True, "workloads": out}
 
 
@@ -236,6 +276,13 @@ def _run(name: str, fn: Callable[[], dict], timings: dict) -> dict:
         timings[name] = time.perf_counter() - t0
 
 
+def _cpu_bf16_native(prof) -> bool | None:
+    """Whether this machine's CPU runs bf16 natively (aipc hw records it), None when unknown."""
+    sw = getattr(getattr(prof, "machine", None), "software", None)
+    flag = getattr(sw, "cpu_bf16", None)
+    return None if flag is None else flag == "native"
+
+
 def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Everything the page shows, as one JSON-ready dict."""
     progress = progress or (lambda what, frac: None)
@@ -266,7 +313,8 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
     else:
         bench = unavailable("skipped (--no-bench)")
     progress("estimating workloads on this machine and the catalog devices", STEPS["estimate"][0])
-    est = _run("estimate", lambda: estimates_section(inputs.workloads, local, catalog), timings)
+    native = _cpu_bf16_native(holder.get("prof"))
+    est = _run("estimate", lambda: estimates_section(inputs.workloads, local, catalog, inputs.needs, native), timings)
     progress("deciding buy versus rent", STEPS["decide"][0])
     decision = _run("decide", lambda: decision_section(inputs.needs, local, catalog), timings)
     progress("rendering", STEPS["decide"][1])

@@ -208,8 +208,12 @@ def _speed(r: dict, task: str) -> float | None:
 def _cell(r: dict, task: str) -> tuple[str, str]:
     if not r.get("available"):
         return ("html", f'<span class="note">{esc(r.get("why"))}</span>')
+    setup = f'{esc(r["setup"])} · ' if r.get("setup") else ""
+    if r["fits"] and r.get("meets", True):
+        return ("html", f'<span class="yes">fits</span> {setup}{esc(gb(r["peak_bytes"]))} · {esc(tok_s(_speed(r, task)))}')
     if r["fits"]:
-        return ("html", f'<span class="yes">fits</span> {esc(gb(r["peak_bytes"]))} · {esc(tok_s(_speed(r, task)))}')
+        return ("html", f'<span class="no">too slow</span> {setup}{esc(gb(r["peak_bytes"]))} · '
+                        f'{esc(tok_s(_speed(r, task)))} ({esc("; ".join(r.get("misses") or []))})')
     need = r.get("devices_needed")
     more = f"needs {need} devices" if need else "no device count fits"
     return ("html", f'<span class="no">does not fit</span> {esc(gb(r["peak_bytes"]))} · {esc(more)}')
@@ -283,7 +287,8 @@ def num(v: float) -> str:
 def _describe(w: dict) -> str:
     wl = w["workload"]
     if w["task"] == "infer":
-        return (f"{w['model']} inference, {wl['weight_dtype']} weights, batch {wl['batch_size']}, "
+        return (f"{w['model']} inference at the best engine x precision of each device (PyTorch at its native "
+                f"16-bit type, llama.cpp Q8_0 or Q4_K_M), batch {wl['batch_size']}, "
                 f"{wl['prompt_tokens']} prompt + {wl['gen_tokens']} generated tokens")
     ck = ", activation checkpointing" if wl.get("grad_ckpt") else ""
     return (f"{w['model']} {w['method']} training, {wl['weight_dtype']} weights, batch {wl['batch_size']} × "

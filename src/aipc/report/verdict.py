@@ -19,13 +19,13 @@ def tok_s(x: float | None) -> str:
 
 
 def _best_local(rows: list[dict]) -> dict | None:
-    """The local row that fits and is fastest (accelerators first), else the one closest to fitting."""
+    """The local row that meets the need (fastest), else fits (fastest), else comes closest to fitting."""
     local = [r for r in rows if r.get("local") and r.get("available")]
     if not local:
         return None
-    fits = [r for r in local if r["fits"]]
-    if fits:
-        return max(fits, key=lambda r: (r.get("decode_tokens_per_s") or r.get("train_tokens_per_s") or 0))
+    for group in ([r for r in local if r["fits"] and r.get("meets", True)], [r for r in local if r["fits"]]):
+        if group:
+            return max(group, key=lambda r: (r.get("decode_tokens_per_s") or r.get("train_tokens_per_s") or 0))
     return min(local, key=lambda r: r["peak_bytes"] - r["capacity_bytes"])
 
 
@@ -40,22 +40,72 @@ def speed_text(r: dict, task: str) -> str:
     return f"about {tok_s(r['train_tokens_per_s'])} trained (one step {seconds(r.get('step_s'))})"
 
 
+def _setup_speed(r: dict, task: str) -> str:
+    """'llama.cpp Q4_K_M: 6.0 tokens/s' (serving) or 'PyTorch bf16: 850 tokens/s trained'."""
+    v = r.get("decode_tokens_per_s") if task == "infer" else r.get("train_tokens_per_s")
+    return f"{r.get('setup', '-')}: {tok_s(v)}" + ("" if task == "infer" else " trained")
+
+
+def _beside(r: dict, task: str) -> str:
+    """The torch figure beside a chosen non-torch setup."""
+    t = r.get("torch")
+    if not t:
+        return ""
+    if not t.get("fits"):
+        return f"; {t['setup']} would not fit ({gb(t.get('peak_bytes'))})"
+    return f"; {_setup_speed(t, task)} for comparison"
+
+
+CATEGORY_ORDER = {"ai-pc": 0, "workstation": 1, "datacenter": 2}
+
+
+def remedies(w: dict, limit: int = 2) -> str:
+    """What would make a workload run as needed: catalog devices where the best setup meets the need,
+    AI PCs first, then workstations, then datacenter GPUs (cheapest first within a category)."""
+    ok = [r for r in w["rows"] if not r.get("local") and r.get("available") and r.get("fits") and r.get("meets")]
+    if not ok:
+        return "no single catalog device meets it (see the table below for multi-device options)"
+    ok.sort(key=lambda r: (CATEGORY_ORDER.get(r.get("category"), 3), r.get("price_usd") or float("inf")))
+    return "; ".join(f"{r['label']} with {_setup_speed(r, w['task'])}" for r in ok[:limit])
+
+
+def _need_text(w: dict) -> str:
+    n = w.get("need") or {}
+    if w["task"] == "infer":
+        return f"TTFT <= {seconds(n.get('ttft_s'))}, TPOT <= {seconds(n.get('tpot_s'))}"
+    if n.get("deadline_s"):
+        return f"{n.get('train_tokens'):,} tokens within {n['deadline_s'] / 3600:g} h"
+    return "no deadline given"
+
+
+def _line(w: dict, r: dict) -> str:
+    head = f"{w['name']} ({w['model']})"
+    mem = f"needs {gb(r['peak_bytes'])} of {gb(r['capacity_bytes'])}"
+    if not r["fits"]:
+        hint = f"; {r['suggestions'][0]}" if r.get("suggestions") else ""
+        return (f"{head}: does not fit here — {r.get('setup', '')} needs {gb(r['peak_bytes'])}, {r['label']} has "
+                f"{gb(r['capacity_bytes'])} usable{hint}. To run it: {remedies(w)}")
+    if r.get("meets", True):
+        speed = speed_text(r, w["task"]).removeprefix("about ")
+        return (f"{head}: runs here on {r['label']} — {r.get('setup', '-')}: {speed}; {mem} (estimated)"
+                f"{_beside(r, w['task'])}")
+    return (f"{head}: fits here ({mem}) but does not meet the need ({_need_text(w)}): best here "
+            f"{_setup_speed(r, w['task'])}, {'; '.join(r.get('misses') or [])}{_beside(r, w['task'])}. "
+            f"To meet it: {remedies(w)}")
+
+
 def runs_here(data: dict) -> list[str]:
+    """One line per workload: runs here (with the engine and precision that make it run), fits but misses
+    its need (and what would meet it), or does not fit (and what would run it). A workload is never
+    called runnable here when its own estimate misses the need (a token every few seconds, a job days
+    past its deadline)."""
     est = data.get("estimates") or {}
     if not est.get("available"):
         return [f"estimates not available: {est.get('why', 'unknown')}"]
     out = []
     for w in est["workloads"]:
         r = _best_local(w["rows"])
-        if r is None:
-            out.append(f"{w['name']} ({w['model']}): no estimate for this machine")
-        elif r["fits"]:
-            out.append(f"{w['name']} ({w['model']}): runs here on {r['label']} — needs {gb(r['peak_bytes'])} of "
-                       f"{gb(r['capacity_bytes'])}; {speed_text(r, w['task'])} (estimated)")
-        else:
-            hint = f"; {r['suggestions'][0]}" if r.get("suggestions") else ""
-            out.append(f"{w['name']} ({w['model']}): does not fit here — needs {gb(r['peak_bytes'])}, "
-                       f"{r['label']} has {gb(r['capacity_bytes'])} usable{hint}")
+        out.append(f"{w['name']} ({w['model']}): no estimate for this machine" if r is None else _line(w, r))
     return out
 
 
