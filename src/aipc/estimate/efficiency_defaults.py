@@ -71,11 +71,11 @@ DEFAULTS: dict[tuple[str, str], Default] = {
         "default: against the measured GEMM peak and copy bandwidth of aipc hw; uncalibrated assumption — run "
         "'aipc bench' then 'aipc calibrate'"),
     # llama.cpp on a CPU: decode against aipc hw's measured copy bandwidth; prefill runs on ggml's integer /
-    # dequantizing kernels, expressed against aipc hw's measured fp32 GEMM peak (measured here: docs/validation.md)
+    # dequantizing kernels, expressed against aipc hw's measured fp32 GEMM peak
     ("cpu", "llamacpp"): Default(
         0.0, 0.60, 0.75, 0.05e-3,
-        "default (measured on this project's 2-core AVX2 machine, docs/validation.md): decode MBU 0.75 + 0.05 ms "
-        "per layer of aipc hw's copy bandwidth; prefill 0.60 of its fp32 GEMM peak"),
+        "default (assumption, not yet measured: llama.cpp decode 0.75 of aipc hw's copy bandwidth + 0.05 ms per "
+        "layer, prefill 0.60 of its fp32 GEMM peak; aipc bench --engine llamacpp then aipc calibrate replace it)"),
 }
 
 # Training MFU by GPU generation where the published runs disagree with the class default by more than
