@@ -59,7 +59,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
                 extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers}
         else:
-            peak = C.peak_for(spec, w.compute)
+            peak = C.workload_peak(spec, w)
             work = c.flops_per_step if scen == "train" else c.prefill_flops
             factor = work / (peak * t) if peak else None
         if not factor:
@@ -67,7 +67,8 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             continue
         points.append({"run_id": run["id"], "device": spec.name, "bench_device": dev, "scenario": scen,
                        "model": run["model"], "flops_per_token": c.flops_per_token, "factor": factor,
-                       "tokens": C.tokens_for(w)[scen],
+                       "tokens": C.tokens_for(w)[scen], "engine": w.engine,
+                       "weight_format": w.weight_dtype if w.engine != "torch" else None,
                        "measured_s": t, "workload": w, "model_spec": m, "spec": spec, "shape": _shape(run),
                        "est_uncalibrated_s": getattr(est.time, TIME_FIELD[scen]), **extra})
     return points, skipped
@@ -90,6 +91,7 @@ def held_out(points: list[dict]) -> list[dict]:
         after = _predict(p, table)
         before = p["est_uncalibrated_s"]
         out.append({"run_id": p["run_id"], "device": p["device"], "scenario": p["scenario"], "model": p["model"],
+                    "engine": p["engine"], "weight_format": p["weight_format"],
                     "shape": list(p["shape"][2:5]), "measured_s": p["measured_s"],
                     "est_before_s": before, "est_after_s": after,
                     "error_before": before / p["measured_s"] - 1 if before else None,
@@ -114,7 +116,7 @@ def held_out_models(points: list[dict]) -> dict[str, dict]:
                 if after:
                     e = after / p["measured_s"] - 1
                     errs.setdefault("all", []).append(e)
-                    errs.setdefault(f"{p['device']} {p['scenario']}", []).append(e)
+                    errs.setdefault(f"{p['device']} {C.scenario_key(p['scenario'], p['engine'])}", []).append(e)
     return {k: {"n": len(v), "median_abs_error": _median_abs(v)} for k, v in errs.items()}
 
 
@@ -127,7 +129,7 @@ def summarize_errors(rows: list[dict]) -> dict:
     """Median |error| before and after, overall and per (device, scenario)."""
     groups: dict[str, list[dict]] = {"all": rows}
     for r in rows:
-        groups.setdefault(f"{r['device']} {r['scenario']}", []).append(r)
+        groups.setdefault(f"{r['device']} {C.scenario_key(r['scenario'], r.get('engine', 'torch'))}", []).append(r)
     return {k: {"n": len(v), "median_abs_error_before": _median_abs([r["error_before"] for r in v]),
                 "median_abs_error_after": _median_abs([r["error_after"] for r in v])} for k, v in groups.items()}
 
@@ -142,18 +144,19 @@ def calibrate_runs(runs: list[dict], specs: dict, *, min_runs: int = 2) -> dict:
     errs = summarize_errors(rows)
     model_out = held_out_models(points)
     date = C.today()
-    counts = Counter((p["device"], p["scenario"]) for p in points)
+    counts = Counter((p["device"], C.scenario_key(p["scenario"], p["engine"])) for p in points)
     table = C.fit(points)
     for dev, scens in table["devices"].items():
-        for scen, entry in scens.items():
-            e = errs.get(f"{dev} {scen}", {})
+        spec = next((p["spec"] for p in points if p["device"] == dev), None)
+        for key, entry in scens.items():
+            e = errs.get(f"{dev} {key}", {})
             after, before = e.get("median_abs_error_after"), e.get("median_abs_error_before")
             held = (f", held-out median error {after:.0%}" + (f" (uncalibrated {before:.0%})" if before is not None else "")
                     if after is not None else "")
-            entry["source"] = f"fitted from {counts[(dev, scen)]} runs on {date}{held}"
-            spec = next((p["spec"] for p in points if p["device"] == dev), None)
-            if spec is not None:  # the peaks these factors multiply: refit after 'aipc hw --refresh'
-                entry["fitted_against"] = {"peak_flops": dict(spec.peak_flops),
-                                           "bandwidth_bytes_s": spec.bandwidth_bytes_s}
+            for sub in [entry, *(entry.get("by_format") or {}).values(), *([entry["all"]] if "all" in entry else [])]:
+                sub["source"] = f"fitted from {sub.get('n_runs', counts[(dev, key)])} runs on {date}{held}"
+                if spec is not None:  # the peaks these factors multiply: refit after 'aipc hw --refresh'
+                    sub["fitted_against"] = {"peak_flops": dict(spec.peak_flops),
+                                             "bandwidth_bytes_s": spec.bandwidth_bytes_s}
     return {"table": table, "held_out": rows, "errors": errs, "errors_model_out": model_out, "skipped": skipped,
             "runs_used": len(points)}

@@ -7,14 +7,14 @@ MFU and the estimator's efficiency are the same quantity):
 - decode: ``decode_flops_per_step`` and ``decode_bytes_per_step`` (weights + KV cache read per step);
 - generate: prefill + (g - 1) decode steps.
 MFU = achieved FLOP/s / peak FLOP/s of the compute dtype (16-bit falls back to the other 16-bit
-type, then fp32, as the estimator does); MBU = achieved bytes/s / memory bandwidth. Each against
+type, then fp32, as the estimator does; llama.cpp on a CPU: the fp32 GEMM peak, as the estimator does); MBU = achieved bytes/s / memory bandwidth. Each against
 the measured peak of this device (aipc hw) and, where the catalog knows the device, its spec peak.
 """
 
 from __future__ import annotations
 
 from aipc.bench.stats import Series, summarize
-from aipc.estimate.calibrate import peak_for as peak_flops
+from aipc.estimate.calibrate import workload_peak
 
 
 def _work(scenario: str, est, gen: int) -> tuple[float | None, float | None]:
@@ -56,10 +56,10 @@ def scenario_metrics(scenario: str, *, series: Series, tokens_per_sample: int, e
     flops, nbytes = _work(scenario, est, workload.gen_tokens)
     m["flops_per_sample"] = flops
     m["achieved_flops_s"] = _ratio(flops, s.median)
-    pk = peak_flops(spec, workload.compute)
+    pk = workload_peak(spec, workload)  # the estimator's peak for this engine (llama.cpp on a CPU: fp32)
     m["peak_flops_measured"] = pk if spec is not None and spec.measured else None
     m["mfu_measured"] = _ratio(m["achieved_flops_s"], m["peak_flops_measured"])
-    spk = peak_flops(catalog, workload.compute)
+    spk = workload_peak(catalog, workload)
     m["peak_flops_spec"] = spk
     m["mfu_spec"] = _ratio(m["achieved_flops_s"], spk)
     if nbytes is not None:

@@ -44,6 +44,7 @@ class BenchOptions:
     measure_peaks: bool = True              # measure this machine's peaks now when no aipc hw profile is cached
     fit_check: bool = True
     threads: int | None = None              # CPU threads for torch (None: torch's default)
+    engine: str = "torch"                   # torch | llamacpp (aipc.bench.engine_run) | openvino
 
     def loop_config(self) -> LoopConfig:
         return self.loop or (LoopConfig.quick() if self.quick else LoopConfig())
@@ -68,14 +69,26 @@ def _validate(o: BenchOptions) -> None:
             raise AipcError(f"--{name} must be a positive whole number (got {v!r})")
     if o.gen < 2 and any(s in o.scenarios for s in ("decode", "generate")):
         raise AipcError("--gen must be >= 2 for decode/generate (TPOT is measured after the first token)")
-    if o.precision not in BENCH_PRECISIONS:
-        raise AipcError(f"aipc bench measures --precision {', '.join(BENCH_PRECISIONS)} (got {o.precision!r}); "
-                        "use 'aipc estimate' for quantized formats")
+    if o.engine != "torch":
+        _validate_engine(o)
+    elif o.precision not in BENCH_PRECISIONS:
+        raise AipcError(f"aipc bench measures --precision {', '.join(BENCH_PRECISIONS)} with --engine torch "
+                        f"(got {o.precision!r}); GGUF types run with --engine llamacpp")
     if o.method not in ("full", "lora"):
         raise AipcError(f"aipc bench trains with --method full or lora (got {o.method!r})")
     for s in o.scenarios:
         if s not in SCENARIOS:
             raise AipcError(f"unknown scenario '{s}'; use one or more of {', '.join(SCENARIOS)}")
+
+
+def _validate_engine(o: BenchOptions) -> None:
+    from aipc.spec import ENGINES, GGUF_TYPES
+
+    if o.engine not in ENGINES:
+        raise AipcError(f"--engine must be one of {', '.join(ENGINES)} (got {o.engine!r})")
+    if o.engine == "llamacpp" and o.precision != "auto" and o.precision not in GGUF_TYPES:
+        raise AipcError(f"--engine llamacpp measures GGUF types ({', '.join(GGUF_TYPES)}), not {o.precision!r}; "
+                        "use --precision q4_k_m (the default), q8_0 or f16")
 
 
 def workloads_for(o: BenchOptions, prec: str) -> dict[str, Workload]:
@@ -129,6 +142,10 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
     """Measure every (device, scenario); returns the report dict the CLI renders (and --json prints)."""
     t_start = time.perf_counter()
     _validate(o)
+    if o.engine != "torch":
+        from aipc.bench.engine_run import run_engine_bench
+
+        return run_engine_bench(o, on_progress=on_progress)
     from aipc.bench.devices import parse_devices
     from aipc.bench.store import ResultsDB
     from aipc.estimate import resolve_model

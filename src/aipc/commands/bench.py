@@ -111,7 +111,8 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Argument(None, help="Catalog name, HF id, config.json or model folder (default smollm2-135m, random weights)."),
         device: Optional[str] = typer.Option(None, "--device", "-d", help="Devices, comma-separated: cpu,cuda:0,mps (default: all present)."),
         scenario: str = typer.Option("train,prefill,decode,generate", "--scenario", "-s", help="Scenarios, comma-separated."),
-        precision: str = typer.Option("auto", "--precision", help="auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16."),
+        precision: str = typer.Option("auto", "--precision", help="auto (torch: fp32 on CPU, bf16 on CUDA; llama.cpp: q4_k_m), fp32, bf16, fp16; llama.cpp: GGUF types (q8_0, q4_k_m, f16, ...)."),
+        engine: str = typer.Option("torch", "--engine", help="torch, or llamacpp (prefill/decode/generate of a .gguf, or of the model converted to --precision)."),
         batch: int = typer.Option(1, "--batch", help="Sequences per step."),
         seq_len: int = typer.Option(128, "--seq-len", help="Training sequence length."),
         prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Prompt length (prefill, decode context)."),
@@ -130,7 +131,8 @@ def register(app: typer.Typer) -> None:
         no_fit_check: bool = typer.Option(False, "--no-fit-check", help="Run even when the estimate says it will not fit."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
-        """Measure training and inference on each local device: statistics, MFU/MBU, R, estimate beside measurement."""
+        """Measure training and inference on each local device (or inference through llama.cpp with --engine
+        llamacpp): statistics, MFU/MBU, R, estimate beside measurement."""
         from aipc.bench.runner import DEFAULT_MODEL, BenchOptions, run_bench
         from aipc.bench.stats import LoopConfig
 
@@ -148,7 +150,9 @@ def register(app: typer.Typer) -> None:
         opts = BenchOptions(model=model or DEFAULT_MODEL, devices=device, scenarios=scen, precision=precision.lower(),
                             batch=batch, seq=seq_len, prompt=prompt_tokens, gen=gen_tokens, method=method.lower(),
                             lora_rank=lora_rank, lora_targets=targets, quick=quick, loop=loop, db=db,
-                            store=not no_store, fit_check=not no_fit_check, threads=threads)
+                            store=not no_store, fit_check=not no_fit_check, threads=threads, engine=engine.lower())
+        if opts.engine != "torch" and scenario == "train,prefill,decode,generate":
+            opts.scenarios = ("prefill", "decode", "generate")  # the default set, without train (torch only)
         prog, update = _progress(not as_json)
         if prog is not None:
             with prog:

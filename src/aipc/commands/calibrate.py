@@ -14,6 +14,16 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _flat(scens: dict):
+    """(label, entry) per table entry: torch's by scenario, another engine's per weight format
+    ('decode@llamacpp q4_k_m')."""
+    for key, e in scens.items():
+        if "by_format" in e:
+            yield from ((f"{key} {fmt}", sub) for fmt, sub in e["by_format"].items())
+        else:
+            yield key, e
+
+
 def render(res: dict) -> None:
     from rich.table import Table
 
@@ -26,11 +36,11 @@ def render(res: dict) -> None:
               "runs", "held-out |err| before → after"):
         t.add_column(c)
     for dev, scens in res["table"]["devices"].items():
-        for scen, e in scens.items():
-            err = res["errors"].get(f"{dev} {scen}", {})
-            if scen == "decode":  # MBU + a fixed time per layer, by batch
+        for scen, e in _flat(scens):
+            err = res["errors"].get(f"{dev} {scen.split(' ')[0]}", {})
+            if scen.startswith("decode"):  # MBU + a fixed time per layer, by batch
                 for i, (bt, mbu, layer_s, n) in enumerate(e["by_batch"]):
-                    t.add_row(dev if i == 0 else "", "decode" if i == 0 else "", "-", f"MBU {mbu:.3f}",
+                    t.add_row(dev if i == 0 else "", scen if i == 0 else "", "-", f"MBU {mbu:.3f}",
                               f"batch {int(bt)}: + {layer_s * 1e3:.3f} ms per layer", str(int(n)),
                               f"{_pct(err.get('median_abs_error_before'))} → {_pct(err.get('median_abs_error_after'))}"
                               if i == 0 else "")
