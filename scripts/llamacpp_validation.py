@@ -1,0 +1,162 @@
+"""The estimator against measured llama.cpp runs on this machine — one command, for a quiet machine.
+
+    .venv/bin/python scripts/llamacpp_validation.py [--quick] [--write] [--skip-8b]
+
+1. Converts small catalog models to GGUF with random weights (aipc's cache; llama.cpp's converter and
+   quantizer) and measures prefill and decode through `aipc bench --engine llamacpp` for every
+   (model, quant type, shape) below, stored in a results DB of its own.
+2. Fits the calibration on a subset (CALIB_* below) and predicts every other run — other quant types,
+   other shapes, another model — with it ("held-out"); also predicts every run uncalibrated (the
+   published / default factors). Error = estimate / measured - 1; median and max |error| per scenario.
+   Targets: held-out median <= 10%, max <= 20%; uncalibrated <= 30%.
+3. Llama-3.1-8B at Q4_K_M (random weights, converted here): the report's estimate for the 8B chat
+   workload on this machine (with the calibration of step 2 in effect, as `aipc report` would use it)
+   against a measured llama.cpp decode of the same GGUF. Target: within 25%.
+
+--write puts the tables in docs/validation.md ("## llama.cpp: estimates against measured runs") with
+the command, the CPU's ISA flags and the load average. The machine must be quiet: the script says the
+load average before and after, and refuses to --write when the 1-minute load was above 1.0 at the start.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODELS = ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b")
+QUANTS = ("q4_k_m", "q8_0", "q4_0", "q5_k_m", "q6_k")
+SHAPES = ((128, 32), (512, 32))  # (prompt tokens, generated tokens)
+CALIB_MODELS = ("smollm2-135m", "llama-3.2-1b")
+CALIB_QUANTS = ("q4_k_m", "q8_0")
+CALIB_SHAPES = ((128, 32),)
+DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
+TITLE = "## llama.cpp: estimates against measured runs"
+
+
+def bench(model: str, quant: str, prompt: int, gen: int, db: Path, quick: bool) -> list[dict]:
+    from aipc.bench.runner import BenchOptions, run_bench
+    from aipc.bench.stats import LoopConfig
+
+    loop = LoopConfig(warmup=1, min_reps=3, min_s=0.5, max_s=5.0) if quick else LoopConfig(warmup=2, min_reps=5,
+                                                                                          min_s=2.0, max_s=20.0)
+    o = BenchOptions(model=model, engine="llamacpp", precision=quant, scenarios=("prefill", "decode"),
+                     prompt=prompt, gen=gen, loop=loop, db=db, devices="cpu")
+    return run_bench(o)["results"]
+
+
+def collect_runs(db: Path, quick: bool) -> None:
+    for model in MODELS:
+        for quant in QUANTS:
+            for prompt, gen in SHAPES:
+                t0 = time.perf_counter()
+                rows = bench(model, quant, prompt, gen, db, quick)
+                print(f"  {model} {quant} p={prompt}: " + ", ".join(
+                    f"{r['scenario']} {r['median_s'] * 1e3:.1f} ms" for r in rows) + f" ({time.perf_counter() - t0:.0f} s)",
+                    flush=True)
+
+
+def _in_calibration(run: dict) -> bool:
+    w = run["workload"]
+    return (run["model"] in CALIB_MODELS and w["weight_dtype"] in CALIB_QUANTS
+            and (w["prompt_tokens"], w["gen_tokens"]) in CALIB_SHAPES)
+
+
+def evaluate(db: Path) -> dict:
+    """Fit on the calibration subset, predict the rest; uncalibrated errors of every run."""
+    from aipc.bench.calibration import TIME_FIELD, _predict, calibrate_runs, prepare_points
+    from aipc.bench.context import machine_context
+    from aipc.bench.store import ResultsDB
+
+    specs = machine_context(measure=False).specs
+    runs = [r for r in ResultsDB(db, create=False).runs(kind="bench") if r["scenario"] in ("prefill", "decode")]
+    fitted = calibrate_runs([r for r in runs if _in_calibration(r)], specs)
+    points, skipped = prepare_points([r for r in runs if not _in_calibration(r)], specs)
+    rows = []
+    for p in points:
+        after = _predict(p, fitted["table"])
+        rows.append({"scenario": p["scenario"], "model": p["model"], "quant": p["weight_format"],
+                     "shape": p["shape"][3], "measured_s": p["measured_s"],
+                     "uncal_err": p["est_uncalibrated_s"] / p["measured_s"] - 1, "cal_err": after / p["measured_s"] - 1})
+    return {"table": fitted["table"], "rows": rows, "skipped": skipped, "n_calib": fitted["runs_used"]}
+
+
+def summary(rows: list[dict], key: str) -> str:
+    out = []
+    for scen in ("prefill", "decode"):
+        errs = [abs(r[key]) for r in rows if r["scenario"] == scen]
+        if errs:
+            out.append(f"{scen}: median {statistics.median(errs):.1%}, max {max(errs):.1%} (n={len(errs)})")
+    return "; ".join(out)
+
+
+def check_8b(table: dict, quick: bool) -> dict:
+    """The report's 8B chat estimate here (calibration in effect) against a measured decode of that GGUF."""
+    import importlib
+
+    from aipc.estimate import calibrate as C
+    from aipc.estimate.api import local_devices
+    from aipc.report import defaults as D
+
+    collect = importlib.import_module("aipc.report.collect")
+    chat = [w for w in D.workloads() if w["workload"]["task"] == "infer"][:1]
+    with C.using(table):
+        est = collect.estimates_section(chat, local_devices(), {}, D.needs())
+    row = next(r for r in est["workloads"][0]["rows"] if r.get("local") and r.get("available"))
+    wl = chat[0]["workload"]
+    results = bench("llama-3.1-8b", row["weight_dtype"], wl["prompt_tokens"], 8 if quick else 16,
+                    Path(tempfile.mkdtemp()) / "8b.db", quick=True)
+    dec = next(r for r in results if r["scenario"] == "decode")
+    measured = 1 / dec["median_s"]
+    return {"setup": row["setup"], "estimated_tokens_s": row["decode_tokens_per_s"], "measured_tokens_s": measured,
+            "ratio": row["decode_tokens_per_s"] / measured}
+
+
+def environment() -> str:
+    from aipc.hardware.detect import detect_cpu
+
+    cpu = detect_cpu()
+    flags = " ".join(k for k, v in cpu.features.items() if v)
+    return f"{cpu.model}, {cpu.logical_cores} logical CPUs, ISA: {flags}"
+
+
+def main(argv: list[str]) -> int:
+    quick, write, skip_8b = "--quick" in argv, "--write" in argv, "--skip-8b" in argv
+    load0 = os.getloadavg()
+    print(f"load average at start: {load0[0]:.2f}", flush=True)
+    db = Path(tempfile.mkdtemp(prefix="aipc-llamacpp-validation-")) / "runs.db"
+    collect_runs(db, quick)
+    ev = evaluate(db)
+    lines = [f"held-out (calibrated on {ev['n_calib']} runs of {', '.join(CALIB_MODELS)} at "
+             f"{', '.join(CALIB_QUANTS)}, prompt {CALIB_SHAPES[0][0]}): {summary(ev['rows'], 'cal_err')}",
+             f"uncalibrated (default factors): {summary(ev['rows'], 'uncal_err')}"]
+    eight = None if skip_8b else check_8b(ev["table"], quick)
+    if eight:
+        lines.append(f"8B chat (llama-3.1-8b {eight['setup']}): report estimate {eight['estimated_tokens_s']:.2f} "
+                     f"tokens/s, measured {eight['measured_tokens_s']:.2f} (ratio {eight['ratio']:.2f})")
+    load1 = os.getloadavg()
+    lines.append(f"load average: {load0[0]:.2f} at start, {load1[0]:.2f} at the end; {environment()}")
+    print("\n".join(lines))
+    if write:
+        if load0[0] > 1.0:
+            print("not written: the machine was busy at the start (load > 1.0); rerun in a quiet period")
+            return 1
+        from aipc.mdsection import replace_section
+
+        table = ["| scenario | model | quant | prompt | measured | uncalibrated error | held-out error |",
+                 "|---|---|---|---:|---:|---:|---:|"]
+        table += [f"| {r['scenario']} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
+                  f"{r['uncal_err']:+.1%} | {r['cal_err']:+.1%} |" for r in ev["rows"]]
+        body = (f"Command: `.venv/bin/python scripts/llamacpp_validation.py{' --quick' if quick else ''} --write` "
+                f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n" + "\n".join(f"- {x}" for x in lines)
+                + "\n\n" + "\n".join(table) + "\n")
+        replace_section(DOC, TITLE, body, new_file="# Validation: estimates against measurements\n")
+        print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
