@@ -52,7 +52,7 @@ def render(r: dict[str, Any]) -> None:
     for e in r["estimates"]:
         mem = e["memory"]
         c.print(f"[bold]{r['model']}[/] {w['task']} ({w['method'] if w['task'] == 'train' else 'inference'}, "
-                f"weights {w['weight_dtype']}) on [bold]{e['device_label']}[/]")
+                f"{_engine(w)}weights {w['weight_dtype']}) on [bold]{e['device_label']}[/]")
         c.print(("[green]" if e["fits"] else "[red]") + e["verdict"] + "[/]")
         t = Table(title=f"memory at the {mem['peak_phase']} peak (per device)", show_header=True)
         t.add_column("component")
@@ -93,3 +93,11 @@ def render(r: dict[str, Any]) -> None:
     for s in r.get("search", []):
         c.print(f"search on {s['device']}: largest batch {s['max_batch']}, largest context {s['max_context']}, "
                 f"fewest devices {s['min_devices']}")
+
+
+def _engine(w: dict) -> str:
+    """'llama.cpp, ' for a non-torch workload ('' for torch, the default)."""
+    from aipc.estimate.choose import ENGINE_NAMES
+
+    eng = w.get("engine", "torch")
+    return "" if eng == "torch" else f"{ENGINE_NAMES.get(eng, eng)}, "
