@@ -165,6 +165,47 @@ def bench_section(model: str, progress: Progress) -> dict[str, Any]:
     }
 
 
+def engine_bench_section(model: str, progress: Progress) -> dict[str, Any]:
+    """The bench model through llama.cpp (when installed) at ENGINE_BENCH_FORMATS, and the factors
+    fitted on those runs (aipc.bench.calibration), which the local llama.cpp estimates then use."""
+    from aipc.engines import available
+
+    if "llamacpp" not in available():
+        return unavailable("llama.cpp (llama-cpp-python) is not installed here; ./setup.sh installs it")
+    from aipc.bench.calibration import calibrate_runs
+    from aipc.bench.context import machine_context
+    from aipc.bench.runner import BenchOptions, run_bench
+    from aipc.bench.stats import LoopConfig
+
+    s, rows = D.ENGINE_BENCH_SHAPE, []
+    for fmt in D.ENGINE_BENCH_FORMATS:
+        progress(f"bench {model} through llama.cpp {fmt.upper()}", STEPS["bench"][1])
+        o = BenchOptions(model=model, engine="llamacpp", precision=fmt, quick=True, scenarios=("prefill", "decode"),
+                         batch=s["batch"], prompt=s["prompt"], gen=s["gen"], loop=LoopConfig(**D.BENCH_LOOP))
+        rows += run_bench(o)["results"]
+    runs = [{"id": r.get("run_id") or f"report-{i}", "scenario": r["scenario"], "device": r["device"],
+             "model": r["model"], "workload": r["workload"], "metrics": {"median_s": r["median_s"]},
+             "context": {"model_ref": r["workload"]["model"]}} for i, r in enumerate(rows)]
+    fitted = calibrate_runs(runs, machine_context(measure=False).specs)
+    return {"available": True, "model": model, "engine": "llamacpp", "shape": dict(s),
+            "results": [{k: to_jsonable(r.get(k)) for k in (*BENCH_KEYS, "engine", "weight_format")} for r in rows],
+            "calibration": fitted["table"]}
+
+
+def _with_measured(table: dict | None):
+    """The stored calibration with the report's own llama.cpp factors added where none is stored."""
+    from aipc.estimate import calibrate as C
+
+    stored = C.load() or {"format": C.FORMAT, "version": C.VERSION, "devices": {}}
+    if not table:
+        return stored
+    devices = {d: dict(e) for d, e in stored.get("devices", {}).items()}
+    for dev, entries in table.get("devices", {}).items():
+        for key, entry in entries.items():
+            devices.setdefault(dev, {}).setdefault(key, entry)
+    return {**stored, "devices": devices}
+
+
 # ------------------------------------------------------------------------------ estimates
 
 def _timing_fields(e) -> dict[str, Any]:
@@ -221,9 +262,11 @@ def need_for(item: dict, w, needs: dict):
 
 
 def estimates_section(workloads: list[dict], local: list, catalog: dict, needs: dict | None = None,
-                      cpu_bf16_native: bool | None = None) -> dict[str, Any]:
+                      cpu_bf16_native: bool | None = None, measured: dict | None = None) -> dict[str, Any]:
     """Each workload on this machine's devices and on every catalog device, at the best engine x
-    precision of each (judged against the workload's need)."""
+    precision of each (judged against the workload's need). ``measured``: factors fitted on this
+    report's own llama.cpp runs (engine_bench_section), used where no stored calibration answers."""
+    from aipc.estimate import calibrate as C
     from aipc.estimate import resolve_model
     from aipc.spec import workload_from_dict
 
@@ -232,8 +275,9 @@ def estimates_section(workloads: list[dict], local: list, catalog: dict, needs: 
         w = workload_from_dict(dict(item["workload"]), where=item["name"])
         m = resolve_model(w.model)
         need = need_for(item, w, needs or {})
-        rows = [_estimate_row(w, d, m, True, need, cpu_bf16_native) for d in local] + [
-            _estimate_row(w, d, m, False, need) for d in catalog.values()]
+        with C.using(_with_measured(measured)):
+            rows = [_estimate_row(w, d, m, True, need, cpu_bf16_native) for d in local]
+        rows += [_estimate_row(w, d, m, False, need) for d in catalog.values()]
         out.append({"name": item["name"], "model": m.name, "task": w.task, "method": w.method,
                     "workload": w.to_dict(), "params": m.param_count(), "rows": rows,
                     "need": {"ttft_s": need.ttft_s, "tpot_s": need.tpot_s, "train_tokens": need.train_tokens,
@@ -310,11 +354,14 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
     progress("profile done", STEPS["profile"][1])
     if o.bench:
         bench = _run("bench", lambda: bench_section(inputs.bench_model, progress), timings)
+        engine_bench = _run("engine_bench", lambda: engine_bench_section(inputs.bench_model, progress), timings)
     else:
-        bench = unavailable("skipped (--no-bench)")
+        bench = engine_bench = unavailable("skipped (--no-bench)")
     progress("estimating workloads on this machine and the catalog devices", STEPS["estimate"][0])
     native = _cpu_bf16_native(holder.get("prof"))
-    est = _run("estimate", lambda: estimates_section(inputs.workloads, local, catalog, inputs.needs, native), timings)
+    measured = engine_bench.get("calibration") if engine_bench.get("available") else None
+    est = _run("estimate", lambda: estimates_section(inputs.workloads, local, catalog, inputs.needs, native, measured),
+               timings)
     progress("deciding buy versus rent", STEPS["decide"][0])
     decision = _run("decide", lambda: decision_section(inputs.needs, local, catalog), timings)
     progress("rendering", STEPS["decide"][1])
@@ -324,7 +371,8 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
         "inputs": {"model": o.model, "workload_file": o.workload_file, "needs_file": o.needs_file, "bench": o.bench,
                    "bench_model": inputs.bench_model, "defaults_used": inputs.used_defaults,
                    "workloads": inputs.workloads, "needs": inputs.needs},
-        "argv": list(o.argv), "versions": versions(), "machine": machine, "bench": bench, "estimates": est,
+        "argv": list(o.argv), "versions": versions(), "machine": machine, "bench": bench,
+        "engine_bench": engine_bench, "estimates": est,
         "decision": decision, "timings_s": {**timings, "total": time.perf_counter() - t_start},
     }
 

@@ -19,6 +19,11 @@ BENCH_SHAPE: dict[str, Any] = {"batch": 1, "prompt": 32, "gen": 8, "seq": 32, "m
 BENCH_SCENARIOS = ("prefill", "decode", "train")
 # Timing loop for the report's bench: 1 warm-up, then >= 3 samples and >= 0.2 s, at most 2 s per scenario.
 BENCH_LOOP = {"warmup": 1, "min_reps": 3, "min_s": 0.2, "max_s": 2.0}
+# Where llama.cpp is installed, the bench model also runs through it at two GGUF types (their bytes per
+# layer differ ~1.8x, so decode's two terms — bandwidth and per-layer time — can be told apart); the
+# local llama.cpp estimates use factors fitted on these runs unless 'aipc calibrate' stored some.
+ENGINE_BENCH_FORMATS = ("q4_k_m", "q8_0")
+ENGINE_BENCH_SHAPE: dict[str, Any] = {"batch": 1, "prompt": 256, "gen": 16}
 
 # Workloads estimated on this machine and every catalog device (aipc.spec.Workload fields).
 WORKLOADS: list[dict[str, Any]] = [

@@ -131,6 +131,22 @@ def measured_here(data: dict) -> list[str]:
     for s in b.get("speedup") or []:
         rr = ", ".join(f"{d} R = {v:.2f}" for d, v in s["r"].items())
         out.append(f"speedup {s['scenario']} against {s['reference']}: {rr}")
+    return out + engine_measured(data)
+
+
+def engine_measured(data: dict) -> list[str]:
+    """The bench model through llama.cpp, per GGUF type (measured)."""
+    eb = data.get("engine_bench") or {}
+    if not eb.get("available"):
+        return [f"llama.cpp not measured: {eb.get('why', 'unknown')}"] if eb else []
+    by_fmt: dict[str, list[dict]] = {}
+    for r in eb["results"]:
+        by_fmt.setdefault(r.get("weight_format") or "-", []).append(r)
+    out = []
+    for fmt, rs in by_fmt.items():
+        parts = [f"{r['scenario']} {tok_s(r.get('tokens_per_s'))}" + (f" (MBU {pct(r['mbu_measured'], 1)})"
+                 if r.get("mbu_measured") is not None else "") for r in rs]
+        out.append(f"{eb['model']} through llama.cpp {fmt.upper()} on {rs[0]['device']} (measured): " + "; ".join(parts))
     return out
 
 
