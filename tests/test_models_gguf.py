@@ -131,3 +131,29 @@ def test_estimate_of_a_gguf_uses_its_engine_format_and_bytes_without_torch(files
     assert d["workload"]["engine"] == "llamacpp" and d["workload"]["weight_dtype"] == "q4_k_m"
     e = d["estimates"][0]
     assert e["memory"]["weights_only_bytes"] == G.read_header(files["q4_k_m"]).tensor_bytes
+
+
+def test_vocabulary_arrays_are_stepped_over_and_numeric_arrays_read_whole(tmp_path):
+    import gguf
+
+    p = tmp_path / "vocab.gguf"
+    w = gguf.GGUFWriter(str(p), "llama")
+    for k, v in (("block_count", 2), ("context_length", 64), ("embedding_length", 64), ("feed_forward_length", 128),
+                 ("attention.head_count", 4)):
+        w.add_uint32(f"llama.{k}", v)
+    w.add_array("llama.attention.head_count_kv", [2, 2])  # per-layer values, all equal
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"tok{i}" for i in range(20000)])
+    w.add_token_merges([f"a{i} b{i}" for i in range(20000)])
+    w.add_token_types([1] * 20000)
+    w.add_string("general.name", "after the vocabulary")
+    w.add_tensor("token_embd.weight", np.zeros((20000, 64), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    h = G.read_header(p)
+    assert h.meta["general.name"] == "after the vocabulary"  # keys after the arrays are read in place
+    assert h.get("attention.head_count_kv") == [2, 2]
+    m = resolve(str(p))
+    assert m.num_kv_heads == 2 and m.vocab_size == 20000 and m.tie_embeddings
