@@ -46,19 +46,45 @@ def engine_ref(o) -> tuple[str, str]:
     return o.model, fmt
 
 
-def _threads(o) -> int:
-    if o.threads:
-        return o.threads
+def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
 
 
+def pick_threads(runner, vocab: int, candidates: tuple[int, ...], steps: int = 4) -> tuple[int, dict[int, float]]:
+    """The thread count whose decode step is fastest, measured (median of ``steps`` steps after one
+    warm-up): with other work on the machine, all threads can be several times slower than fewer (a
+    step waits for its slowest thread). Returns (threads, {threads: seconds per step})."""
+    import statistics
+
+    import torch
+
+    times = {}
+    for n in candidates:
+        runner.set_threads(n)
+        tok = int(runner.prefill(0, torch.tensor([5, 6, 7, 8])).argmax()) % max(vocab - 1, 1)
+        samples = []
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            tok = int(runner.decode1(tok, 4 + i, slot=0).argmax())
+            samples.append(time.perf_counter() - t0)
+        times[n] = statistics.median(samples[1:])
+        runner.free(0)
+    best = min(times, key=times.get)
+    runner.set_threads(best)
+    return best, times
+
+
 def run_engine_bench(o, *, on_progress=None) -> dict:
     """Measure ``o.scenarios`` of ``o.model`` through ``o.engine`` on this machine's CPU (or the device
     the engine offloads to); returns the report dict ``aipc bench`` renders."""
     t_start = time.perf_counter()
+    from aipc.bench.scenarios import SCENARIOS
+
+    if tuple(o.scenarios) == SCENARIOS:  # the default set: every scenario an engine measures (train is torch's)
+        o.scenarios = ENGINE_SCENARIOS
     bad = [s for s in o.scenarios if s not in ENGINE_SCENARIOS]
     if bad:
         raise AipcError(f"--engine {o.engine} measures {', '.join(ENGINE_SCENARIOS)}, not {', '.join(bad)}; "
@@ -76,7 +102,7 @@ def run_engine_bench(o, *, on_progress=None) -> dict:
     mspec = resolve_model(ref)
     w = Workload(model=ref, task="infer", engine=o.engine, weight_dtype=fmt, batch_size=o.batch,
                  prompt_tokens=o.prompt, gen_tokens=o.gen).validate()
-    threads = _threads(o)
+    threads = o.threads or _cpus()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)  # the profile (peaks, fingerprint) is per thread count
     try:
@@ -89,6 +115,13 @@ def run_engine_bench(o, *, on_progress=None) -> dict:
                             "(pass --no-fit-check to try anyway)")
         loaded = engines.load(ref, engine=o.engine, weight_format=fmt, device=dev, max_batch=o.batch,
                               max_len=o.prompt + o.gen + 1, threads=threads)
+        tried = {}
+        if not o.threads and threads > 1 and hasattr(loaded.runner, "set_threads"):  # threads by measurement
+            threads, tried = pick_threads(loaded.runner, int(loaded.runner.vocab_size), (threads, 1))
+            torch.set_num_threads(threads)
+            mctx = machine_context(quick=True, measure=o.measure_peaks)
+            spec = mctx.specs.get(dev)
+            est = estimate(w, spec, model=mspec) if spec is not None else None
         ctx = dict(mctx=mctx, spec=spec, est=est, w=w, dev=dev, db=db, vers=versions(), threads=threads, ref=ref)
         warning = load_warning()
         results = [_measure(o, scen, loaded, mspec, ctx, on_progress) for scen in o.scenarios]
@@ -99,7 +132,8 @@ def run_engine_bench(o, *, on_progress=None) -> dict:
         "weight_format": fmt, "machine": {"fingerprint": mctx.fingerprint, "host": mctx.host,
                                           "peaks": mctx.profile_source},
         "devices": [dev], "scenarios": list(o.scenarios), "quick": o.quick, "loop": o.loop_config().__dict__,
-        "cpu_threads": threads, "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "cpu_threads": threads, "threads_tried_s": {str(k): v for k, v in tried.items()},
+        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "warnings": [warning] if warning else [], "definitions": {s: DEFINITIONS[s] for s in o.scenarios},
         "ci_method": CI_METHOD, "results": results, "speedup": [],
         "db": str(db.path) if db is not None else None, "wall_s": time.perf_counter() - t_start,

@@ -151,8 +151,6 @@ def register(app: typer.Typer) -> None:
                             batch=batch, seq=seq_len, prompt=prompt_tokens, gen=gen_tokens, method=method.lower(),
                             lora_rank=lora_rank, lora_targets=targets, quick=quick, loop=loop, db=db,
                             store=not no_store, fit_check=not no_fit_check, threads=threads, engine=engine.lower())
-        if opts.engine != "torch" and scenario == "train,prefill,decode,generate":
-            opts.scenarios = ("prefill", "decode", "generate")  # the default set, without train (torch only)
         prog, update = _progress(not as_json)
         if prog is not None:
             with prog:

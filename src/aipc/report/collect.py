@@ -177,19 +177,23 @@ def engine_bench_section(model: str, progress: Progress) -> dict[str, Any]:
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
 
-    s, rows = D.ENGINE_BENCH_SHAPE, []
+    s, rows, busy = D.ENGINE_BENCH_SHAPE, [], []
     for fmt in D.ENGINE_BENCH_FORMATS:
         progress(f"bench {model} through llama.cpp {fmt.upper()}", STEPS["bench"][1])
         o = BenchOptions(model=model, engine="llamacpp", precision=fmt, quick=True, scenarios=("prefill", "decode"),
                          batch=s["batch"], prompt=s["prompt"], gen=s["gen"], loop=LoopConfig(**D.BENCH_LOOP))
-        rows += run_bench(o)["results"]
+        rep = run_bench(o)
+        rows += rep["results"]
+        busy += rep.get("warnings") or []
     runs = [{"id": r.get("run_id") or f"report-{i}", "scenario": r["scenario"], "device": r["device"],
              "model": r["model"], "workload": r["workload"], "metrics": {"median_s": r["median_s"]},
              "context": {"model_ref": r["workload"]["model"]}} for i, r in enumerate(rows)]
+    out = {"available": True, "model": model, "engine": "llamacpp", "shape": dict(s),
+           "results": [{k: to_jsonable(r.get(k)) for k in (*BENCH_KEYS, "engine", "weight_format")} for r in rows]}
+    if busy:  # a busy moment must not rewrite the machine: measured, shown, not used for the estimates
+        return {**out, "calibration": None, "not_used": f"measured under load ({busy[0]}): not used for the estimates"}
     fitted = calibrate_runs(runs, machine_context(measure=False).specs)
-    return {"available": True, "model": model, "engine": "llamacpp", "shape": dict(s),
-            "results": [{k: to_jsonable(r.get(k)) for k in (*BENCH_KEYS, "engine", "weight_format")} for r in rows],
-            "calibration": fitted["table"]}
+    return {**out, "calibration": fitted["table"]}
 
 
 def _with_measured(table: dict | None):

@@ -147,6 +147,8 @@ def engine_measured(data: dict) -> list[str]:
         parts = [f"{r['scenario']} {tok_s(r.get('tokens_per_s'))}" + (f" (MBU {pct(r['mbu_measured'], 1)})"
                  if r.get("mbu_measured") is not None else "") for r in rs]
         out.append(f"{eb['model']} through llama.cpp {fmt.upper()} on {rs[0]['device']} (measured): " + "; ".join(parts))
+    if eb.get("not_used"):
+        out.append(f"llama.cpp {eb['not_used']}")
     return out
 
 
