@@ -130,8 +130,8 @@ def best_setup(w: Workload, d: DeviceSpec, m: ModelSpec, need: Need | None = Non
     meets = [(c, e) for c, e in fits if not need.misses(c, e)]
     if meets:
         c, e = meets[0]
-    elif fits:
-        c, e = max(fits, key=lambda ce: _speed(*ce))
+    elif fits:  # the fastest; among equally fast ones (compute-bound) the smallest
+        c, e = max(fits, key=lambda ce: (round(_speed(*ce), 6), -ce[1].memory.peak_bytes))
     else:
         c, e = min(tried, key=lambda ce: ce[1].memory.peak_bytes)
     return Choice(workload=c, estimate=e, misses=tuple(need.misses(c, e)), tried=tuple(tried))
