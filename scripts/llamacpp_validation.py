@@ -1,6 +1,6 @@
 """The estimator against measured llama.cpp runs on this machine — one command, for a quiet machine.
 
-    .venv/bin/python scripts/llamacpp_validation.py [--quick] [--write] [--skip-8b]
+    .venv/bin/python scripts/llamacpp_validation.py [--quick] [--write] [--skip-8b] [--smoke]
 
 1. Converts small catalog models to GGUF with random weights (aipc's cache; llama.cpp's converter and
    quantizer) and measures prefill and decode through `aipc bench --engine llamacpp` for every
@@ -33,6 +33,7 @@ SHAPES = ((128, 32), (512, 32))  # (prompt tokens, generated tokens)
 CALIB_MODELS = ("smollm2-135m", "llama-3.2-1b")
 CALIB_QUANTS = ("q4_k_m", "q8_0")
 CALIB_SHAPES = ((128, 32),)
+THREADS = os.cpu_count() or 1  # every run (and the aipc hw profile its factors are against) at all CPUs
 DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 TITLE = "## llama.cpp: estimates against measured runs"
 
@@ -44,7 +45,7 @@ def bench(model: str, quant: str, prompt: int, gen: int, db: Path, quick: bool) 
     loop = LoopConfig(warmup=1, min_reps=3, min_s=0.5, max_s=5.0) if quick else LoopConfig(warmup=2, min_reps=5,
                                                                                           min_s=2.0, max_s=20.0)
     o = BenchOptions(model=model, engine="llamacpp", precision=quant, scenarios=("prefill", "decode"),
-                     prompt=prompt, gen=gen, loop=loop, db=db, devices="cpu")
+                     prompt=prompt, gen=gen, loop=loop, db=db, devices="cpu", threads=THREADS)
     return run_bench(o)["results"]
 
 
@@ -123,8 +124,21 @@ def environment() -> str:
     return f"{cpu.model}, {cpu.logical_cores} logical CPUs, ISA: {flags}"
 
 
+def smoke() -> None:
+    """--smoke: one small model, three types, one shape (checks the script runs; no numbers to keep)."""
+    global MODELS, QUANTS, SHAPES, CALIB_MODELS, CALIB_SHAPES
+    MODELS, QUANTS, SHAPES = ("smollm2-135m",), ("q4_k_m", "q8_0", "q4_0"), ((64, 8),)
+    CALIB_MODELS, CALIB_SHAPES = MODELS, SHAPES
+
+
 def main(argv: list[str]) -> int:
+    import torch
+
+    torch.set_num_threads(THREADS)
     quick, write, skip_8b = "--quick" in argv, "--write" in argv, "--skip-8b" in argv
+    if "--smoke" in argv:
+        smoke()
+        quick, write, skip_8b = True, False, True
     load0 = os.getloadavg()
     print(f"load average at start: {load0[0]:.2f}", flush=True)
     db = Path(tempfile.mkdtemp(prefix="aipc-llamacpp-validation-")) / "runs.db"

@@ -96,10 +96,12 @@ def run_engine_bench(o, *, on_progress=None) -> dict:
     from aipc.bench.runner import load_warning
     from aipc.bench.store import ResultsDB
     from aipc.estimate import estimate, resolve_model
+    from aipc.models.gguf import is_gguf_path
 
     db = ResultsDB(o.db) if o.store else None
     ref, fmt = engine_ref(o)
     mspec = resolve_model(ref)
+    name = mspec.name if is_gguf_path(o.model) else resolve_model(o.model).name  # the catalog name, not the cache file's
     w = Workload(model=ref, task="infer", engine=o.engine, weight_dtype=fmt, batch_size=o.batch,
                  prompt_tokens=o.prompt, gen_tokens=o.gen).validate()
     threads = o.threads or _cpus()
@@ -124,11 +126,11 @@ def run_engine_bench(o, *, on_progress=None) -> dict:
             est = estimate(w, spec, model=mspec) if spec is not None else None
         ctx = dict(mctx=mctx, spec=spec, est=est, w=w, dev=dev, db=db, vers=versions(), threads=threads, ref=ref)
         warning = load_warning()
-        results = [_measure(o, scen, loaded, mspec, ctx, on_progress) for scen in o.scenarios]
+        results = [_measure(o, scen, loaded, name, ctx, on_progress) for scen in o.scenarios]
     finally:
         torch.set_num_threads(before)
     return {
-        "model": mspec.name, "model_ref": ref, "params": mspec.param_count(), "engine": o.engine,
+        "model": name, "model_ref": ref, "params": mspec.param_count(), "engine": o.engine,
         "weight_format": fmt, "machine": {"fingerprint": mctx.fingerprint, "host": mctx.host,
                                           "peaks": mctx.profile_source},
         "devices": [dev], "scenarios": list(o.scenarios), "quick": o.quick, "loop": o.loop_config().__dict__,
@@ -141,7 +143,7 @@ def run_engine_bench(o, *, on_progress=None) -> dict:
     }
 
 
-def _measure(o, scen: str, loaded, mspec, ctx: dict, on_progress) -> dict:
+def _measure(o, scen: str, loaded, name: str, ctx: dict, on_progress) -> dict:
     """One scenario: time it, put the estimate beside it, store it."""
     from aipc.bench import runner_scenarios as RS
     from aipc.bench.context import catalog_spec
@@ -166,13 +168,13 @@ def _measure(o, scen: str, loaded, mspec, ctx: dict, on_progress) -> dict:
                                  extra=extra, joules=None)
     metrics.update(M.memory_metrics("cpu", peak, base_rss, mem, est))
     metrics.update(engine=o.engine, weight_format=w.weight_dtype, cpu_threads=ctx["threads"])
-    row = {"device": dev, "scenario": scen, "model": mspec.name, "machine": ctx["mctx"].fingerprint,
+    row = {"device": dev, "scenario": scen, "model": name, "machine": ctx["mctx"].fingerprint,
            "precision": w.weight_dtype, "engine": o.engine, "workload": w.to_dict(), **metrics,
            "estimate_note": "" if est is not None else f"no estimate: no measured profile of {dev} (run 'aipc hw')",
            "definition": DEFINITIONS[scen], "note": f"{o.engine} {w.weight_dtype}, {ctx['threads']} threads"}
     if ctx["db"] is not None:
         row["run_id"] = ctx["db"].add_run(
-            kind="bench", scenario=scen, device=dev, model=mspec.name, workload=w.to_dict(), metrics=metrics,
+            kind="bench", scenario=scen, device=dev, model=name, workload=w.to_dict(), metrics=metrics,
             samples={"samples_s": series.samples, "warmup_s": series.warmup, **extra},
             context={"machine": ctx["mctx"].to_dict(), "versions": ctx["vers"], "device_spec": ctx["spec"],
                      "weights": "random weights" if loaded.random_weights else "local weights",
