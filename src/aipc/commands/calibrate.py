@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
 from aipc.errors import AipcError
 
 
@@ -66,7 +66,7 @@ def render(res: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     def calibrate(
-        db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: the user data dir)."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         device: Optional[str] = typer.Option(None, "--device", "-d", help="Only runs on these devices (cpu,cuda:0)."),
         model: Optional[str] = typer.Option(None, "--model", help="Only runs of this model."),
         all_machines: bool = typer.Option(False, "--all-machines", help="Use runs stored by other machines too (normally only this machine's)."),

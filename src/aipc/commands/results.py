@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
 from aipc.errors import AipcError
 
 
@@ -90,7 +91,7 @@ def render_compare(cmp: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("results")
     def results(
-        db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: the user data dir)."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         kind: Optional[str] = typer.Option(None, "--kind", help="bench, loadtest, ..."),
         device: Optional[str] = typer.Option(None, "--device", "-d", help="Only this device (cpu, cuda:0)."),
         model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
