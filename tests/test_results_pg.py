@@ -278,3 +278,38 @@ def test_cli_credentials_from_pgpass_and_environment(pg_server, tmp_path):
     assert json.loads(out)["count"] == 1
     code, out, err = _cli(["results", "--db", pg_server.url(name), "--json"])  # password in the URL: shown as ***
     assert code == 0 and secret not in out and json.loads(out)["db"] == pg_server.url(name, password="***")
+
+
+def test_bench_and_validate_store_into_postgres(pg_url, tmp_path, one_torch_thread):
+    """The real commands write to a PostgreSQL --db: a tiny bench and a tiny validation run."""
+    from aipc.models.tiny import tiny_config
+    from conftest import run_cli, tiny_profile_home
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(tiny_config("llama")))
+    with tiny_profile_home(tmp_path / "home"):
+        code, out, err = run_cli("bench", str(folder / "config.json"), "--device", "cpu", "--scenario", "decode",
+                                 "--quick", "--threads", "1", "--prompt-tokens", "8", "--gen-tokens", "2",
+                                 "--max-time", "0.3", "--db", pg_url, "--json")
+        assert code == 0, err
+        bench = json.loads(out)
+        code, out, err = run_cli("validate", str(folder), "--task", "infer", "--prompt-tokens", "8", "--gen-tokens", "2",
+                                 "--db", pg_url, "--json")
+        assert code == 0, err
+        val = json.loads(out)
+    secret = urlsplit_password(pg_url)
+    assert bench["db"] == val["db"] and secret not in bench["db"] and "***" in bench["db"]
+    db = ResultsDB(pg_url)
+    b = db.runs(kind="bench")
+    assert [r["id"] for r in b] == [bench["results"][0]["run_id"]]
+    assert b[0]["engine"] == "torch" and b[0]["weight_format"] == "fp32" and b[0]["device_model"]
+    v = db.runs(kind="validate")
+    assert [r["id"] for r in v] == val["stored"] and v[0]["metrics"]["measured_peak_bytes"] > 0
+    assert v[0]["machine"] == b[0]["machine"]
+
+
+def urlsplit_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).password

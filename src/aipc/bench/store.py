@@ -249,7 +249,7 @@ class ResultsDB:
              engine: str | None = None, weight_format: str | None = None, device_model: str | None = None,
              brief: bool = False) -> list[dict]:
         """Runs matching every given filter (exact match; ``machine`` and ``ids`` match a prefix), oldest
-        first. ``brief``: without samples and context (much less to read for comparisons)."""
+        first. ``brief``: without samples and context (much less to read for comparisons over many runs)."""
         where, args = [], []
         for col, val in (("kind", kind), ("device", device), ("model", model), ("scenario", scenario),
                          ("engine", engine), ("weight_format", weight_format), ("device_model", device_model)):

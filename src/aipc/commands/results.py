@@ -168,8 +168,8 @@ def register(app: typer.Typer) -> None:
             else:
                 typer.echo(f"imported {added} runs into {rdb.path} ({present} already present; {out['total']} in all)")
             return
-        runs = rdb.runs(kind=kind, device=device, model=model, scenario=scenario, machine=machine, ids=run_id,
-                        brief=compare_)  # a comparison reads no samples or context: fast over many runs
+        runs = rdb.runs(kind=kind or ("bench" if compare_ else None), device=device, model=model, scenario=scenario,
+                        machine=machine, ids=run_id, brief=compare_)  # a comparison reads no samples or context
         if export is not None:
             n = rdb.export(export, runs)
             if as_json:
