@@ -123,20 +123,23 @@ _WRITER = r"""
 import json, sys, time
 from pathlib import Path
 from aipc.bench.store import ResultsDB
-url, tag, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+url, tag, n, go, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), float(sys.argv[5])
 while not go.exists():
     time.sleep(0.001)
 db = ResultsDB(url)
-ids = [db.add_run(kind="bench", scenario="decode", device="cpu", model=tag, workload={"i": i, "weight_dtype": "fp32"},
-                  metrics={"median_s": 0.001 * (i + 1)}, samples=list(range(20))) for i in range(n)]
+ids = []
+for i in range(n):
+    ids.append(db.add_run(kind="bench", scenario="decode", device="cpu", model=tag, workload={"i": i, "weight_dtype": "fp32"},
+                          metrics={"median_s": 0.001 * (i + 1)}, samples=list(range(20))))
+    time.sleep(pause)
 print(json.dumps({"ids": ids, "reconnects": getattr(db, "reconnects", 0)}))
 """
 
 
-def _writers(url, tags, n, tmp_path, env=None):
+def _writers(url, tags, n, tmp_path, pause=0.0):
     go = tmp_path / f"go-{time.monotonic_ns()}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})}
-    procs = {t: subprocess.Popen([sys.executable, "-c", _WRITER, url, t, str(n), str(go)], env=env,
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = {t: subprocess.Popen([sys.executable, "-c", _WRITER, url, t, str(n), str(go), str(pause)], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for t in tags}
     return go, procs
 
@@ -178,16 +181,16 @@ def _terminate_loop(server, dbname, stop, killed):
             rows = con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND "
                                "application_name = 'aipc' AND pid <> pg_backend_pid()", (dbname,)).fetchall()
             killed[0] += sum(1 for (ok,) in rows if ok)
-            stop.wait(0.03)
+            stop.wait(0.1)
 
 
 def test_backends_terminated_mid_write_lose_and_double_nothing(pg_server, tmp_path):
-    """pg_terminate_backend on the writers' connections every 30 ms while two processes write: each run is
+    """pg_terminate_backend on the writers' connections every 100 ms while two processes write: each run is
     stored exactly once, and the writers did reconnect (the retry path really ran)."""
     name = pg_server.new_database()
     url = pg_server.url(name)
     ResultsDB(url)
-    go, procs = _writers(url, ["a", "b"], 120, tmp_path)
+    go, procs = _writers(url, ["a", "b"], 120, tmp_path, pause=0.005)  # >= 0.6 s of writing, whatever the machine
     time.sleep(1.5)
     stop, killed = threading.Event(), [0]
     killer = threading.Thread(target=_terminate_loop, args=(pg_server, name, stop, killed))
@@ -313,3 +316,18 @@ def urlsplit_password(url: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(url).password
+
+
+def test_commands_refuse_a_bad_db_before_measuring(pg_server, tmp_path):
+    """A wrong password fails at once (exit 2), before any load is sent, anything measured or decided."""
+    wrong = pg_server.url(pg_server.new_database(), password="Wr0ngSecret")
+    code, out, err = _cli(["loadtest", "http://127.0.0.1:9/", "-c", "1", "-n", "1", "--db", wrong])
+    assert code == 2 and "password authentication failed" in err and "Wr0ngSecret" not in out + err, err
+    code, out, err = _cli(["bench", "smollm2-135m", "--device", "cpu", "--db", wrong])
+    assert code == 2 and "password authentication failed" in err and "Wr0ngSecret" not in out + err, err
+    code, out, err = _cli(["report", "--db", wrong, "-o", str(tmp_path / "rep")])
+    assert code == 2 and "password authentication failed" in err and not (tmp_path / "rep" / "index.html").exists()
+    code, out, err = _cli(["decide", "--example"])
+    (tmp_path / "needs.toml").write_text(out)
+    code, out, err = _cli(["decide", str(tmp_path / "needs.toml"), "--db", wrong])
+    assert code == 2 and "password authentication failed" in err and "Wr0ngSecret" not in out + err, err

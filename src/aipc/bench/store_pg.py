@@ -24,7 +24,7 @@ LOCK_KEY = 0x61697063  # 'aipc': the advisory lock taken while the schema is che
 _TRANSIENT = ("connection refused", "timeout expired", "could not connect", "server closed the connection",
               "terminating connection", "starting up", "shutting down", "too many clients", "connection reset",
               "could not receive data", "could not send data", "consuming input failed", "connection is lost",
-              "the connection is closed", "ssl syscall")
+              "the connection is closed", "ssl syscall", "sending query failed")
 _RETRY_STATES = ("57P01", "57P02", "57P03", "40001", "40P01", "53300")
 
 
@@ -94,11 +94,16 @@ class PgResultsDB(ResultsDB):
             raise _ConnectFailed(msg, any(t in msg.lower() for t in _TRANSIENT)) from None
 
     def _lost(self, e: BaseException) -> bool:
-        """Whether ``e`` means the connection (not the request) failed, so a retry may succeed."""
-        con = self._con
-        if getattr(e, "sqlstate", None) in _RETRY_STATES or str(getattr(e, "sqlstate", "") or "").startswith("08"):
+        """Whether ``e`` means the connection (not the request) failed, so a retry may succeed: a
+        connection-class or shutdown SQLSTATE, or a client-side failure (no SQLSTATE: sending or
+        receiving failed, which libpq may not have marked on the connection yet)."""
+        state = getattr(e, "sqlstate", None)
+        if state in _RETRY_STATES or (state or "").startswith("08"):
             return True
-        return isinstance(e, self._pg.OperationalError) and (con is None or con.closed or con.broken)
+        con = self._con
+        return isinstance(e, self._pg.OperationalError) and (
+            state is None or con is None or con.closed or con.broken
+            or any(t in str(e).lower() for t in _TRANSIENT))
 
     def _drop(self) -> None:
         con, self._con = self._con, None

@@ -101,6 +101,10 @@ def register(app: typer.Typer) -> None:
                 raise AipcError(f"{name} must be a positive number of seconds, got {v}")
         levels = _levels(concurrency, rate)
         base_url(url, allow_remote)  # refuse a remote target before doing anything
+        if not no_store:
+            from aipc.bench.store import ResultsDB
+
+            ResultsDB(db)  # a bad --db (URL, password, foreign file) fails now, before the load runs
         cfg = LoadConfig(url=url, model=model, endpoint=endpoint, prompt=prompt, prompt_words=prompt_words,
                          max_tokens=max_tokens, ignore_eos=ignore_eos, temperature=temperature,
                          num_requests=num_requests, duration_s=duration, timeout_s=timeout, api_key=api_key,
