@@ -5,7 +5,8 @@
     python tests/pg_server.py stop DIR    # stop it (fast shutdown) and remove DIR
 
 The server listens only on 127.0.0.1 (no Unix socket), with password (SCRAM) authentication for a
-superuser ``aipc`` whose random password is in the URL. Binaries: ``$AIPC_PG_BINDIR``, else Debian's
+superuser ``aipc`` whose random password is in the URL. Binaries: ``$AIPC_PG_BINDIR`` (only there, when
+set), else Debian's
 ``/usr/lib/postgresql/<newest>/bin``, else ``initdb`` on PATH. ``initdb`` refuses to run as root: as
 root the server runs as the ``postgres`` user (Debian's package creates it) and DIR is given to it.
 """
@@ -29,7 +30,9 @@ SUPERUSER = "aipc"
 def bindir() -> Path | None:
     """The folder holding initdb and pg_ctl, or None when PostgreSQL's server binaries are absent."""
     env = os.environ.get("AIPC_PG_BINDIR")
-    cands = [Path(env)] if env else []
+    if env:  # an explicit choice: that folder or nothing
+        return Path(env) if (Path(env) / "initdb").is_file() and (Path(env) / "pg_ctl").is_file() else None
+    cands = []
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
                       if Path(p).parent.name.isdigit() else 0, reverse=True)
     cands += [Path(p) for p in versions]
