@@ -143,3 +143,22 @@ def test_team_on_postgres_from_several_processes_and_redacted(pg_server, tmp_pat
     for f in rep.iterdir():
         assert secret not in f.read_text(), f
     assert json.loads((rep / "team.json").read_text())["db"] == pg_server.url(name, password="***")
+
+
+def test_main_report_with_a_postgres_db_stores_no_password(pg_server, tmp_path):
+    """aipc report --db URL: the reproduce command and report.json name the database with *** for the password."""
+    from conftest import tiny_profile_home
+
+    name = pg_server.new_database()
+    url, secret = pg_server.url(name), pg_server.parts.password
+    rep = tmp_path / "rep"
+    with tiny_profile_home(tmp_path / "home"):
+        code, out, err = run_cli("report", "--no-bench", "--db", url, "-o", str(rep), "--json")
+    assert code == 0, err
+    assert secret not in out + err
+    files = {f.name: f.read_text() for f in rep.iterdir()}
+    assert "index.html" in files and "report.json" in files
+    for fname, text in files.items():
+        assert secret not in text, fname
+    assert json.loads(files["report.json"])["argv"][-2:] == ["--db", pg_server.url(name, password="***")]
+    assert "***@127.0.0.1" in files["index.html"]
