@@ -6,6 +6,7 @@ import contextlib
 import os
 
 import pytest
+from pg_fixtures import pg_server, pg_url  # noqa: F401  (a real PostgreSQL server for the results-DB tests)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

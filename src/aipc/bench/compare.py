@@ -17,7 +17,7 @@ def shape_key(scenario: str, workload: dict) -> tuple:
 
 
 def speedups(rows: list[dict], reference: str | None = None) -> list[dict]:
-    """One entry per (machine, model, scenario, shape) measured on >= 2 devices.
+    """One entry per (machine, model, scenario, shape, engine) measured on >= 2 devices.
 
     ``rows``: dicts with device, scenario, model, workload, median_s, and optionally machine and
     precision. Returns dicts: scenario, model, shape, reference, reference_median_s, and
@@ -26,10 +26,12 @@ def speedups(rows: list[dict], reference: str | None = None) -> list[dict]:
     for r in rows:
         if not r.get("median_s"):
             continue
-        key = (r.get("machine"), r.get("model"), r["scenario"], shape_key(r["scenario"], r.get("workload") or {}))
+        w = r.get("workload") or {}
+        key = (r.get("machine"), r.get("model"), r["scenario"], shape_key(r["scenario"], w),
+               r.get("engine") or w.get("engine") or "torch")  # devices are compared within one engine
         groups.setdefault(key, []).append(r)
     out = []
-    for (machine, model, scenario, shape), rs in groups.items():
+    for (machine, model, scenario, shape, engine), rs in groups.items():
         latest: dict[str, dict] = {}
         for r in rs:  # the latest run per device
             latest[r["device"]] = r
@@ -38,7 +40,8 @@ def speedups(rows: list[dict], reference: str | None = None) -> list[dict]:
         ref = reference if reference in latest else ("cpu" if "cpu" in latest else next(iter(latest)))
         t_ref = latest[ref]["median_s"]
         out.append({
-            "machine": machine, "model": model, "scenario": scenario, "shape": list(shape), "reference": ref,
+            "machine": machine, "model": model, "scenario": scenario, "shape": list(shape), "engine": engine,
+            "reference": ref,
             "reference_median_s": t_ref,
             "r": {d: t_ref / r["median_s"] for d, r in latest.items() if d != ref},
             "precision": {d: r.get("precision") for d, r in latest.items()},
@@ -52,6 +55,7 @@ def rows_from_runs(runs: list[dict]) -> list[dict]:
     for run in runs:
         m = run.get("metrics") or {}
         rows.append({"device": run.get("device"), "scenario": run.get("scenario"), "model": run.get("model"),
+                     "engine": run.get("engine"),
                      "machine": run.get("machine"), "workload": run.get("workload") or {},
                      "median_s": m.get("median_s"), "precision": m.get("precision")})
     return rows

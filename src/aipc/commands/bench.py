@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
 from aipc.errors import AipcError
 
 
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         min_time: Optional[float] = typer.Option(None, "--min-time", help="Minimum timed seconds per scenario."),
         max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop adding samples after this many seconds."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
-        db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: the user data dir)."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         no_store: bool = typer.Option(False, "--no-store", help="Do not store the runs."),
         no_fit_check: bool = typer.Option(False, "--no-fit-check", help="Run even when the estimate says it will not fit."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
 from aipc.errors import AipcError
 
 
@@ -70,16 +70,22 @@ def render(res: dict) -> None:
                   f"({', '.join(parts)})")
     for s in res["skipped"]:
         con.print(f"skipped {s}")
+    src = res.get("sources") or {}
+    if src.get("from_team"):
+        con.print(f"runs of every machine with this machine's device models: {src['runs']} runs from "
+                  f"{', '.join(src['machines'])}", markup=False)
     con.print(res["saved"])
 
 
 def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     def calibrate(
-        db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: the user data dir)."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         device: Optional[str] = typer.Option(None, "--device", "-d", help="Only runs on these devices (cpu,cuda:0)."),
         model: Optional[str] = typer.Option(None, "--model", help="Only runs of this model."),
         all_machines: bool = typer.Option(False, "--all-machines", help="Use runs stored by other machines too (normally only this machine's)."),
+        from_team: bool = typer.Option(False, "--from-team", help="Fit from every machine in the (team) results database "
+                                       "whose CPU or GPU is the same model as this machine's, not only this one."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Fit and show, do not save."),
         reset: bool = typer.Option(False, "--reset", help="Remove this machine's calibration and exit."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the runs to use (as 'aipc bench --threads'; the profile is per thread count)."),
@@ -109,16 +115,26 @@ def register(app: typer.Typer) -> None:
         if mctx.profile is None:
             raise AipcError(f"no measured peaks for this machine ({mctx.profile_source}); run 'aipc hw' first, "
                             "then 'aipc bench', then 'aipc calibrate'")
+        if from_team and all_machines:
+            raise AipcError("--from-team and --all-machines both choose the runs; use one")
         rdb = ResultsDB(db, create=False)
         devs = [d.strip() for d in device.split(",")] if device else None
-        every = [r for r in rdb.runs(kind="bench", model=model) if devs is None or r["device"] in devs]
-        runs = [r for r in every if all_machines or r.get("machine") == mctx.fingerprint]
+        every = rdb.runs(kind="bench", model=model)
+        if from_team:  # same device model on any machine, mapped to this machine's device of that model
+            from aipc.bench.team import same_model_runs
+
+            sw = ((mctx.profile.get("machine") or {}).get("software") or {})
+            every = same_model_runs(every, mctx.profile, list(mctx.specs), threads or sw.get("torch_threads"))
+        every = [r for r in every if devs is None or r["device"] in devs]
+        runs = [r for r in every if from_team or all_machines or r.get("machine") == mctx.fingerprint]
         others = len(every) - len(runs)
         if len(runs) < 2 and others:
             raise AipcError(f"{len(runs)} stored bench runs match this machine's profile {mctx.fingerprint}, "
                             f"{others} were measured under another profile (another machine, or another thread count: "
                             "pass --threads N as given to 'aipc bench', or --all-machines)")
         res = calibrate_runs(runs, mctx.specs)
+        res["sources"] = {"machines": sorted({r.get("host") or (r.get("machine") or "?")[:8] for r in runs}),
+                          "runs": len(runs), "from_team": from_team}
         if dry_run:
             res["saved"] = "dry run: nothing saved"
         else:

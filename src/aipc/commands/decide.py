@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
 from aipc.errors import AipcError
 
 
@@ -140,7 +142,7 @@ def register(app: typer.Typer) -> None:
         rates: list[str] = typer.Option(None, "--rate", help="Cloud price per device-hour: DEVICE[@PROVIDER]=RATE; repeatable."),
         overrides: list[Path] = typer.Option(None, "--overrides", help="TOML/JSON fragment merged over the needs file; repeatable."),
         catalog: list[Path] = typer.Option(None, "--catalog", help="Extra device file (catalog schema); repeatable."),
-        db: Path = typer.Option(None, "--db", help="Results database with measured runs (default: aipc's own, if present)."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         show_all: bool = typer.Option(False, "--all", help="List every option, not only the cheapest 12."),
         no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip the sensitivity scan."),
     ) -> None:

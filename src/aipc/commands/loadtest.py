@@ -7,11 +7,11 @@ Nothing heavy is imported at module level.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
 from aipc.errors import AipcError
 
 
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="AIPC_API_KEY", show_envvar=True),
         allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback target."),
         seed: int = typer.Option(0, "--seed", help="Seed of the Poisson arrivals."),
-        db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: the user data dir)."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         no_store: bool = typer.Option(False, "--no-store", help="Do not save the results."),
         json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
     ) -> None:
@@ -101,6 +101,10 @@ def register(app: typer.Typer) -> None:
                 raise AipcError(f"{name} must be a positive number of seconds, got {v}")
         levels = _levels(concurrency, rate)
         base_url(url, allow_remote)  # refuse a remote target before doing anything
+        if not no_store:
+            from aipc.bench.store import ResultsDB
+
+            ResultsDB(db)  # a bad --db (URL, password, foreign file) fails now, before the load runs
         cfg = LoadConfig(url=url, model=model, endpoint=endpoint, prompt=prompt, prompt_words=prompt_words,
                          max_tokens=max_tokens, ignore_eos=ignore_eos, temperature=temperature,
                          num_requests=num_requests, duration_s=duration, timeout_s=timeout, api_key=api_key,
@@ -123,4 +127,6 @@ def register(app: typer.Typer) -> None:
         if ids:
             from aipc.render import console
 
-            console().print(f"stored {len(ids)} run(s) in {db or 'the results database'} (see 'aipc results')")
+            from aipc.bench.dburl import redact, target
+
+            console().print(f"stored {len(ids)} run(s) in {redact(target(db))} (see 'aipc results')")

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
+from aipc.commands import team_opts
 from aipc.errors import AipcError
 
 DEFAULT_DIR = "aipc-report"
@@ -81,6 +83,22 @@ def summary(data: dict, paths: dict) -> None:
             + (f"; took {t:.0f} s" if t else ""))
 
 
+def team_report(db, out_dir: Path, model, reference, prices: tuple[dict, dict], utilization: float, as_json: bool) -> None:
+    """``aipc report --team``: the team page from the results database (nothing measured)."""
+    from aipc.report.team import collect_team, write_team
+
+    data = collect_team(db, model=model, reference=reference, prices=prices[0], rents=prices[1], utilization=utilization)
+    paths = write_team(data, out_dir)
+    if as_json:
+        from aipc.render import print_json
+
+        print_json({**paths, "db": data["db"], "machines": data["machines"], "reference": data["reference"],
+                    "runs": data["runs"]})
+    else:
+        typer.echo(f"team report: {paths['index']} ({len(data['machines'])} machines, {data['runs']} runs from "
+                   f"{data['db']}; opens offline) and {Path(paths['json']).name}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report", help="The one-command answer: profile this machine, benchmark, estimate workloads, "
                                 "decide buy versus rent; writes a self-contained HTML page and its data as JSON.")
@@ -94,15 +112,30 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path(DEFAULT_DIR), "-o", "--out", metavar="DIR", help="Folder for index.html and report.json."),
         no_bench: bool = typer.Option(False, "--no-bench", help="Skip measuring (profile from cache or quick probe only)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (paths, verdict, sections) instead of the summary."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+        team: bool = typer.Option(False, "--team", help="Write team.html instead: every machine of the results database "
+                                  "side by side (tokens/s, speedup R, $ per 1M tokens); measures nothing."),
+        reference: Optional[str] = team_opts.REFERENCE,
+        prices: Optional[list[str]] = team_opts.PRICE,
+        rents: Optional[list[str]] = team_opts.RENT,
+        utilization: float = team_opts.UTILIZATION,
     ) -> None:
+        from aipc.bench.dburl import redact
         from aipc.report.collect import ReportOptions, collect, write_inputs
         from aipc.report.html import write_report
 
         out_dir = check_out_dir(out)
+        if team:
+            return team_report(db, out_dir, model, reference, team_opts.machine_prices(prices, rents), utilization, as_json)
+        if db:
+            from aipc.bench.store import ResultsDB
+
+            ResultsDB(db)  # a bad --db (URL, password, foreign file) fails now, before minutes of measuring
         argv = [*(["--model", model] if model else []), *(["--workload", str(workload)] if workload else []),
-                *(["--needs", str(needs)] if needs else []), "-o", str(out), *(["--no-bench"] if no_bench else [])]
+                *(["--needs", str(needs)] if needs else []), "-o", str(out), *(["--no-bench"] if no_bench else []),
+                *(["--db", redact(db)] if db else [])]
         opts = ReportOptions(model=model, workload_file=str(workload) if workload else None,
-                             needs_file=str(needs) if needs else None, bench=not no_bench, argv=argv)
+                             needs_file=str(needs) if needs else None, bench=not no_bench, argv=argv, db=db)
         with _Progress(enabled=True) as prog:
             data = collect(opts, prog)
             write_inputs(data, out_dir)

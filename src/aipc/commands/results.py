@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
+from aipc.commands import team_opts
 from aipc.errors import AipcError
 
 
@@ -85,19 +87,64 @@ def render_compare(cmp: dict) -> None:
     for sp in cmp["speedup"]:
         con.print(f"R {sp['model']} {sp['scenario']} {sp['shape']} (vs {sp['reference']}): "
                   + ", ".join(f"{d} {v:.2f}x" for d, v in sp["r"].items()))
+    if cmp.get("team"):
+        render_team(cmp["team"])
+
+
+def render_team(team: dict) -> None:
+    """Every machine of the team: one line per (row, device), fastest first, with R and $ per 1M tokens."""
+    from rich.table import Table
+
+    from aipc.commands.bench import wide_console as console
+    from rich.markup import escape
+
+    from aipc.report.team import money, r_text, rate
+
+    con = console()
+    if not team["rows"]:
+        con.print("team: no bench runs with a median time")
+        return
+    t = Table(title=f"team: {len(team['machines'])} machines, {len(team['units'])} devices; R against "
+                    f"{team['reference']} (same model, scenario, engine, precision, shape); $ per 1M tokens at that speed")
+    for c in ("model", "scenario", "engine", "prec", "shape", "machine", "device", "tokens/s", "R", "$/1M tok"):
+        t.add_column(c, justify="right" if c in ("tokens/s", "R", "$/1M tok") else "left")
+    units = {u["unit"]: u for u in team["units"]}
+    for row in team["rows"]:
+        cells = sorted(row["cells"].items(), key=lambda kv: kv[1]["median_s"])
+        for i, (unit, c) in enumerate(cells):
+            head = (row["model"], row["scenario"], row["engine"], row["precision"], row["shape"]) if i == 0 else ("",) * 5
+            t.add_row(*(escape(str(x)) for x in head), escape(units[unit]["machine"]), escape(units[unit]["device"]),
+                      rate(c.get("tokens_per_s")), r_text(c), money(c.get("usd_per_mtok")))
+    con.print(t)
+    con.print("R*: the reference did not run that engine and precision; against its fastest run of the same model, "
+              "scenario and shape")
+    for m, c in team["costs"].items():
+        con.print(escape(f"{m}: {c['source']}"))
+
+
+def team_compare(runs: list[dict], reference, prices, rents, utilization: float) -> dict:
+    from aipc.report.team import team_data
+
+    price, rent = team_opts.machine_prices(prices, rents)
+    return team_data(runs, reference=reference, prices=price, rents=rent, utilization=utilization)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("results")
     def results(
-        db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: the user data dir)."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         kind: Optional[str] = typer.Option(None, "--kind", help="bench, loadtest, ..."),
         device: Optional[str] = typer.Option(None, "--device", "-d", help="Only this device (cpu, cuda:0)."),
         model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
         scenario: Optional[str] = typer.Option(None, "--scenario", "-s", help="Only this scenario."),
         machine: Optional[str] = typer.Option(None, "--machine", help="Only this machine (fingerprint prefix or host name)."),
         run_id: Optional[list[str]] = typer.Option(None, "--id", help="Only runs whose id starts with this (repeatable)."),
-        compare_: bool = typer.Option(False, "--compare", help="Compare devices and machines side by side, with speedup R."),
+        compare_: bool = typer.Option(False, "--compare", help="Compare devices and machines side by side, with speedup R "
+                                      "and $ per 1M tokens."),
+        reference: Optional[str] = team_opts.REFERENCE,
+        prices: Optional[list[str]] = team_opts.PRICE,
+        rents: Optional[list[str]] = team_opts.RENT,
+        utilization: float = team_opts.UTILIZATION,
         as_csv: bool = typer.Option(False, "--csv", help="Print CSV (one row per run, scalar metrics as columns)."),
         export: Optional[Path] = typer.Option(None, "--export", help="Write the selected runs to FILE (.json, .jsonl or .csv)."),
         import_: Optional[Path] = typer.Option(None, "--import", help="Import runs from an export FILE (.json or .jsonl)."),
@@ -121,7 +168,8 @@ def register(app: typer.Typer) -> None:
             else:
                 typer.echo(f"imported {added} runs into {rdb.path} ({present} already present; {out['total']} in all)")
             return
-        runs = rdb.runs(kind=kind, device=device, model=model, scenario=scenario, machine=machine, ids=run_id)
+        runs = rdb.runs(kind=kind or ("bench" if compare_ else None), device=device, model=model, scenario=scenario,
+                        machine=machine, ids=run_id, brief=compare_)  # a comparison reads no samples or context
         if export is not None:
             n = rdb.export(export, runs)
             if as_json:
@@ -136,6 +184,7 @@ def register(app: typer.Typer) -> None:
             return
         if compare_:
             cmp = compare(runs)
+            cmp["team"] = team_compare(runs, reference, prices, rents, utilization)
             print_json({"db": str(rdb.path), **cmp}) if as_json else render_compare(cmp)
             return
         if as_json:

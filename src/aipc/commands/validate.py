@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from aipc.bench.dburl import HELP as DB_HELP
 from aipc.commands.workload_opts import build_workload, with_workload_options
 
 
@@ -17,13 +18,21 @@ def register(app: typer.Typer) -> None:
         set_name: str = typer.Option("small", "--set", help="validation set when no model is given: small (CI, minutes) or full (docs)"),
         write: Optional[str] = typer.Option(None, "--write", help="write the table as Markdown to this file"),
         as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout"),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP + " Validate stores its rows (kind 'validate') "
+                                         "only when --db is given or AIPC_RESULTS_DB is set."),
         wopts: dict = None,
     ) -> None:
         from aipc.errors import AipcError
         from aipc.render import console, print_json
         from aipc.validation import report, runner
+        from aipc.validation.store import store_rows, wanted
 
         c = console()
+        rdb = None
+        if wanted(db):
+            from aipc.bench.store import ResultsDB
+
+            rdb = ResultsDB(db)  # a bad --db fails here, before any measuring
         if model:
             w = build_workload(model, wopts)
             d = {k: v for k, v in w.to_dict().items()}
@@ -34,6 +43,9 @@ def register(app: typer.Typer) -> None:
             with c.status("measuring") as st:
                 rows = runner.run_set(set_name, progress=lambda s: st.update(f"measuring {s}"))
         result = report.as_dict(rows)
+        if rdb is not None:
+            result["stored"] = store_rows(rdb, rows)
+            result["db"] = str(rdb.path)
         if write:
             report.write_markdown(rows, write, command="aipc validate" + ("" if model else f" --set {set_name}"))
         if as_json:

@@ -100,22 +100,21 @@ class MeasuredIndex:
 
 
 def load_index(db_path: str | Path | None = None) -> MeasuredIndex:
-    """All bench runs of the results database (default: aipc.paths.default_db()); empty if there is
-    none or it cannot be read — decide then uses estimates and says so. A database the user named
-    explicitly must exist and be readable (AipcError otherwise)."""
+    """All bench runs of the results database (default: $AIPC_RESULTS_DB, else aipc.paths.default_db());
+    empty if there is none or it cannot be read — decide then uses estimates and says so. A database the
+    user named explicitly must exist and be readable (AipcError otherwise)."""
+    from aipc.bench.store import ResultsDB
+
     if db_path is not None:
-        from aipc.bench.store import ResultsDB
-
-        path = Path(db_path).expanduser()
-        return MeasuredIndex(list(ResultsDB(path, create=False).runs(kind="bench")), str(path))
+        rdb = ResultsDB(db_path, create=False)
+        return MeasuredIndex(list(rdb.runs(kind="bench")), str(rdb.path))
     try:
-        from aipc.bench.store import ResultsDB
-        from aipc.paths import default_db
+        from aipc.bench.dburl import is_postgres, target
 
-        path = default_db()
-        if not path.is_file():
+        path = target(None)
+        if not is_postgres(path) and not Path(path).expanduser().is_file():
             return MeasuredIndex([], "no results database")
-        runs = ResultsDB(path, create=False).runs(kind="bench")
-        return MeasuredIndex(list(runs), str(path))
+        rdb = ResultsDB(path, create=False)
+        return MeasuredIndex(list(rdb.runs(kind="bench")), str(rdb.path))
     except Exception as e:  # noqa: BLE001 - any store problem means "no measurements", never a failed decision
         return MeasuredIndex([], f"results database not read: {type(e).__name__}")

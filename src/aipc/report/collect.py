@@ -34,7 +34,8 @@ class ReportOptions:
     workload_file: str | None = None   # --workload FILE: estimate this workload instead of the defaults
     needs_file: str | None = None      # --needs FILE: decide for this needs file
     bench: bool = True                 # --no-bench: skip measuring
-    argv: list[str] = field(default_factory=list)  # the command line, for "reproduce"
+    argv: list[str] = field(default_factory=list)  # the command line, for "reproduce" (passwords redacted)
+    db: str | None = None              # --db: results database the bench stores into and decide reads
 
 
 @dataclass(kw_only=True)
@@ -137,7 +138,7 @@ BENCH_KEYS = ("device", "scenario", "precision", "n", "median_s", "p10_s", "p90_
               "est_error", "peak_mem_bytes", "est_peak_mem_bytes", "peak_mem_method", "definition")
 
 
-def bench_section(model: str, progress: Progress) -> dict[str, Any]:
+def bench_section(model: str, progress: Progress, db: str | None = None) -> dict[str, Any]:
     """Run the model quick on every local device (aipc.bench.runner.run_bench) and keep the numbers."""
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
@@ -153,7 +154,7 @@ def bench_section(model: str, progress: Progress) -> dict[str, Any]:
 
     s = D.BENCH_SHAPE
     opts = BenchOptions(model=model, quick=True, scenarios=D.BENCH_SCENARIOS, batch=s["batch"], prompt=s["prompt"],
-                        gen=s["gen"], seq=s["seq"], method=s["method"], loop=LoopConfig(**D.BENCH_LOOP))
+                        gen=s["gen"], seq=s["seq"], method=s["method"], loop=LoopConfig(**D.BENCH_LOOP), db=db)
     r = run_bench(opts, on_progress=on_sample)
     return {
         "available": True, "model": r["model"], "params": r.get("params"), "devices": r.get("devices", []),
@@ -165,7 +166,7 @@ def bench_section(model: str, progress: Progress) -> dict[str, Any]:
     }
 
 
-def engine_bench_section(model: str, progress: Progress) -> dict[str, Any]:
+def engine_bench_section(model: str, progress: Progress, db=None) -> dict[str, Any]:
     """The bench model through llama.cpp (when installed) at ENGINE_BENCH_FORMATS, and the factors
     fitted on those runs (aipc.bench.calibration), which the local llama.cpp estimates then use."""
     from aipc.engines import available
@@ -181,7 +182,7 @@ def engine_bench_section(model: str, progress: Progress) -> dict[str, Any]:
     for fmt in D.ENGINE_BENCH_FORMATS:
         progress(f"bench {model} through llama.cpp {fmt.upper()}", STEPS["bench"][1])
         o = BenchOptions(model=model, engine="llamacpp", precision=fmt, quick=True, scenarios=("prefill", "decode"),
-                         batch=s["batch"], prompt=s["prompt"], gen=s["gen"], loop=LoopConfig(**D.BENCH_LOOP))
+                         batch=s["batch"], prompt=s["prompt"], gen=s["gen"], loop=LoopConfig(**D.BENCH_LOOP), db=db)
         rep = run_bench(o)
         rows += rep["results"]
         busy += rep.get("warnings") or []
@@ -291,10 +292,11 @@ def estimates_section(workloads: list[dict], local: list, catalog: dict, needs: 
 
 # ------------------------------------------------------------------------------ decide
 
-def decision_section(needs: dict, local: list, catalog: dict) -> dict[str, Any]:
+def decision_section(needs: dict, local: list, catalog: dict, db: str | None = None) -> dict[str, Any]:
     from aipc.cost import decide
+    from aipc.cost.throughput import load_index
 
-    d = decide(dict(needs), catalog=catalog, local=local)
+    d = decide(dict(needs), catalog=catalog, local=local, measured=load_index(db) if db else None)
     return {"available": True, **to_jsonable(d.to_dict())}
 
 
@@ -357,8 +359,8 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
         local = local_devices()
     progress("profile done", STEPS["profile"][1])
     if o.bench:
-        bench = _run("bench", lambda: bench_section(inputs.bench_model, progress), timings)
-        engine_bench = _run("engine_bench", lambda: engine_bench_section(inputs.bench_model, progress), timings)
+        bench = _run("bench", lambda: bench_section(inputs.bench_model, progress, o.db), timings)
+        engine_bench = _run("engine_bench", lambda: engine_bench_section(inputs.bench_model, progress, o.db), timings)
     else:
         bench = engine_bench = unavailable("skipped (--no-bench)")
     progress("estimating workloads on this machine and the catalog devices", STEPS["estimate"][0])
@@ -367,7 +369,7 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
     est = _run("estimate", lambda: estimates_section(inputs.workloads, local, catalog, inputs.needs, native, measured),
                timings)
     progress("deciding buy versus rent", STEPS["decide"][0])
-    decision = _run("decide", lambda: decision_section(inputs.needs, local, catalog), timings)
+    decision = _run("decide", lambda: decision_section(inputs.needs, local, catalog, o.db), timings)
     progress("rendering", STEPS["decide"][1])
     return {
         "schema": SCHEMA,
