@@ -1,6 +1,6 @@
 """The estimator against measured llama.cpp runs on this machine — one command, for a quiet machine.
 
-    .venv/bin/python scripts/llamacpp_validation.py [--quick] [--write] [--skip-8b] [--smoke]
+    .venv/bin/python scripts/llamacpp_validation.py [--quick] [--write] [--skip-8b] [--smoke] [--gguf-8b FILE]
 
 1. Converts small catalog models to GGUF with random weights (aipc's cache; llama.cpp's converter and
    quantizer) and measures prefill and decode through `aipc bench --engine llamacpp` for every
@@ -36,6 +36,10 @@ CALIB_SHAPES = ((128, 32),)
 THREADS = os.cpu_count() or 1  # every run (and the aipc hw profile its factors are against) at all CPUs
 DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 TITLE = "## llama.cpp: estimates against measured runs"
+
+
+def _arg(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
 
 def bench(model: str, quant: str, prompt: int, gen: int, db: Path, quick: bool) -> list[dict]:
@@ -94,7 +98,7 @@ def summary(rows: list[dict], key: str) -> str:
     return "; ".join(out)
 
 
-def check_8b(table: dict, quick: bool) -> dict:
+def check_8b(table: dict, quick: bool, gguf: str | None = None) -> dict:
     """The report's 8B chat estimate here (calibration in effect) against a measured decode of that GGUF."""
     import importlib
 
@@ -108,7 +112,8 @@ def check_8b(table: dict, quick: bool) -> dict:
         est = collect.estimates_section(chat, local_devices(), {}, D.needs())
     row = next(r for r in est["workloads"][0]["rows"] if r.get("local") and r.get("available"))
     wl = chat[0]["workload"]
-    results = bench("llama-3.1-8b", row["weight_dtype"], wl["prompt_tokens"], 8 if quick else 16,
+    ref = gguf or "llama-3.1-8b"  # a .gguf made earlier (aipc convert llama-3.1-8b --to gguf), else converted now
+    results = bench(ref, "auto" if gguf else row["weight_dtype"], wl["prompt_tokens"], 8 if quick else 16,
                     Path(tempfile.mkdtemp()) / "8b.db", quick=True)
     dec = next(r for r in results if r["scenario"] == "decode")
     measured = 1 / dec["median_s"]
@@ -147,7 +152,7 @@ def main(argv: list[str]) -> int:
     lines = [f"held-out (calibrated on {ev['n_calib']} runs of {', '.join(CALIB_MODELS)} at "
              f"{', '.join(CALIB_QUANTS)}, prompt {CALIB_SHAPES[0][0]}): {summary(ev['rows'], 'cal_err')}",
              f"uncalibrated (default factors): {summary(ev['rows'], 'uncal_err')}"]
-    eight = None if skip_8b else check_8b(ev["table"], quick)
+    eight = None if skip_8b else check_8b(ev["table"], quick, _arg(argv, "--gguf-8b"))
     if eight:
         lines.append(f"8B chat (llama-3.1-8b {eight['setup']}): report estimate {eight['estimated_tokens_s']:.2f} "
                      f"tokens/s, measured {eight['measured_tokens_s']:.2f} (ratio {eight['ratio']:.2f})")
