@@ -71,14 +71,14 @@ def small_set(folder: Path) -> list[dict[str, Any]]:
     return [{**w, "model": paths[w["model"]]} for w in configs.SMALL]
 
 
-def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu") -> dict[str, Any]:
+def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", allow_pickle: bool = False) -> dict[str, Any]:
     """Run one workload in a fresh subprocess and return its measurement."""
     env = {**os.environ, **CHILD_ENV}
-    arg = json.dumps({"workload": w, "device": device})
+    arg = json.dumps({"workload": w, "device": device, "allow_pickle": allow_pickle})
     r = subprocess.run([sys.executable, "-m", "aipc.validation.child", arg], capture_output=True, text=True,
                        timeout=timeout, env=env)
     if r.returncode != 0:
-        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("error: ")
         raise AipcError(f"validation run failed for {describe(w)}: {tail}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
