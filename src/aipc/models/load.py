@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from aipc.datafile import read_data
 from aipc.errors import AipcError
 from aipc.models import catalog
 from aipc.models.spec import ModelSpec
@@ -39,16 +40,7 @@ def resolve(ref: str | Path) -> ModelSpec:
 
 def read_json(path: Path) -> Any:
     """A JSON file's content; unreadable or invalid JSON -> one-line AipcError naming the file."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AipcError(f"no such file: {path}; check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AipcError(f"cannot read {path}: {e}; check the file and its permissions") from None
-    except json.JSONDecodeError as e:
-        raise AipcError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); fix the file") from None
-    except RecursionError:
-        raise AipcError(f"{path}: not valid JSON (nested too deeply); fix the file") from None
+    return read_data(path, fmt="json")
 
 
 def from_config_file(path: str | Path, **extra: Any) -> ModelSpec:

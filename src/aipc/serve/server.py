@@ -53,7 +53,7 @@ def check(o: ServeOptions):
 
 
 def build(o: ServeOptions, access):
-    """(app, engine, config) ready for uvicorn."""
+    """(app, engine, config, loaded model) ready for uvicorn."""
     import torch
 
     from aipc.serve.app import ServerConfig, create_app
