@@ -97,3 +97,23 @@ def catalog_spec(device: str) -> DeviceSpec | None:
     except Exception:  # noqa: BLE001 - no CUDA: nothing to match
         return None
     return match_gpu(name, mem, load_catalog())
+
+
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still include native bf16 instructions
+_ONEDNN_BF16 = ("BF16", "AMX", "FP16", "AVX10", "AVX2_VNNI_2", "ALL", "DEFAULT")
+
+
+def cpu_bf16_native() -> bool:
+    """True when torch runs bf16 matrix products natively on this CPU: the CPU has AVX512_BF16 or
+    AMX-BF16 (x86) or BF16 (Arm), and neither ``ATEN_CPU_CAPABILITY`` nor ``ONEDNN_MAX_CPU_ISA`` caps
+    torch below them. Elsewhere bf16 is emulated, many times slower than fp32."""
+    import os
+
+    from aipc.hardware.detect import detect_cpu
+
+    f = detect_cpu().features
+    if not (f.get("avx512_bf16") or f.get("amx_bf16") or f.get("bf16")):
+        return False
+    aten = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return aten not in ("default", "avx2") and (not onednn or any(k in onednn for k in _ONEDNN_BF16))

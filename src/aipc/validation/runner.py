@@ -60,15 +60,20 @@ def describe(w: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
-def small_set(folder: Path) -> list[dict[str, Any]]:
-    """SMALL with model names replaced by config.json paths written under ``folder``."""
+def small_set(folder: Path, bf16_native: bool | None = None) -> list[dict[str, Any]]:
+    """The small set for this CPU (``configs.small``; ``bf16_native`` None: read from the CPU) with model
+    names replaced by config.json paths written under ``folder``."""
+    if bf16_native is None:
+        from aipc.hardware.local import cpu_bf16_native
+
+        bf16_native = cpu_bf16_native()
     paths = {}
     for name, cfg in configs.SMALL_MODELS.items():
         d = folder / name
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(cfg))
         paths[name] = str(d / "config.json")
-    return [{**w, "model": paths[w["model"]]} for w in configs.SMALL]
+    return [{**w, "model": paths[w["model"]]} for w in configs.small(bf16_native)]
 
 
 def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", allow_pickle: bool = False) -> dict[str, Any]:
