@@ -42,61 +42,70 @@ def run(d: dict) -> dict:
     build_s = time.perf_counter() - t0
     gc.collect()
     cuda = device.startswith("cuda")
-    sync = sync_fn(device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     reset_peak_rss()
-    steps = int(d.get("steps", 2))  # step 2 runs forward/backward with optimizer states allocated: the peak
-    times: list[float] = []
     g = torch.Generator().manual_seed(1)
     if w.is_train:
-        if w.method == "lora":
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(model, LoraConfig(r=w.lora_rank, lora_alpha=2 * w.lora_rank, lora_dropout=0.0,
-                                                     target_modules=list(w.lora_targets)))
-        if w.grad_ckpt:
-            model.gradient_checkpointing_enable()
-            if w.method == "lora":
-                model.enable_input_require_grads()
-        model.train()
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-        ids = torch.randint(0, spec.vocab_size, (w.batch_size, w.seq_len), generator=g).to(device)
-        for _ in range(steps):
-            t = time.perf_counter()
-            for _ in range(w.grad_accum):
-                loss = model(input_ids=ids, labels=ids, use_cache=False).loss
-                loss.backward()
-                del loss
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sync()
-            times.append(time.perf_counter() - t)
-        timing = {"step_s": sorted(times[1:] or times)[len(times[1:] or times) // 2], "steps": steps}
+        timing = _train(model, w, spec, device, g, steps=int(d.get("steps", 2)))
     else:
-        model.eval()
-        ids = torch.randint(0, spec.vocab_size, (w.batch_size, w.prompt_tokens), generator=g).to(device)
-        if not spec.is_decoder:  # an encoder: inference is one forward over the input
-            with torch.inference_mode():
-                t = time.perf_counter()
-                model(input_ids=ids)
-                prefill_s = time.perf_counter() - t
-            peak = proc_status_bytes("VmHWM") - baseline
-            return {"peak_bytes": int(peak), "baseline_rss_bytes": baseline, "build_s": build_s,
-                    "prefill_s": prefill_s, "torch": torch.__version__, "transformers": transformers.__version__}
-        with torch.inference_mode():
-            t = time.perf_counter()
-            model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            prefill_s = time.perf_counter() - t
-            t = time.perf_counter()
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=w.gen_tokens,
-                                 min_new_tokens=w.gen_tokens, do_sample=False, pad_token_id=0)
-            gen_s = time.perf_counter() - t
-        assert out.shape[1] == w.prompt_tokens + w.gen_tokens
-        timing = {"prefill_s": prefill_s, "generate_s": gen_s}
+        timing = _infer(model, w, spec, device, g)
     peak = (torch.cuda.max_memory_allocated() if cuda else proc_status_bytes("VmHWM") - baseline)
     return {"peak_bytes": int(peak), "baseline_rss_bytes": baseline, "build_s": build_s, **timing,
             "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def _train(model, w, spec, device: str, g, *, steps: int) -> dict:
+    """``steps`` optimizer steps (step 2 runs forward/backward with optimizer states allocated: the peak)."""
+    import torch
+
+    if w.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=w.lora_rank, lora_alpha=2 * w.lora_rank, lora_dropout=0.0,
+                                                 target_modules=list(w.lora_targets)))
+    if w.grad_ckpt:
+        model.gradient_checkpointing_enable()
+        if w.method == "lora":
+            model.enable_input_require_grads()
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    ids = torch.randint(0, spec.vocab_size, (w.batch_size, w.seq_len), generator=g).to(device)
+    sync, times = sync_fn(device), []
+    for _ in range(steps):
+        t = time.perf_counter()
+        for _ in range(w.grad_accum):
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+            loss.backward()
+            del loss
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        times.append(time.perf_counter() - t)
+    timed = times[1:] or times
+    return {"step_s": sorted(timed)[len(timed) // 2], "steps": steps}
+
+
+def _infer(model, w, spec, device: str, g) -> dict:
+    """A prefill (logits of the last position), then greedy generation of ``gen_tokens``; an encoder
+    runs one forward over the input."""
+    import torch
+
+    model.eval()
+    ids = torch.randint(0, spec.vocab_size, (w.batch_size, w.prompt_tokens), generator=g).to(device)
+    with torch.inference_mode():
+        t = time.perf_counter()
+        if not spec.is_decoder:
+            model(input_ids=ids)
+            return {"prefill_s": time.perf_counter() - t}
+        model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        prefill_s = time.perf_counter() - t
+        t = time.perf_counter()
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=w.gen_tokens,
+                             min_new_tokens=w.gen_tokens, do_sample=False, pad_token_id=0)
+        gen_s = time.perf_counter() - t
+    assert out.shape[1] == w.prompt_tokens + w.gen_tokens
+    return {"prefill_s": prefill_s, "generate_s": gen_s}
 
 
 if __name__ == "__main__":
