@@ -210,8 +210,8 @@ def _measure_all(o: BenchOptions, plans, order, mspec, mctx, cfg, vers, db, on_p
     results: list[dict] = []
     for dev, prec, spec, wls, ests, why in plans:
         from aipc.bench.devices import PeakMemory, cuda_event_timer, rss_bytes
-        from aipc.measure import sync_fn
         from aipc.bench.energy import meter_for
+        from aipc.measure import sync_fn
         from aipc.models.live import load_or_build
 
         sync = sync_fn(dev)

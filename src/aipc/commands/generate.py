@@ -105,8 +105,8 @@ def _run(model, prompt, chat, system, params, dtype, device, n_threads, compile_
     import torch
 
     from aipc.errors import AipcError
-    from aipc.serve.generate import DEFINITIONS, encode_prompt, generate, measured_bandwidth, pick_threads
     from aipc.models.live import load_or_build
+    from aipc.serve.generate import DEFINITIONS, encode_prompt, generate, measured_bandwidth, pick_threads
     from aipc.serve.hfrunner import make_runner
 
     if n_threads:
