@@ -33,7 +33,8 @@ def cold_shell(n: int = 7) -> list[float]:
 
 
 def in_process() -> tuple[float, float, float]:
-    from aipc.estimate import estimate, resolve_device, resolve_model
+    from aipc.estimate import estimate, resolve_model
+    from aipc.hardware.local import resolve_device
     from aipc.estimate.sweep import sweep
     from aipc.spec import Workload, workload_from_dict
 

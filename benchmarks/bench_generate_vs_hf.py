@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 def build(args):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from aipc.serve.loader import torch_dtype
+    from aipc.models.dtypes import torch_dtype
 
     cfg = LlamaConfig(hidden_size=args.hidden, intermediate_size=args.intermediate, num_hidden_layers=args.layers,
                       num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, vocab_size=args.vocab,

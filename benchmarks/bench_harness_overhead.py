@@ -77,7 +77,7 @@ def main() -> int:
 
     import torch
 
-    from aipc.bench.devices import sync_fn
+    from aipc.measure import sync_fn
     from aipc.bench.scenarios import prepare
     from aipc.bench.stats import LoopConfig, summarize, time_loop
     from aipc.estimate import resolve_model

@@ -103,7 +103,7 @@ def check_8b(table: dict, quick: bool, gguf: str | None = None) -> dict:
     import importlib
 
     from aipc.estimate import calibrate as C
-    from aipc.estimate.api import local_devices
+    from aipc.hardware.local import local_devices
     from aipc.report import defaults as D
 
     collect = importlib.import_module("aipc.report.collect")

@@ -15,7 +15,7 @@ from aipc.bench.runner import BenchOptions, run_bench
 from aipc.bench.stats import LoopConfig
 from aipc.bench.store import ResultsDB
 from aipc.errors import AipcError
-from conftest import run_cli
+from helpers import run_cli
 
 LOOP = LoopConfig(warmup=1, min_reps=4, min_s=0.02, max_s=0.5)
 
@@ -23,7 +23,7 @@ LOOP = LoopConfig(warmup=1, min_reps=4, min_s=0.02, max_s=0.5)
 @pytest.fixture(scope="module")
 def profile_dir(tmp_path_factory):
     """This machine's aipc hw profile, measured once with tiny probe settings (seconds, not a benchmark)."""
-    from conftest import tiny_profile_home
+    from helpers import tiny_profile_home
 
     home = tmp_path_factory.mktemp("hw-home")
     with tiny_profile_home(home):  # these tests bench with --threads 1

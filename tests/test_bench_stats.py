@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aipc.bench.stats import LoopConfig, median_ci, percentile, summarize, time_loop
+from aipc.bench.stats import LoopConfig, median_ci, summarize, time_loop
+from aipc.measure import percentile
 
 
 def test_percentile_matches_linear_interpolation():

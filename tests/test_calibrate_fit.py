@@ -132,7 +132,7 @@ def measured(tmp_path_factory):
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
     from aipc.models.tiny import tiny_config
-    from conftest import tiny_profile_home
+    from helpers import tiny_profile_home
 
     home = tmp_path_factory.mktemp("cal-home")
     with tiny_profile_home(home):  # the runs use --threads 1, as the profile
@@ -146,7 +146,7 @@ def measured(tmp_path_factory):
 
 
 def test_calibrate_cli_effect_on_estimates(measured, _aipc_home, one_torch_thread):
-    from conftest import run_cli
+    from helpers import run_cli
 
     shutil.copytree(measured / "profiles", _aipc_home / "profiles", dirs_exist_ok=True)
     code, out, err = run_cli("calibrate", "--db", str(measured / "r.sqlite"), "--threads", "1", "--json")
@@ -188,7 +188,7 @@ def test_calibrate_cli_effect_on_estimates(measured, _aipc_home, one_torch_threa
 
 
 def test_calibrate_refuses_without_runs_or_profile(measured, _aipc_home, tmp_path, one_torch_thread):
-    from conftest import run_cli
+    from helpers import run_cli
 
     code, _, err = run_cli("calibrate", "--db", str(measured / "r.sqlite"))
     assert code == 2 and "aipc hw" in err  # no profile in this home

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from conftest import run_cli
+from helpers import run_cli
 
 from aipc import __version__
 

@@ -59,7 +59,7 @@ def test_no_database_means_estimates(tmp_path, monkeypatch):
 
 
 def test_this_machine_without_torch():
-    from aipc.estimate.api import local_devices
+    from aipc.hardware.local import local_devices
 
     had = "torch" in sys.modules
     devs = local_devices()

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_llama8b_inference_8k_context_json():

@@ -4,7 +4,7 @@ table), workload rules for llama.cpp formats, and calibration kept apart per eng
 import json
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from aipc.errors import AipcError
 from aipc.estimate import calibrate as C

@@ -19,9 +19,9 @@ import time
 import httpx
 import psutil
 import pytest
-from conftest import free_port as _free_port
-from conftest import serving, tiny_profile_home
-from test_fuzz_common import record, scale
+from helpers import free_port as _free_port
+from helpers import serving, tiny_profile_home
+from fuzz_book import record, scale
 
 KEY = "fault-test-key-0123456789"
 MAX_BODY = 65536

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_fuzz_common import FULL, record, scale
+from fuzz_book import FULL, record, scale
 
 from aipc.train import checkpoint as ck
 

@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python 3.10
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import (Book, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of, text,
+from fuzz_book import (Book, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of, text,
                               toml_text)
 
 from aipc.errors import AipcError

@@ -28,7 +28,7 @@ import pytest
 import typer
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import Book, fuzz_settings, maybe
+from fuzz_book import Book, fuzz_settings, maybe
 
 from aipc.cli import app, main
 from aipc.cost.needs import example_text
@@ -246,7 +246,7 @@ _report = BOOK.fixture()
 
 def test_conflicting_output_formats_are_refused():
     """Found by the fuzzer: `aipc results --json --csv` printed CSV with exit 0."""
-    from conftest import run_cli
+    from helpers import run_cli
 
     code, out, err = run_cli("results", "--json", "--csv")
     assert code == 2 and out == "" and err.startswith("error: --csv and --json")

@@ -11,7 +11,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import Book, fuzz_settings, junk, maybe, text
+from fuzz_book import Book, fuzz_settings, junk, maybe, text
 
 from aipc.errors import AipcError
 from aipc.train.data import Fields, read_records

@@ -11,7 +11,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import Book, fuzz_settings, json_text, junk, mangled, maybe, text
+from fuzz_book import Book, fuzz_settings, json_text, junk, mangled, maybe, text
 
 from aipc.errors import AipcError
 from aipc.models import catalog, hf_config

@@ -10,7 +10,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_common import (Book, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of,
+from fuzz_book import (Book, fuzz_settings, json_text, junk, mangled, maybe, numbers, table_of,
                               text, toml_text)
 
 from aipc import spec

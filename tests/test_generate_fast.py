@@ -12,7 +12,7 @@ from aipc.serve.fastlm import FastLM, supports
 from aipc.serve.generate import generate
 from aipc.serve.hfrunner import HFRunner, make_runner
 from aipc.serve.sampling import SamplingParams
-from conftest import run_cli
+from helpers import run_cli
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,7 +6,7 @@ import pytest
 
 from aipc.errors import AipcError
 from aipc.serve.loadtest import LoadConfig, Sample, base_url, percentiles, summarize
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_base_url_normalizes_and_refuses_remote():

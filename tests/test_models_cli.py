@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import run_cli
+from helpers import run_cli
 
 ROW_KEYS = {"name", "hf_id", "model_type", "kind", "params", "active_params", "published_params",
             "published_active_params", "layers", "hidden_size", "heads", "kv_heads", "head_dim", "intermediate_size",

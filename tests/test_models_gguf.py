@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from gguf_helpers import quantize, write_llama
+from helpers import run_cli
 
 from aipc.errors import AipcError
 from aipc.models import gguf as G

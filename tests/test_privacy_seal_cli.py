@@ -6,7 +6,7 @@ import json
 import os
 import stat
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def _listing(root):

@@ -240,7 +240,7 @@ def test_negative_control_is_caught(workdir):
 
 def test_generated_report_in_chromium(workdir, tiny_llama_dir):
     """The real command end to end (profile, bench, estimate, decide) on a tiny model, then the page."""
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = workdir / "real"
     code, stdout, err = run_cli("report", "--model", str(tiny_llama_dir), "-o", str(out), "--json")

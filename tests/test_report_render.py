@@ -265,7 +265,7 @@ def test_written_page_and_json_weigh_under_5_mib_even_for_a_big_catalog(tmp_path
     (["--workload", "/nonexistent/w.toml"], "workload file"),
 ])
 def test_bad_input_exits_2_before_measuring_and_writes_nothing(tmp_path, args, msg):
-    from conftest import run_cli
+    from helpers import run_cli
 
     from aipc.hardware import profile
 
@@ -279,7 +279,7 @@ def test_bad_input_exits_2_before_measuring_and_writes_nothing(tmp_path, args, m
 
 
 def test_output_path_that_is_a_file_is_refused(tmp_path):
-    from conftest import run_cli
+    from helpers import run_cli
 
     f = tmp_path / "file.txt"
     f.write_text("keep me")

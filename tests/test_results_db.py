@@ -12,7 +12,7 @@ import pytest
 
 from aipc.bench.store import ResultsDB
 from aipc.errors import AipcError
-from conftest import run_cli
+from helpers import run_cli
 
 
 def _add(db, i=0, **kw):

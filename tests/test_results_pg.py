@@ -286,7 +286,7 @@ def test_cli_credentials_from_pgpass_and_environment(pg_server, tmp_path):
 def test_bench_and_validate_store_into_postgres(pg_url, tmp_path, one_torch_thread):
     """The real commands write to a PostgreSQL --db: a tiny bench and a tiny validation run."""
     from aipc.models.tiny import tiny_config
-    from conftest import run_cli, tiny_profile_home
+    from helpers import run_cli, tiny_profile_home
 
     folder = tmp_path / "tiny"
     folder.mkdir()

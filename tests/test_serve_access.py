@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdefgh"
 

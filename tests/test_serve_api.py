@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from conftest import free_port as _free_port
-from conftest import run_cli, serving
+from helpers import free_port as _free_port
+from helpers import run_cli, serving
 
 KEY = "test-key-0123456789abcdef"
 MAX_LEN = 192

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from aipc.bench.store import ResultsDB
-from conftest import run_cli
+from helpers import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def own_runs(tmp_path_factory):
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
     from aipc.models.tiny import tiny_config
-    from conftest import tiny_profile_home
+    from helpers import tiny_profile_home
 
     home = tmp_path_factory.mktemp("team-cal-home")
     with tiny_profile_home(home):

@@ -12,7 +12,7 @@ import pytest
 
 from aipc.bench.store import ResultsDB
 from aipc.errors import AipcError
-from conftest import run_cli
+from helpers import run_cli
 
 RTX = "NVIDIA GeForce RTX 4090"
 H100 = "NVIDIA H100 80GB HBM3"
@@ -147,7 +147,7 @@ def test_team_on_postgres_from_several_processes_and_redacted(pg_server, tmp_pat
 
 def test_main_report_with_a_postgres_db_stores_no_password(pg_server, tmp_path):
     """aipc report --db URL: the reproduce command and report.json name the database with *** for the password."""
-    from conftest import tiny_profile_home
+    from helpers import tiny_profile_home
 
     name = pg_server.new_database()
     url, secret = pg_server.url(name), pg_server.parts.password

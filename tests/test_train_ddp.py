@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from test_train_loop import cfg, write_corpus
 
 from aipc.train import checkpoint as ck

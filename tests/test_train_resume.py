@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from test_train_loop import cfg, write_corpus
 
 from aipc.errors import AipcError

@@ -25,7 +25,7 @@ from aipc.errors import AipcError
 _EXIT = tuple({typer.Exit, getattr(cx, "Exit", typer.Exit)})
 _ABORT = tuple({typer.Abort, getattr(cx, "Abort", typer.Abort)})
 
-# Verbs in the order `aipc --help` lists them; a module that is missing is skipped.
+# Verbs in the order `aipc --help` lists them; each is aipc.commands.<verb> with a register(app).
 VERBS = [
     "hw", "models", "devices", "estimate", "validate", "bench", "results", "calibrate",
     "decide", "report", "train", "generate", "serve", "loadtest", "seal",
@@ -56,13 +56,7 @@ def _root(
 
 
 for _verb in VERBS:
-    try:
-        _mod = importlib.import_module(f"aipc.commands.{_verb}")
-    except ModuleNotFoundError as _e:  # a verb not built yet
-        if _e.name != f"aipc.commands.{_verb}":
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(f"aipc.commands.{_verb}").register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

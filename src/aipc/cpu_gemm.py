@@ -1,11 +1,9 @@
 """fp32 matrix products on the CPU through oneDNN where it beats torch's default BLAS on this machine.
 
 PyTorch's CPU build runs fp32 ``F.linear`` / ``matmul`` through Intel MKL. On non-Intel x86 CPUs MKL
-may take a slower code path: on the project's AMD EPYC (Zen 5, AVX-512) a 1024-cube fp32 GEMM ran at
-202 GFLOP/s through MKL and 496 GFLOP/s through oneDNN (``torch.ops.mkldnn._linear_pointwise``,
-bundled with the same torch build), and a batch-1 matrix-vector product over a 65 MB weight read
-21.5 GB/s through MKL against 72 GB/s through oneDNN — both fp32 with fp32 accumulation (max
-difference to a float64 reference 1.2e-4 vs MKL's 5.6e-5 at K = 1024).
+may take a slower code path than oneDNN (``torch.ops.mkldnn._linear_pointwise``, bundled with the
+same torch build), both fp32 with fp32 accumulation; the measurements that led here are in
+docs/benchmarks.md ("Measurements behind defaults").
 
 Which one is faster depends on the CPU, so :func:`use_onednn` measures once per process (tens of
 milliseconds): matrix-vector (``"gemv"``, decode) and matrix-matrix (``"gemm"``, prefill and training)
@@ -27,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-MIN_WEIGHT_ELEMENTS = 1 << 16  # smaller layers stay on F.linear: oneDNN's per-call cost (~14 us) outweighs them
+MIN_WEIGHT_ELEMENTS = 1 << 16  # smaller layers stay on F.linear: oneDNN's per-call cost outweighs them (docs/benchmarks.md)
 MARGIN = 1.10                  # oneDNN is chosen only when at least this much faster
 _choice: dict[str, bool] = {}
 

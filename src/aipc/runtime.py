@@ -1,8 +1,8 @@
 """Process-wide torch settings aipc applies before running a model on the CPU.
 
 Flush-to-zero for denormal floats: with random weights (how aipc builds catalog models) activations
-drift into the denormal range and x86 CPUs then run up to ~35x slower (measured here: a 32-token
-prefill of smollm2-135m took 3.3 s with denormals, 0.095 s flushed). GPUs flush denormals in their
+drift into the denormal range and x86 CPUs then run many times slower (measured in docs/benchmarks.md
+"Measurements behind defaults"). GPUs flush denormals in their
 fast paths anyway; the numeric effect is limited to values below 1.2e-38. Benchmarks that compare
 aipc with a peer apply it to the whole process, so both sides run under the same setting.
 """

@@ -9,12 +9,12 @@ Import-light: no torch.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aipc.datafile import read_data
 from aipc.errors import AipcError
 
 TASKS = ("infer", "train")
@@ -286,20 +286,7 @@ def precision_fields(preset: str, task: str = "infer") -> dict[str, Any]:
 def load_workload_file(path: str | Path) -> Workload:
     """A Workload from a TOML or JSON file (top level, or a [workload] table)."""
     p = Path(path)
-    if not p.is_file():
-        raise AipcError(f"workload file {p} not found; pass a .toml or .json file")
-    try:
-        text = p.read_text(encoding="utf-8")
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib
-            data = tomllib.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurdly deep nesting
-        raise AipcError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {e}") from None
+    data = read_data(p, what="workload file", fix="pass a .toml or .json file")
     if isinstance(data, dict) and isinstance(data.get("workload"), dict):
         data = data["workload"]
     return workload_from_dict(data, where=str(p))

@@ -2,7 +2,7 @@
 
 The measured peaks come from ``aipc hw`` (``aipc.hardware.profile.load_or_measure``): the cached
 profile of this machine, or one measured now when none is cached. The estimator reads the same
-profile (``aipc.estimate.resolve_device('this:cpu')``), so MFU here and efficiency there share peaks.
+profile (``aipc.hardware.local.resolve_device('this:cpu')``), so MFU here and efficiency there share peaks.
 """
 
 from __future__ import annotations
@@ -79,89 +79,27 @@ def bench_name(spec_name: str) -> str:
 
 def machine_context(*, quick: bool = True, measure: bool = True) -> MachineContext:
     """The cached profile of this machine (measured now when none is cached and ``measure``)."""
-    host = platform.node()
-    try:
-        from aipc.hardware import profile as hwprofile
-    except ImportError as e:
-        return _without_profile(host, f"not measured: aipc hw is not available ({e})")
-    try:
-        prof = None
-        src = "cached aipc hw profile"
-        cached = getattr(hwprofile, "cached_profile", None) or getattr(hwprofile, "load_cached", None)
-        if cached is not None:
-            prof = cached()
-        if prof is None:
-            if not measure:
-                return _without_profile(host, "not measured: no cached aipc hw profile (run 'aipc hw')")
-            prof = hwprofile.load_or_measure(quick=quick)
-            src = f"measured now (aipc hw{' --quick' if quick else ''})"
-    except ImportError as e:  # pragma: no cover - torch missing
-        return _without_profile(host, f"not measured: {e}")
-    src += f", {getattr(prof, 'mode', '?')} probe of {getattr(prof, 'measured_at', '?')}"
-    specs = {bench_name(s.name): s for s in prof.device_specs()}
-    fp = getattr(prof, "fingerprint", None) or _fallback_fingerprint()
-    to_dict = getattr(prof, "to_dict", None)
-    from aipc.render import to_jsonable
+    from aipc.hardware import profile as hwprofile
 
-    return MachineContext(fingerprint=str(fp), host=host, profile=to_dict() if to_dict else to_jsonable(prof),
-                          profile_source=src, specs=specs)
+    host = platform.node()
+    src = "cached aipc hw profile"
+    prof = hwprofile.cached_profile()
+    if prof is None:
+        if not measure:
+            return _without_profile(host, "not measured: no cached aipc hw profile (run 'aipc hw')")
+        prof = hwprofile.load_or_measure(quick=quick)
+        src = f"measured now (aipc hw{' --quick' if quick else ''})"
+    src += f", {prof.mode} probe of {prof.measured_at}"
+    specs = {bench_name(s.name): s for s in prof.device_specs()}
+    return MachineContext(fingerprint=str(prof.fingerprint or _fallback_fingerprint()), host=host,
+                          profile=prof.to_dict(), profile_source=src, specs=specs)
 
 
 def _without_profile(host: str, why: str) -> MachineContext:
-    from aipc.estimate.api import local_devices
+    from aipc.hardware.local import local_devices
 
     specs = {bench_name(s.name): s for s in local_devices()}
     return MachineContext(fingerprint=_fallback_fingerprint(), host=host, profile=None, profile_source=why, specs=specs)
-
-
-def match_gpu(torch_name: str, memory_bytes: int | None, catalog: dict[str, DeviceSpec]) -> DeviceSpec | None:
-    """The catalog GPU a torch device name denotes: every token of the catalog id must be a token of
-    the name, except memory sizes ('80gb': checked against ``memory_bytes`` within 15%) and 'sxm'
-    (assumed unless the name says 'pcie'). 'NVIDIA H100 80GB HBM3' -> h100-sxm; 'NVIDIA L4' -> l4."""
-    import re
-
-    toks = set(re.findall(r"[a-z]+|[0-9]+", torch_name.lower().replace("nvidia", "").replace("geforce", "")))
-    raw = set(re.findall(r"[a-z0-9]+", torch_name.lower()))
-    best, best_score = None, 0
-    for spec in catalog.values():
-        if spec.kind != "gpu":
-            continue
-        ok, score = True, 0
-        for t in spec.name.split("-"):
-            m = re.fullmatch(r"(\d+)gb", t)
-            if m:
-                if memory_bytes and abs(memory_bytes / 1e9 - int(m.group(1))) > 0.15 * int(m.group(1)) + 2:
-                    ok = False
-                continue
-            if t in ("sxm",):
-                ok = ok and "pcie" not in raw
-                continue
-            parts = re.findall(r"[a-z]+|[0-9]+", t)
-            if t in raw or (parts and all(p in toks for p in parts)):
-                score += 1
-            else:
-                ok = False
-        ok = ok and not any(v in raw and v not in spec.name for v in ("nvl", "pcie", "max", "mobile", "laptop"))
-        if ok and score > best_score:
-            best, best_score = spec, score
-    return best
-
-
-def catalog_spec(device: str) -> DeviceSpec | None:
-    """The catalog entry of a local accelerator (by its torch name), for MFU against the spec peak."""
-    if not device.startswith("cuda"):
-        return None
-    try:
-        import torch
-
-        idx = int(device.split(":")[1]) if ":" in device else 0
-        name = torch.cuda.get_device_name(idx)
-        mem = torch.cuda.get_device_properties(idx).total_memory
-    except Exception:  # noqa: BLE001 - no CUDA: nothing to match
-        return None
-    from aipc.hardware.catalog import load_catalog
-
-    return match_gpu(name, mem, load_catalog())
 
 
 def in_env_note() -> str:

@@ -1,4 +1,4 @@
-"""Local torch devices: which are present, how to synchronize them, how to read their peak memory.
+"""Local torch devices: which are present, how to time them on CUDA, how to read their peak memory.
 
 Peak memory per scenario:
 - CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (tensors only; the
@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 
 from aipc.errors import AipcError
+from aipc.measure import proc_status_bytes, reset_peak_rss
 
 
 def present_devices() -> list[str]:
@@ -54,18 +55,6 @@ def parse_devices(text: str | None) -> list[str]:
     return out
 
 
-def sync_fn(device: str):
-    """A function that waits until the device has finished all queued work."""
-    import torch
-
-    if device.startswith("cuda"):
-        dev = torch.device(device)
-        return lambda: torch.cuda.synchronize(dev)
-    if device == "mps":
-        return torch.mps.synchronize
-    return lambda: None
-
-
 def cuda_event_timer(device: str):
     """A time_loop timer using CUDA events recorded on the current stream (seconds)."""
     import torch
@@ -88,26 +77,6 @@ def rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
-def _vmhwm() -> int | None:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-        return _vmhwm() is not None
-    except OSError:
-        return False
-
-
 @dataclass
 class PeakMemory:
     """Peak memory of one scenario on one device: ``start()`` before, ``stop()`` after."""
@@ -127,7 +96,7 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.method = "CUDA max_memory_allocated (tensors; reserved peak beside it)"
-        elif self.device == "cpu" and _reset_hwm():
+        elif self.device == "cpu" and reset_peak_rss():
             self.method = "process peak RSS (Linux VmHWM, reset via /proc/self/clear_refs before the scenario)"
         else:
             self.method = ("process RSS sampled every 2 ms" if self.device == "cpu"
@@ -161,5 +130,5 @@ class PeakMemory:
             self._thread.join()
             self.peak_bytes = max(self._sampled, self._read_sampled())
         else:
-            self.peak_bytes = _vmhwm()
+            self.peak_bytes = proc_status_bytes("VmHWM")
         return self.peak_bytes

@@ -146,7 +146,7 @@ def run_engine_bench(o, *, on_progress=None) -> dict:
 def _measure(o, scen: str, loaded, name: str, ctx: dict, on_progress) -> dict:
     """One scenario: time it, put the estimate beside it, store it."""
     from aipc.bench import runner_scenarios as RS
-    from aipc.bench.context import catalog_spec
+    from aipc.hardware.local import catalog_spec
     from aipc.bench.devices import PeakMemory, rss_bytes
 
     runner, w, est, dev = loaded.runner, ctx["w"], ctx["est"], ctx["dev"]

@@ -14,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from aipc.datafile import parse, read_text
 from aipc.errors import AipcError
 
 FORMATS = ("json", "jsonl", "csv")
@@ -100,28 +101,15 @@ def _check_run(r: object, where: str) -> dict:
 def read_export(path: Path) -> list[dict]:
     """The runs in an aipc export (JSON object with 'runs', or JSONL); every run checked first."""
     path = path.expanduser()
-    if not path.is_file():
-        raise AipcError(f"{path} not found; pass a file written by 'aipc results --export'")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AipcError(f"cannot read {path}: {e}") from None
-    stripped = text.lstrip()
-    runs: list = []
-    try:
-        if stripped.startswith("{") and path.suffix.lower() != ".jsonl":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError:
-                data = None  # maybe JSONL after all
-            if isinstance(data, dict):
-                if data.get("format") != EXPORT_FORMAT or not isinstance(data.get("runs"), list):
-                    raise AipcError(f"{path} is not an aipc results export (no format '{EXPORT_FORMAT}')")
-                runs = data["runs"]
-                return [_check_run(r, f"{path} run {i + 1}") for i, r in enumerate(runs)]
-        for i, line in enumerate(text.splitlines()):
-            if line.strip():
-                runs.append(_check_run(json.loads(line), f"{path} line {i + 1}"))
-    except json.JSONDecodeError as e:
-        raise AipcError(f"{path} is not valid JSON/JSONL ({e}); pass a file written by 'aipc results --export'") from None
-    return runs
+    text = read_text(path, what="results export", fix="pass a file written by 'aipc results --export'")
+    if text.lstrip().startswith("{") and path.suffix.lower() != ".jsonl":
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            data = None  # maybe JSONL after all
+        if isinstance(data, dict):
+            if data.get("format") != EXPORT_FORMAT or not isinstance(data.get("runs"), list):
+                raise AipcError(f"{path} is not an aipc results export (no format '{EXPORT_FORMAT}')")
+            return [_check_run(r, f"{path} run {i + 1}") for i, r in enumerate(data["runs"])]
+    return [_check_run(parse(line, "json", f"{path} line {i + 1}"), f"{path} line {i + 1}")
+            for i, line in enumerate(text.splitlines()) if line.strip()]

@@ -45,6 +45,7 @@ class BenchOptions:
     fit_check: bool = True
     threads: int | None = None              # CPU threads for torch (None: torch's default)
     engine: str = "torch"                   # torch | llamacpp (aipc.bench.engine_run) | openvino
+    allow_pickle: bool = False              # load pickle weights (pytorch_model*.bin) from a model folder
 
     def loop_config(self) -> LoopConfig:
         return self.loop or (LoopConfig.quick() if self.quick else LoopConfig())
@@ -121,23 +122,6 @@ def fit_check(ests: dict[str, object], device: str, label: str) -> None:
                             "(or pass --no-fit-check to try anyway)")
 
 
-def build_model(mspec, model_ref: str, prec: str, device: str):
-    """Random weights of the real architecture; a local folder with safetensors loads its weights."""
-    from aipc.runtime import prepare_cpu
-
-    prepare_cpu()  # flush denormals: random-weight activations otherwise slow x86 CPUs many-fold
-    path = Path(model_ref).expanduser()
-    if path.is_dir() and any(path.glob("*.safetensors")):
-        from transformers import AutoModel, AutoModelForCausalLM
-
-        from aipc.models.spec import _torch_dtype
-
-        cls = AutoModelForCausalLM if mspec.is_decoder else AutoModel
-        model = cls.from_pretrained(path, dtype=_torch_dtype(prec), local_files_only=True)
-        return model.to(device), "local weights"
-    return mspec.build(prec, device), "random weights"
-
-
 def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None] | None = None) -> dict:
     """Measure every (device, scenario); returns the report dict the CLI renders (and --json prints)."""
     t_start = time.perf_counter()
@@ -149,7 +133,9 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
     from aipc.bench.devices import parse_devices
     from aipc.bench.store import ResultsDB
     from aipc.estimate import resolve_model
+    from aipc.models.live import check_ref
 
+    check_ref(o.model, allow_pickle=o.allow_pickle)  # pickle / truncated weights fail before any measuring
     mspec = resolve_model(o.model)
     for s in o.scenarios:
         check_applicable(s, mspec.is_decoder, mspec.name)
@@ -201,7 +187,7 @@ def _run(o: BenchOptions, mspec, devices, db, on_progress, t_start) -> dict:
         prec = o.precision if o.precision != "auto" else auto_precision(dev)
         spec = mctx.specs.get(dev)
         if spec is None:
-            from aipc.estimate.api import local_devices
+            from aipc.hardware.local import local_devices
 
             spec = next((s for s in local_devices() if s.name.endswith(":" + dev)), None)
         wls = workloads_for(o, prec)
@@ -235,19 +221,22 @@ def _run(o: BenchOptions, mspec, devices, db, on_progress, t_start) -> dict:
 def _measure_all(o: BenchOptions, plans, order, mspec, mctx, cfg, vers, db, on_progress) -> list[dict]:
     import torch
 
-    from aipc.bench.context import catalog_spec, in_env_note
+    from aipc.bench.context import in_env_note
+    from aipc.hardware.local import catalog_spec
 
     results: list[dict] = []
     for dev, prec, spec, wls, ests, why in plans:
-        from aipc.bench.devices import PeakMemory, cuda_event_timer, rss_bytes, sync_fn
+        from aipc.bench.devices import PeakMemory, cuda_event_timer, rss_bytes
         from aipc.bench.energy import meter_for
+        from aipc.measure import sync_fn
+        from aipc.models.live import load_or_build
 
         sync = sync_fn(dev)
         timer = cuda_event_timer(dev) if dev.startswith("cuda") else None
         gc.collect()
         base_rss = rss_bytes()
-        torch.manual_seed(0)
-        model, weights = build_model(mspec, o.model, prec, dev)
+        live = load_or_build(o.model, dtype=prec, device=dev, seed=0, allow_pickle=o.allow_pickle)
+        model, weights = live.model, live.weights
         cat = catalog_spec(dev)
         vocab = int(getattr(model.config, "vocab_size", 0) or mspec.vocab_size)
         shape = {"batch": o.batch, "seq": o.seq, "prompt": o.prompt, "gen": o.gen, "method": o.method,

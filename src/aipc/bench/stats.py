@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aipc.measure import percentile
+
 CI_METHOD = "distribution-free order-statistic 95% CI of the median (binomial)"
 
 
@@ -56,16 +58,6 @@ class Summary:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def percentile(sorted_xs: list[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default, 'linear'): position q/100 * (n - 1)."""
-    if not sorted_xs:
-        raise ValueError("percentile of no samples")
-    pos = (len(sorted_xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_xs) - 1)
-    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
 
 
 def median_ci(sorted_xs: list[float], level: float = 0.95) -> tuple[float, float, float]:

@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         no_store: bool = typer.Option(False, "--no-store", help="Do not store the runs."),
         no_fit_check: bool = typer.Option(False, "--no-fit-check", help="Run even when the estimate says it will not fit."),
+        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Measure training and inference on each local device (or inference through llama.cpp with --engine
@@ -150,7 +151,8 @@ def register(app: typer.Typer) -> None:
         opts = BenchOptions(model=model or DEFAULT_MODEL, devices=device, scenarios=scen, precision=precision.lower(),
                             batch=batch, seq=seq_len, prompt=prompt_tokens, gen=gen_tokens, method=method.lower(),
                             lora_rank=lora_rank, lora_targets=targets, quick=quick, loop=loop, db=db,
-                            store=not no_store, fit_check=not no_fit_check, threads=threads, engine=engine.lower())
+                            store=not no_store, fit_check=not no_fit_check, threads=threads,
+                            allow_pickle=allow_pickle, engine=engine.lower())
         prog, update = _progress(not as_json)
         if prog is not None:
             with prog:

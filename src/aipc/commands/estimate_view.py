@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aipc.estimate import backward_search, estimate, resolve_device, resolve_model
+from aipc.estimate import backward_search, estimate, resolve_model
+from aipc.hardware.local import resolve_device
 from aipc.render import console, gb, seconds, si
 from aipc.spec import Workload
 

@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
         stream: bool = typer.Option(True, "--stream/--no-stream", help="Print tokens as they come."),
         json_out: bool = typer.Option(False, "--json", help="One JSON object: text and stats."),
         allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
+        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
     ) -> None:
         """Generate text from MODEL; prints TTFT, tokens/s, bandwidth and MBU (definitions included)."""
         from aipc.errors import AipcError
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
             raise AipcError("--prompt is empty; give some text")
         with offline_guard(allow_network=allow_network):
             result = _run(model, prompt, chat, system, params, dtype, device, n_threads, compile_, fast, mbu,
-                          stream and not json_out)
+                          stream and not json_out, allow_pickle)
         if json_out:
             from aipc.render import print_json
 
@@ -97,19 +98,21 @@ def register(app: typer.Typer) -> None:
         console().print(t)
 
 
-def _run(model, prompt, chat, system, params, dtype, device, n_threads, compile_, fast, mbu, stream) -> dict:
+def _run(model, prompt, chat, system, params, dtype, device, n_threads, compile_, fast, mbu, stream,
+         allow_pickle=False) -> dict:
     import dataclasses
 
     import torch
 
     from aipc.errors import AipcError
+    from aipc.models.live import load_or_build
     from aipc.serve.generate import DEFINITIONS, encode_prompt, generate, measured_bandwidth, pick_threads
     from aipc.serve.hfrunner import make_runner
-    from aipc.serve.loader import load
 
     if n_threads:
         torch.set_num_threads(n_threads)
-    loaded = load(model, dtype=dtype, device=device)
+    loaded = load_or_build(model, dtype=dtype, device=device, allow_pickle=allow_pickle, need_decoder="generation",
+                           tokenizer=True)
     ids = encode_prompt(loaded.tokenizer, prompt, chat=chat, system=system)
     cfg = loaded.model.config
     ctx = int(getattr(cfg, "max_position_embeddings", 0) or 0) or len(ids) + params.max_tokens

@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: measure 1 vs all at startup, keep the faster)."),
         graceful_timeout: float = typer.Option(30.0, "--graceful-timeout", help="Seconds to finish in-flight requests on shutdown."),
         allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
+        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
         quiet: bool = typer.Option(False, "--quiet", help="No per-request access log lines."),
     ) -> None:
         """Serve MODEL over an OpenAI-compatible HTTP API (completions, chat, streaming, /metrics)."""
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
                             max_batch=max_batch, max_len=max_len, max_tokens=max_tokens,
                             max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body_bytes, max_queue=max_queue,
                             threads=threads, graceful_timeout_s=graceful_timeout, access_log=not quiet,
+                            allow_pickle=allow_pickle,
                             log_level="warning" if quiet else "info")
         access = check(opts)  # refuse bad flags (e.g. an open non-loopback bind) before loading anything
         with offline_guard(allow_network=allow_network):

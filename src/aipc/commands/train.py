@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         data: list[str] = typer.Option(..., "--data", help="Text file/folder, .jsonl or .parquet (repeatable)."),
         out: Optional[str] = typer.Option(None, "--out", help="Run folder (default runs/<model>)."),
         tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer folder (default: the model's, else byte-level)."),
+        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
         method: str = typer.Option("full", "--method", help="full | lora | qlora (CUDA)."),
         lora_rank: int = typer.Option(8, "--lora-rank"),
         lora_alpha: float = typer.Option(16.0, "--lora-alpha"),
@@ -95,7 +96,8 @@ def register(app: typer.Typer) -> None:
         from aipc.train.config import TrainConfig, default_out
 
         cfg = TrainConfig(
-            model=model, data=list(data), out=out or default_out(model), tokenizer=tokenizer, method=method,
+            model=model, data=list(data), out=out or default_out(model), tokenizer=tokenizer,
+            allow_pickle=allow_pickle, method=method,
             lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
             lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], seq_len=seq_len,
             batch_size=batch_size, grad_accum=grad_accum, steps=steps, epochs=epochs, lr=lr,

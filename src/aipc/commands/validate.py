@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout"),
         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP + " Validate stores its rows (kind 'validate') "
                                          "only when --db is given or AIPC_RESULTS_DB is set."),
+        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
         wopts: dict = None,
     ) -> None:
         from aipc.errors import AipcError
@@ -34,9 +35,12 @@ def register(app: typer.Typer) -> None:
 
             rdb = ResultsDB(db)  # a bad --db fails here, before any measuring
         if model:
+            from aipc.models.live import check_ref
+
             w = build_workload(model, wopts)
+            check_ref(w.model, allow_pickle=allow_pickle)  # a bad model fails here, before the subprocess
             d = {k: v for k, v in w.to_dict().items()}
-            rows = [runner.compare(d, runner.measure(d))]
+            rows = [runner.compare(d, runner.measure(d, allow_pickle=allow_pickle))]
         else:
             if set_name not in ("small", "full"):
                 raise AipcError(f"--set must be small or full (got {set_name!r})")

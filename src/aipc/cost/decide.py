@@ -142,7 +142,7 @@ def decide(needs: Needs | str | Path | dict, *, catalog: dict[str, DeviceSpec] |
 
         catalog = load_catalog()
     if local is None:
-        from aipc.estimate.api import local_devices  # torch-free: the newest cached aipc hw profile
+        from aipc.hardware.local import local_devices  # torch-free: the newest cached aipc hw profile
 
         local = local_devices() if needs.owned else []
     idx = measured if measured is not None else load_index()

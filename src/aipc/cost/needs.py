@@ -9,7 +9,6 @@ they obey the same rules. Import-light: no torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,9 @@ from aipc.cost.checks import num as _num
 from aipc.cost.checks import table as _table
 from aipc.cost.checks import text as _text
 from aipc.cost.checks import unknown_key as _unknown_key
+from aipc.datafile import format_of, parse, read_text, tomllib
 from aipc.errors import AipcError
 from aipc.spec import Workload, workload_from_dict
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 TOP_KEYS = {"currency", "usd_per_unit", "on_prem_required", "assumptions", "jobs", "inference", "prices",
             "cloud", "candidates"}
@@ -328,10 +323,7 @@ def needs_from_dict(raw: dict) -> Needs:
 
 def parse_text(text: str, where: str = "needs", fmt: str = "toml") -> dict:
     """TOML (or JSON) text -> raw dict, with a one-line error naming ``where``."""
-    try:
-        data = json.loads(text) if fmt == "json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError, RecursionError) as e:  # RecursionError: absurdly deep nesting
-        raise AipcError(f"{where}: not valid {fmt.upper()}: {e}") from None
+    data = parse(text, fmt, where)
     if not isinstance(data, dict):
         raise AipcError(f"{where}: expected a table of fields")
     return data
@@ -345,13 +337,8 @@ def read_raw(source: str | Path, stdin_text: str | None = None) -> dict:
             raise AipcError("no needs on standard input; pipe a needs file, e.g. 'aipc decide --example | aipc decide -'")
         return parse_text(text, "stdin", "json" if text.lstrip().startswith("{") else "toml")
     p = Path(source).expanduser()
-    if not p.is_file():
-        raise AipcError(f"needs file {p} not found; write one with 'aipc decide --example > needs.toml'")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AipcError(f"cannot read needs file {p}: {e}") from None
-    return parse_text(text, str(p), "json" if p.suffix.lower() == ".json" else "toml")
+    text = read_text(p, what="needs file", fix="write one with 'aipc decide --example > needs.toml'")
+    return parse_text(text, str(p), format_of(p))
 
 
 def merge(base: dict, over: dict) -> dict:

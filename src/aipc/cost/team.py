@@ -43,7 +43,7 @@ def _a(field: str):
 
 def _gpus(units: list[dict], catalog: dict) -> list:
     """The catalog entries of the machine's GPUs (matched by model name)."""
-    from aipc.bench.context import match_gpu  # contract 7: moves to aipc.hardware.local
+    from aipc.hardware.local import match_gpu
 
     found = []
     for u in units:

@@ -8,5 +8,6 @@
 Import-light: never imports torch or transformers (nor bench: data flows down).
 """
 
-from aipc.estimate.api import estimate, estimate_devices, resolve_device, resolve_model  # noqa: F401
+from aipc.estimate.api import estimate, estimate_devices, resolve_model  # noqa: F401
+from aipc.hardware.local import resolve_device  # noqa: F401  (this machine lives in aipc.hardware)
 from aipc.estimate.fit import backward_search  # noqa: F401

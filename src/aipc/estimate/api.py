@@ -15,13 +15,11 @@ from aipc.estimate.memory import memory_breakdown
 from aipc.estimate.roofline import timing
 from aipc.estimate.storage import storage_for
 from aipc.estimate.types import Estimate
+from aipc.hardware.local import local_devices, resolve_device
 from aipc.hardware.spec import DeviceSpec
 from aipc.models.spec import ModelSpec
 from aipc.render import gb
 from aipc.spec import Workload
-
-LOCAL_NAMES = ("this", "local", "this-machine")
-
 
 @lru_cache(maxsize=256)
 def _resolve_model_cached(ref: str) -> ModelSpec:
@@ -33,49 +31,6 @@ def _resolve_model_cached(ref: str) -> ModelSpec:
 def resolve_model(ref: str | ModelSpec) -> ModelSpec:
     """A ModelSpec from a catalog name / HF id / config.json / folder (cached by reference)."""
     return ref if isinstance(ref, ModelSpec) else _resolve_model_cached(ref)
-
-
-def local_devices() -> list[DeviceSpec]:
-    """This machine's devices from the cached aipc hw profile; without one, the CPU with its RAM
-    and no measured peaks (times then say 'run aipc hw')."""
-    try:
-        from aipc.hardware import profile
-
-        cached = profile.newest_cached()
-        if cached is not None:
-            return list(cached.device_specs())
-    except ImportError:
-        pass
-    import platform
-
-    import psutil
-
-    mem = psutil.virtual_memory().total
-    return [DeviceSpec(name="this-machine:cpu", label=f"this machine's CPU ({platform.processor() or platform.machine()})",
-                       vendor="unknown", kind="cpu", category="this-machine", memory_bytes=mem,
-                       usable_memory_bytes=mem, bandwidth_bytes_s=0.0, peak_flops={},
-                       notes="not measured: run 'aipc hw' for measured peaks")]
-
-
-def resolve_device(ref: str | DeviceSpec) -> DeviceSpec:
-    """A DeviceSpec from a catalog name, 'this' (first local accelerator else CPU), or 'this:cpu'."""
-    if isinstance(ref, DeviceSpec):
-        return ref
-    low = ref.strip().lower()
-    if low in LOCAL_NAMES or low.startswith(tuple(n + ":" for n in LOCAL_NAMES)):
-        devs = local_devices()
-        if ":" in low:
-            want = low.split(":", 1)[1]
-            for d in devs:
-                if d.name.split(":", 1)[1] == want:
-                    return d
-            raise AipcError(f"this machine has no device {want!r}; it has "
-                            f"{', '.join(d.name for d in devs)}")
-        accel = [d for d in devs if d.kind != "cpu"]
-        return (accel or devs)[0]
-    from aipc.hardware.catalog import get_device
-
-    return get_device(ref)
 
 
 def estimate(workload: Workload, device: str | DeviceSpec, *, model: ModelSpec | None = None) -> Estimate:

@@ -20,8 +20,9 @@ log(FLOPs per token) between buckets (nearest bucket outside). Without ``tokens`
 with the median of all its runs.
 
 Decode is fitted differently: a decode step at small batch costs the bytes it reads AND a fixed time
-per layer (operator dispatch, kernel launches), which no single MBU can describe (on a 2-core CPU,
-gpt2's 12 layers decode in 23 ms and smollm2-135m's 30 layers in 30 ms at nearly the same bytes).
+per layer (operator dispatch, kernel launches), which no single MBU can describe (two models that
+read nearly the same bytes per step decode at different speeds when their layer counts differ;
+measured in docs/estimate.md "Compute and time").
 So per device and decode batch, t = (bytes / bandwidth) / MBU + layers x layer_s is fitted by least
 squares on relative error over all runs of that batch (layer_s >= 0; where the runs cannot separate
 the two terms, e.g. one model only, layer_s = 0 and MBU is the median factor). A lookup interpolates

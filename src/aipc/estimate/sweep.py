@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aipc.estimate.api import resolve_device, resolve_model
+from aipc.estimate.api import resolve_model
+from aipc.hardware.local import resolve_device
 from aipc.estimate.compute import compute_for
 from aipc.estimate.efficiency import efficiency_for
 from aipc.estimate.memory import memory_breakdown

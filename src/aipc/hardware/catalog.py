@@ -21,18 +21,13 @@ from __future__ import annotations
 
 import datetime
 import functools
-import json
 import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
+from aipc.datafile import format_of, parse, read_text
 from aipc.errors import AipcError, unknown
 from aipc.hardware.spec import CloudOffer, DeviceSpec, Sourced
 
@@ -76,17 +71,8 @@ class _Where:
 
 def _read_file(path: Path) -> dict:
     """A catalog file as a dict: JSON for ``.json``, TOML otherwise; clear one-line errors."""
-    if not path.is_file():
-        raise AipcError(f"device catalog file not found: {path}; check --catalog or {ENV_VAR}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AipcError(f"cannot read device catalog file {path}: {e}; save it as UTF-8 text") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise AipcError(f"{path.name}: not valid {kind}: {e}") from None
+    text = read_text(path, what="device catalog file", fix=f"check --catalog or {ENV_VAR}")
+    data = parse(text, format_of(path), path.name)  # errors name the file as the entry errors do
     if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
         raise AipcError(f"{path.name}: needs a 'devices' table mapping short ids to entries "
                         "(see docs/devices.md)")

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from aipc.measure import percentile, sync_fn
+
 TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16",
                 "fp8": "float8_e4m3fn"}
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
@@ -90,14 +92,6 @@ class DeviceMeasurement:
 
 # ---------------------------------------------------------------- statistics and timing
 
-def percentile(xs: list[float], q: float) -> float:
-    """q-th percentile (0..100) with linear interpolation between closest ranks."""
-    s = sorted(xs)
-    pos = (len(s) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
 def throughput_stats(seconds: list[float], work: float) -> Stats:
     """work/second per sample -> median, p10, p90 (p10 is the slow end)."""
     rates = [work / t for t in seconds]
@@ -154,18 +148,6 @@ def _inner_calls(call_s: float, settings: ProbeSettings, device: str) -> int:
 
 # ---------------------------------------------------------------- device plumbing
 
-def sync_fn(torch, device: str) -> Callable[[], None]:
-    """The function that waits for all queued work on ``device``."""
-    kind = device.split(":")[0]
-    if kind == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    if kind == "mps":
-        return torch.mps.synchronize
-    if kind == "xpu":
-        return lambda: torch.xpu.synchronize(device)
-    return lambda: None
-
-
 def _gemm_fn(torch, device: str, dtype: str, n: int, backend: str = "torch") -> Callable[[], object]:
     """A closure doing one n x n GEMM in ``dtype`` on ``device`` (fp8 through torch._scaled_mm;
     ``backend="onednn"``: a CPU fp32 GEMM through oneDNN's linear, as ``aipc.cpu_gemm`` runs it)."""
@@ -208,7 +190,7 @@ def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, me
     max_call_s. A size whose call takes over 2 x max_call_s is dropped for the previous one (a slow
     kernel, e.g. fp16 on most CPUs); sizes whose A, B and C (3·n²·bytes) pass ``mem_limit_bytes``
     are not tried."""
-    sync = sync_fn(torch, device)
+    sync = sync_fn(device)
     best: tuple[int, float] | None = None
     for n in settings.gemm_sizes:
         if best and 3 * n * n * DTYPE_BYTES[dtype] > mem_limit_bytes:
@@ -231,8 +213,8 @@ def measure_gemm(torch, device: str, dtype: str, settings: ProbeSettings, n: int
         if n is None:
             n, call_s = choose_gemm_size(torch, device, dtype, settings, mem_limit_bytes, backend)
         fn = _gemm_fn(torch, device, dtype, n, backend)
-        inner = _inner_calls(call_s if call_s is not None else _once(fn, sync_fn(torch, device)), settings, device)
-        secs = time_calls(fn, sync_fn(torch, device), settings, inner=inner)
+        inner = _inner_calls(call_s if call_s is not None else _once(fn, sync_fn(device)), settings, device)
+        secs = time_calls(fn, sync_fn(device), settings, inner=inner)
     flops = 2.0 * n**3
     return GemmResult(dtype=dtype, n=n, flops_per_call=flops, flops_s=throughput_stats(secs, flops))
 
@@ -252,7 +234,7 @@ def measure_bandwidth(torch, device: str, buffer_bytes: int, settings: ProbeSett
     a = torch.ones(numel, device=device)      # written once so its pages are real
     b = torch.zeros(numel, device=device)
     nbytes = numel * 4
-    sync = sync_fn(torch, device)
+    sync = sync_fn(device)
     out = {}
     for kind, fn, work in (("copy", lambda: b.copy_(a), 2.0 * nbytes), ("read", lambda: a.sum(), 1.0 * nbytes)):
         inner = _inner_calls(_once(fn, sync), settings, device)

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from aipc.datafile import read_data
 from aipc.errors import AipcError
 from aipc.models import catalog
 from aipc.models.spec import ModelSpec
@@ -45,16 +46,7 @@ def resolve(ref: str | Path) -> ModelSpec:
 
 def read_json(path: Path) -> Any:
     """A JSON file's content; unreadable or invalid JSON -> one-line AipcError naming the file."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AipcError(f"no such file: {path}; check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AipcError(f"cannot read {path}: {e}; check the file and its permissions") from None
-    except json.JSONDecodeError as e:
-        raise AipcError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); fix the file") from None
-    except RecursionError:
-        raise AipcError(f"{path}: not valid JSON (nested too deeply); fix the file") from None
+    return read_data(path, fmt="json")
 
 
 def from_config_file(path: str | Path, **extra: Any) -> ModelSpec:
@@ -105,12 +97,8 @@ def _count(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def read_safetensors_header(path: Path) -> tuple[int, dict[str, int]]:
-    """(tensor bytes, {dtype: element count}) from a .safetensors header, without reading the tensors.
-
-    Format: u64 little-endian N, then N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}},
-    plus an optional "__metadata__"; bytes = Σ (end − begin), dtypes as safetensors names them (BF16, F32...).
-    """
+def _header(path: Path) -> tuple[int, dict[str, Any]]:
+    """(header length N, header JSON object) of a .safetensors file; one-line errors for anything else."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
@@ -130,7 +118,12 @@ def read_safetensors_header(path: Path) -> tuple[int, dict[str, int]]:
         raise AipcError(f"{path}: header is not valid JSON; the file is corrupt") from None
     if not isinstance(header, dict):
         raise AipcError(f"{path}: header is not a JSON object; the file is not safetensors or is corrupt")
-    total, counts = 0, {}
+    return n, header
+
+
+def _tensors(path: Path, header: dict[str, Any]) -> list[tuple[str, list[int], int, int]]:
+    """(dtype, shape, begin, end) of every tensor of a header, each checked."""
+    out = []
     for name, t in header.items():
         if name == "__metadata__":
             continue
@@ -142,6 +135,29 @@ def read_safetensors_header(path: Path) -> tuple[int, dict[str, int]]:
             ok = False
         if not ok:  # offsets and dimensions are whole numbers >= 0, begin <= end (safetensors format)
             raise AipcError(f"{path}: tensor '{name}' has no valid dtype/shape/data_offsets; the file is corrupt")
+        out.append((dtype, shape, begin, end))
+    return out
+
+
+def read_safetensors_header(path: Path) -> tuple[int, dict[str, int]]:
+    """(tensor bytes, {dtype: element count}) from a .safetensors header, without reading the tensors.
+
+    Format: u64 little-endian N, then N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}},
+    plus an optional "__metadata__"; bytes = Σ (end − begin), dtypes as safetensors names them (BF16, F32...).
+    """
+    total, counts = 0, {}
+    for dtype, shape, begin, end in _tensors(path, _header(path)[1]):
         total += end - begin
         counts[dtype] = counts.get(dtype, 0) + math.prod(shape)
     return total, counts
+
+
+def check_safetensors_complete(path: Path) -> None:
+    """Refuse a .safetensors file shorter than its header says (8 + N + the last tensor's end offset):
+    a truncated download or copy, which would otherwise fail deep inside the loader."""
+    n, header = _header(path)
+    need = 8 + n + max((end for *_, end in _tensors(path, header)), default=0)
+    have = path.stat().st_size
+    if have < need:
+        raise AipcError(f"{path}: truncated: the header describes {need} bytes but the file has {have}; "
+                        "re-download the file")

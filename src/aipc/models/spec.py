@@ -173,26 +173,10 @@ class ModelSpec:
         import torch
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-        torch_dtype = _torch_dtype(dtype)
+        from aipc.models.dtypes import torch_dtype
+
         config = AutoConfig.for_model(self.model_type, **self.hf_config_kwargs())
         cls = AutoModelForCausalLM if self.is_decoder else AutoModel
         with torch.device(device):  # on meta, transformers skips weight init: building is cheap
-            return cls.from_config(config, dtype=torch_dtype)
-
-
-_DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16", "half": "float16",
-           "bf16": "bfloat16", "bfloat16": "bfloat16"}
-
-
-def _torch_dtype(dtype: Any):
-    import torch
-
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))
-    if name is None:
-        from aipc.errors import AipcError
-
-        raise AipcError(f"unknown dtype '{dtype}'; use one of fp32, fp16, bf16")
-    return getattr(torch, name)
+            return cls.from_config(config, dtype=torch_dtype(dtype))
 

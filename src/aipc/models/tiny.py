@@ -83,16 +83,15 @@ def byte_tokenizer(vocab_size: int = 384):
 
 
 def build_tiny(model_type: str = "llama", seed: int = 0, **overrides: Any):
-    """The tiny model itself (random weights, fp32, CPU)."""
+    """The tiny model itself (random weights from ``seed``, fp32, CPU), built as ModelSpec.build builds
+    every architecture."""
     import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    cfg = dict(tiny_config(model_type, **overrides))
-    mt = cfg.pop("model_type")
-    config = AutoConfig.for_model(mt, **cfg)
+    from aipc.models.spec import ModelSpec
+
+    spec = ModelSpec.from_hf_config(tiny_config(model_type, **overrides), name=f"tiny-{model_type}")
     torch.manual_seed(seed)
-    cls = AutoModel if mt == "bert" else AutoModelForCausalLM
-    return cls.from_config(config)
+    return spec.build("fp32", "cpu")
 
 
 def make_tiny_folder(path: str | Path, model_type: str = "llama", *, seed: int = 0,

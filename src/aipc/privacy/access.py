@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from aipc.datafile import parse
 from aipc.errors import AipcError
 
 MIN_KEY_CHARS = 16
@@ -108,10 +109,7 @@ def _from_record(rec: Any, where: str) -> _Entry:
 def parse_keys(text: str, fmt: str, where: str = "key file") -> dict[str, _Entry]:
     """Entries by name from key-file text in format 'json', 'toml' or 'lines'."""
     if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise AipcError(f"{where}: invalid JSON at line {e.lineno}: {e.msg}; fix the key file") from None
+        data = parse(text, "json", where)
         if isinstance(data, dict) and "keys" in data:
             data = data["keys"]
         if isinstance(data, dict):
@@ -120,15 +118,7 @@ def parse_keys(text: str, fmt: str, where: str = "key file") -> dict[str, _Entry
             raise AipcError(f"{where}: expected a list of keys; fix the key file")
         entries = [_from_record(r, where) for r in data]
     elif fmt == "toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise AipcError(f"{where}: invalid TOML ({e}); fix the key file") from None
+        data = parse(text, "toml", where)
         if not isinstance(data.get("keys"), list):
             raise AipcError(f"{where}: expected [[keys]] tables with name and key; fix the key file")
         entries = [_from_record(r, where) for r in data["keys"]]

@@ -90,7 +90,7 @@ def check_inputs(o: ReportOptions) -> Inputs:
 
 def machine_section(prof, catalog: dict) -> dict[str, Any]:
     """Detection facts and, per local device, measured peaks beside the catalog's spec peaks."""
-    from aipc.bench.context import match_gpu
+    from aipc.hardware.local import match_gpu
 
     m, sw = prof.machine, prof.machine.software
     devices = []
@@ -354,7 +354,7 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
     machine = _run("profile", profile, timings)
     local = holder["prof"].device_specs() if "prof" in holder else []
     if not local:
-        from aipc.estimate.api import local_devices
+        from aipc.hardware.local import local_devices
 
         local = local_devices()
     progress("profile done", STEPS["profile"][1])

@@ -1,7 +1,7 @@
 """A lean decoder forward over an HF model's own weights, with a pre-allocated (static) KV cache.
 
-Why it is faster than ``model.generate()`` for one token at a time (1.2-1.4x at equal thread counts
-on the project's memory-bound 2-core CPU; ``benchmarks/bench_generate_vs_hf.py``, docs/benchmarks.md):
+Why it is faster than ``model.generate()`` for one token at a time (measured by
+``benchmarks/bench_generate_vs_hf.py``, results in docs/benchmarks.md "Generate"):
 
 * the KV cache is allocated once: ``(slots, kv_heads, max_len, head_dim)`` per layer, written in
   place; HF's default ``DynamicCache`` concatenates a new tensor every step;
@@ -11,7 +11,7 @@ on the project's memory-bound 2-core CPU; ``benchmarks/bench_generate_vs_hf.py``
   processors or stopping criteria objects, logits only for the last position, ``inference_mode``;
 * about 15 tensor operations per layer and no per-module hooks or output dataclasses;
 * on CPUs, fp32 products go through oneDNN where it is faster than torch's default MKL path
-  (``aipc.cpu_gemm``: 2.3x for the decode step's matrix-vector products on the project's AMD CPU).
+  (``aipc.cpu_gemm``).
 
 Supported: Llama-style decoders (``llama``, ``mistral``, ``qwen2``, ``qwen3``): RMSNorm, RoPE
 (any HF rope type: the cos/sin table comes from the model's own rotary module), GQA, optional
@@ -117,7 +117,7 @@ class FastLM:
             cos, sin = base.rotary_emb(probe, position_ids=pos)  # (1, L, hd), rope scaling included
         self.cos, self.sin = cos[0].contiguous(), sin[0].contiguous()
         if self.device.type == "cpu" and self.dtype == torch.float32:  # choose GEMM kernels now, not in a
-            for kind in ("gemm", "gemv"):                                  # request's TTFT (~60 ms, once)
+            for kind in ("gemm", "gemv"):                                  # request's TTFT (a one-off measurement)
                 use_onednn(kind)
         shape = (self.max_batch, self.n_kv, self.max_len, self.head_dim)
         self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
@@ -274,8 +274,8 @@ class FastLM:
         """Compile the batch-1 decode step with static shapes (whole cache, masked), gpt-fast style;
         on CUDA with CUDA graphs (``mode="reduce-overhead"``).
 
-        Opt-in: on the 2-core CPU measured it ran ~1.1x faster than eager after a 30-80 s cold compile
-        (docs/benchmarks.md); not measured on a GPU yet.
+        Opt-in: a long cold compile for a modest gain on the CPU measured (docs/benchmarks.md "Generate");
+        not measured on a GPU yet.
         """
         mode = "reduce-overhead" if self.device.type == "cuda" else None
         self._compiled = torch.compile(self._decode_rows, fullgraph=True, dynamic=False, mode=mode)

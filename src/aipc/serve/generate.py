@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aipc.measure import sync_fn
 from aipc.serve.sampling import SamplingParams, TextStream, eos_ids, sample
 
 DEFINITIONS = {
@@ -71,10 +72,8 @@ def encode_messages(tokenizer, messages: list[dict]) -> list[int]:
 
 def measured_bandwidth(device: str) -> tuple[float | None, str]:
     """(bytes/s, source) of the device's memory bandwidth from aipc's measured hardware profile."""
-    try:
-        from aipc.hardware.profile import load_or_measure
-    except ImportError:
-        return None, "n/a (aipc hw profile not available)"
+    from aipc.hardware.profile import load_or_measure
+
     try:
         prof = load_or_measure(quick=True)
     except Exception as e:  # a failed measurement must not stop generation
@@ -84,11 +83,6 @@ def measured_bandwidth(device: str) -> tuple[float | None, str]:
         if spec.name == want and spec.bandwidth_bytes_s:
             return float(spec.bandwidth_bytes_s), f"measured by aipc hw {prof.date} ({prof.mode}, copy bandwidth)"
     return None, f"n/a (no measured bandwidth for {device})"
-
-
-def _sync(device) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def generate(runner, tokenizer, prompt_ids: list[int], params: SamplingParams, *, model=None,
@@ -132,7 +126,7 @@ def generate(runner, tokenizer, prompt_ids: list[int], params: SamplingParams, *
         pos += 1
         steps += 1
     emit(stream.finish())
-    _sync(runner.device)
+    sync_fn(str(runner.device))()
     n = len(ids)
     decode_s = t_last - t0 - ttft
     tpot = decode_s / steps if steps else None

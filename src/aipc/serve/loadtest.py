@@ -89,7 +89,7 @@ def percentiles(xs: list[float]) -> dict | None:
     """mean, p50, p90, p95, p99, max of ``xs`` (None when empty)."""
     if not xs:
         return None
-    from aipc.bench.stats import percentile
+    from aipc.measure import percentile
 
     s = sorted(xs)
     return {"mean": sum(s) / len(s), "p50": percentile(s, 50), "p90": percentile(s, 90),

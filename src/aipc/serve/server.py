@@ -22,6 +22,7 @@ class ServeOptions:
     served_name: str | None = None
     dtype: str | None = None
     device: str | None = None
+    allow_pickle: bool = False              # load pickle weights (pytorch_model*.bin) from the folder
     max_batch: int = 16
     max_len: int | None = None
     max_tokens: int | None = None
@@ -52,20 +53,21 @@ def check(o: ServeOptions):
 
 
 def build(o: ServeOptions, access):
-    """(app, engine, config) ready for uvicorn."""
+    """(app, engine, config, loaded model) ready for uvicorn."""
     import torch
 
     from aipc.serve.app import ServerConfig, create_app
     from aipc.serve.engine import Engine
     from aipc.serve.generate import pick_threads
+    from aipc.models.live import load_or_build
     from aipc.serve.hfrunner import make_runner
-    from aipc.serve.loader import load
     from aipc.serve.metrics import ServerMetrics
     from aipc.serve.protocol import Limits
 
     if o.threads:
         torch.set_num_threads(o.threads)
-    loaded = load(o.model, dtype=o.dtype, device=o.device)
+    loaded = load_or_build(o.model, dtype=o.dtype, device=o.device, allow_pickle=o.allow_pickle,
+                           need_decoder="generation", tokenizer=True)
     cfg = loaded.model.config
     ctx = int(o.max_len or min(getattr(cfg, "max_position_embeddings", 2048) or 2048, 4096))
     runner = make_runner(loaded.model, max_batch=o.max_batch, max_len=ctx)

@@ -23,7 +23,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps", "xpu")
 _IO_ONLY = frozenset({
     "data", "tokenizer", "out", "save_every", "keep", "log_every", "eval_every", "eval_batches", "export",
     "resume", "resume_from", "progress", "mfu", "preflight", "nproc_per_node", "nnodes",
-    "rdzv_endpoint", "rdzv_id", "threads",
+    "rdzv_endpoint", "rdzv_id", "threads", "allow_pickle",
 })
 
 
@@ -35,6 +35,7 @@ class TrainConfig:
     data: list[str]                            # files or folders
     out: str = "runs/train"                    # run folder: checkpoints/, metrics.jsonl, run.json
     tokenizer: str | None = None               # override the model's tokenizer (folder)
+    allow_pickle: bool = False                 # load pickle weights (pytorch_model*.bin): they can run code
     # data
     seq_len: int = 512
     val_fraction: float = 0.05

@@ -21,9 +21,9 @@ class Placement:
 
     @property
     def autocast_dtype(self):
-        import torch
+        from aipc.models.dtypes import torch_dtype
 
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        return None if self.precision == "fp32" else torch_dtype(self.precision)
 
     def autocast(self):
         """The autocast context for forward passes (a no-op context in fp32)."""
@@ -120,14 +120,10 @@ def seed_all(seed: int) -> None:
 
 
 def synchronize(place: Placement) -> None:
-    import torch
+    """Wait for all queued work on the run's device."""
+    from aipc.measure import sync_fn
 
-    if place.kind == "cuda":
-        torch.cuda.synchronize()
-    elif place.kind == "mps":
-        torch.mps.synchronize()
-    elif place.kind == "xpu":
-        torch.xpu.synchronize()
+    sync_fn(place.device)()
 
 
 def peak_memory_bytes(place: Placement) -> tuple[int | None, str]:

@@ -17,7 +17,7 @@ from aipc.errors import AipcError
 def export_folder(model, tokenizer, out: str | Path) -> Path:
     """Write ``model`` (LoRA merged) and ``tokenizer`` to ``out`` atomically (temp folder, rename)."""
     from aipc.train.lora import merged
-    from aipc.train.model_io import quiet_hf
+    from aipc.models.live import quiet_hf
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

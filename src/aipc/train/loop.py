@@ -340,7 +340,7 @@ def _export(inner, prep: Prepared, cfg: TrainConfig, dist: D.Dist) -> str | None
             from aipc.train import model_io
             from aipc.train.lora import apply_lora
 
-            model = model_io.load_model(cfg.model, seed=cfg.seed, device="cpu")
+            model = model_io.start_model(cfg.model, seed=cfg.seed, device="cpu", allow_pickle=cfg.allow_pickle)
             if cfg.method != "full":
                 model = apply_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                                    targets=cfg.lora_targets)

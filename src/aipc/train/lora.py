@@ -45,27 +45,27 @@ def apply_lora(model, *, rank: int, alpha: float, dropout: float, targets: list[
                         f"from {', '.join(linear_names(model))}") from None
 
 
-def load_qlora_base(ref: str, device_kind: str):
-    """The base model quantized to NF4 with bitsandbytes, ready for k-bit training."""
-    if device_kind != "cuda":
-        raise AipcError(f"QLoRA needs a CUDA GPU (bitsandbytes 4-bit); this run is on {device_kind} — "
+def load_qlora_base(ref: str, place, *, allow_pickle: bool = False):
+    """The base model quantized to NF4 with bitsandbytes on ``place.device``, ready for k-bit training."""
+    if place.kind != "cuda":
+        raise AipcError(f"QLoRA needs a CUDA GPU (bitsandbytes 4-bit); this run is on {place.kind} — "
                         "use --method lora")
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise AipcError("QLoRA needs bitsandbytes; pip install 'aipc[qlora]'") from None
-    from aipc.train.model_io import has_weights
+    from aipc.models.live import has_weights, load_or_build
 
     if not has_weights(ref):
         raise AipcError(f"QLoRA quantizes pretrained weights; {ref} has none — pass a local model folder "
                         "with weights, or use --method lora for a random-weight model")
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
 
     q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype=torch.bfloat16)
-    model = AutoModelForCausalLM.from_pretrained(ref, quantization_config=q,
-                                                 device_map={"": torch.cuda.current_device()})
+    model = load_or_build(ref, dtype="fp32", device=place.device, allow_pickle=allow_pickle, need_decoder="training",
+                          quantization_config=q).model
     return _peft().prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 

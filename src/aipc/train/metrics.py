@@ -29,10 +29,8 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float | None, d
 def measured_peak_flops(precision: str, device: str = "cpu") -> tuple[float | None, str]:
     """(peak FLOP/s, where it came from): the dense GEMM peak ``aipc hw`` measured on ``device`` for the
     run's compute dtype (cached profile, else a quick measurement); None when there is none."""
-    try:
-        from aipc.hardware.profile import load_or_measure
-    except ImportError:
-        return None, "n/a (no measured peak)"
+    from aipc.hardware.profile import load_or_measure
+
     try:
         prof = load_or_measure(quick=True)
         peak = prof.peak_flops(precision, device=device)

@@ -1,91 +1,26 @@
-"""Loading the model to train: a local HF folder with weights, or an architecture with random weights.
+"""The model a run starts from, and facts about it: context length, vocabulary rows, fingerprint, counts.
 
-A folder with weights loads with ``from_pretrained``. Anything else (catalog name, HF id,
-config.json, a folder with only a config) is resolved by ``aipc.models.load.resolve`` and built with
-random weights from ``seed`` — so the same reference and seed always give the same start.
+The model comes from the one loader, ``aipc.models.live.load_or_build``: a local folder's weights, or
+the architecture built with random weights from ``seed`` — so the same reference and seed always give
+the same start. Training keeps fp32 weights and builds on the CPU (the same numbers on every device).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-from pathlib import Path
 
-from aipc.errors import AipcError
-
-WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
 _VOLATILE = ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "architectures",
              "_attn_implementation_autoset", "use_cache")
 
 
-@contextlib.contextmanager
-def quiet_hf():
-    """Silence transformers' per-file progress bars (aipc shows its own progress)."""
-    from transformers.utils import logging as hf_logging
+def start_model(ref: str, *, seed: int, device: str, allow_pickle: bool = False):
+    """The causal LM to train, in fp32 on ``device`` (weights from the folder or random from ``seed``)."""
+    from aipc.models.live import load_or_build
 
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
-
-
-def has_weights(ref: str) -> bool:
-    p = Path(ref)
-    return p.is_dir() and (p / "config.json").is_file() and any(any(p.glob(g)) for g in WEIGHT_GLOBS)
-
-
-def load_model(ref: str, *, seed: int, device: str):
-    """The causal LM in fp32 on ``device`` (weights from the folder or random from ``seed``)."""
-    import torch
-
-    from aipc.runtime import prepare_cpu
-
-    prepare_cpu()  # flush denormals: random-weight activations otherwise slow x86 CPUs many-fold
-
-    if has_weights(ref):
-        from transformers import AutoModelForCausalLM
-
-        try:
-            with quiet_hf():
-                model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32)
-        except ValueError as e:  # unknown architecture or not a causal LM
-            raise AipcError(f"cannot load {ref} as a causal language model: {str(e).splitlines()[0]}; "
-                            "aipc trains decoder (causal LM) models") from None
-    else:
-        torch.manual_seed(seed)
-        model = _build_random(ref)
-    if not getattr(model.config, "is_decoder", True) and model.config.model_type in ("bert", "roberta"):
-        raise AipcError(f"{ref} is an encoder ({model.config.model_type}); aipc trains causal LMs")
-    return model.to(device)
-
-
-def _build_random(ref: str):
-    """Random weights for a catalog name / HF id / config.json / config-only folder."""
-    import torch
-
-    try:
-        from aipc.models.load import resolve
-    except ImportError:
-        resolve = None
-    if resolve is not None:
-        spec = resolve(ref)
-        if not spec.is_decoder:
-            raise AipcError(f"{ref} is an encoder ({spec.model_type}); aipc trains causal LMs")
-        return spec.build(dtype=torch.float32, device="cpu")
-    # before aipc.models.load exists: a config.json or a folder with one
-    p = Path(ref)
-    cfg_path = p / "config.json" if p.is_dir() else p
-    if not cfg_path.is_file():
-        raise AipcError(f"model {ref} not found: pass a local folder, a config.json or a catalog name")
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = json.loads(cfg_path.read_text())
-    config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    live = load_or_build(ref, dtype="fp32", device="cpu", seed=seed, allow_pickle=allow_pickle,
+                         need_decoder="training")
+    return live.model.to(device)
 
 
 def context_length(config) -> int | None:

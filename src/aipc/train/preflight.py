@@ -1,8 +1,8 @@
 """The estimator before and after training: refuse runs that will not fit, then predicted vs measured.
 
 One small seam: :func:`predict` builds the :class:`aipc.spec.Workload` for a TrainConfig and asks
-``aipc.estimate.estimate``; while the estimator is missing or cannot model the run, it returns None
-and training goes on (the reason is kept in ``note``).
+``aipc.estimate.estimate``; when the estimator cannot model the run (it says why with an AipcError),
+the prediction is None and training goes on (the reason is kept in ``note``).
 """
 
 from __future__ import annotations
@@ -38,19 +38,15 @@ def workload_fields(cfg, *, precision: str, world: int, train_tokens: int) -> di
 
 def predict(cfg, *, device_kind: str, precision: str, world: int, train_tokens: int) -> Prediction:
     """The estimate for this run on this machine, or None with the reason."""
-    try:
-        from aipc.estimate import estimate
-        from aipc.spec import Workload
-    except ImportError as e:
-        return Prediction(None, f"estimator unavailable ({e.name})")
+    from aipc.estimate import estimate
+    from aipc.spec import Workload
+
     try:
         w = Workload(**workload_fields(cfg, precision=precision, world=world, train_tokens=train_tokens))
         w = w.validate()
         est = estimate(w, local_device(device_kind))
     except AipcError as e:
         return Prediction(None, f"estimator could not model this run ({e})")
-    except (NotImplementedError, ImportError, TypeError, AttributeError, KeyError, ValueError) as e:
-        return Prediction(None, f"estimator unavailable ({type(e).__name__}: {e})")
     return Prediction(est)
 
 
@@ -62,11 +58,11 @@ def local_device(device_kind: str) -> str:
 def refuse_if_unfit(pred: Prediction) -> None:
     """Raise with the estimate and its suggestions when the run will not fit."""
     est = pred.estimate
-    if est is None or getattr(est, "fits", True):
+    if est is None or est.fits:
         return
     from aipc.render import gb
 
-    tips = "; ".join(getattr(est, "suggestions", ()) or ()) or "lower --batch-size or --seq-len, or use --method lora"
+    tips = "; ".join(est.suggestions) or "lower --batch-size or --seq-len, or use --method lora"
     raise AipcError(f"will not fit: needs {gb(est.memory.peak_bytes)} per device, "
                     f"{est.device_label} has {gb(est.capacity_bytes)}; try {tips} (or --no-preflight to try anyway)")
 

@@ -47,9 +47,9 @@ def prepare(cfg: TrainConfig, place: Placement, world: int) -> Prepared:
 
     records = read_records(cfg.data, fields_of(cfg))
     if cfg.method == "qlora":
-        model = load_qlora_base(cfg.model, place.kind)
+        model = load_qlora_base(cfg.model, place, allow_pickle=cfg.allow_pickle)
     else:
-        model = model_io.load_model(cfg.model, seed=cfg.seed, device=place.device)
+        model = model_io.start_model(cfg.model, seed=cfg.seed, device=place.device, allow_pickle=cfg.allow_pickle)
     ctx = model_io.context_length(model.config)
     if ctx is not None and cfg.seq_len > ctx:
         raise AipcError(f"--seq-len {cfg.seq_len} is longer than the model's context of {ctx} tokens; "

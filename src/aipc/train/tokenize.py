@@ -7,52 +7,21 @@ prompt/completion pair, the assistant turns of a chat (not the assistant header 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aipc.errors import AipcError
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
-
-
-def has_tokenizer(folder: str | Path) -> bool:
-    p = Path(folder)
-    return p.is_dir() and any((p / f).is_file() for f in TOKENIZER_FILES)
+TRAIN_FIX = "pass --tokenizer FOLDER"
 
 
 def load_tokenizer(model_ref: str, override: str | None, vocab_size: int):
-    """(tokenizer, source): the --tokenizer folder, else the model folder's, else byte-level.
+    """(tokenizer, source): the --tokenizer folder, else the model folder's, else byte-level
+    (``aipc.models.tokenizer``)."""
+    from aipc.models.tokenizer import load_tokenizer as load
 
-    The byte-level fallback is a real HF fast tokenizer (256 byte tokens + 8 specials and a chat
-    template), so it is saved with an exported model and loads with AutoTokenizer."""
-    from transformers import AutoTokenizer
-
-    for src in (override, model_ref):
-        if src and has_tokenizer(src):
-            try:
-                tok = AutoTokenizer.from_pretrained(src)
-            except Exception as e:  # transformers raises many types for broken tokenizer files
-                raise AipcError(f"cannot load the tokenizer in {src}: {str(e).splitlines()[0]}; "
-                                "fix the files or pass --tokenizer FOLDER") from None
-            check_vocab(len(tok), vocab_size, src)
-            return tok, str(src)
-        if src and src is override:
-            raise AipcError(f"--tokenizer {src} has no tokenizer files ({', '.join(TOKENIZER_FILES)})")
-    from aipc.models.tiny import byte_tokenizer
-
-    if vocab_size < 264:
-        raise AipcError(f"the model has no tokenizer and its vocabulary ({vocab_size}) is too small for the "
-                        "byte-level fallback (264 tokens); pass --tokenizer FOLDER")
-    return byte_tokenizer(vocab_size), "byte-level fallback"
-
-
-def check_vocab(tokenizer_len: int, vocab_size: int, src: str) -> None:
-    """Refuse a tokenizer whose ids would index past the model's embedding table."""
-    if tokenizer_len > vocab_size:
-        raise AipcError(f"tokenizer/model mismatch: the tokenizer in {src} has {tokenizer_len} tokens but the "
-                        f"model's embedding has {vocab_size} rows; use the model's own tokenizer (--tokenizer)")
+    return load(model_ref, override, vocab_size, fix=TRAIN_FIX)
 
 
 def _ids(tok, text: str) -> list[int]:

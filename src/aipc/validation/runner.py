@@ -60,25 +60,30 @@ def describe(w: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
-def small_set(folder: Path) -> list[dict[str, Any]]:
-    """SMALL with model names replaced by config.json paths written under ``folder``."""
+def small_set(folder: Path, bf16_native: bool | None = None) -> list[dict[str, Any]]:
+    """The small set for this CPU (``configs.small``; ``bf16_native`` None: read from the CPU) with model
+    names replaced by config.json paths written under ``folder``."""
+    if bf16_native is None:
+        from aipc.hardware.local import cpu_bf16_native
+
+        bf16_native = cpu_bf16_native()
     paths = {}
     for name, cfg in configs.SMALL_MODELS.items():
         d = folder / name
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(cfg))
         paths[name] = str(d / "config.json")
-    return [{**w, "model": paths[w["model"]]} for w in configs.SMALL]
+    return [{**w, "model": paths[w["model"]]} for w in configs.small(bf16_native)]
 
 
-def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu") -> dict[str, Any]:
+def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", allow_pickle: bool = False) -> dict[str, Any]:
     """Run one workload in a fresh subprocess and return its measurement."""
     env = {**os.environ, **CHILD_ENV}
-    arg = json.dumps({"workload": w, "device": device})
+    arg = json.dumps({"workload": w, "device": device, "allow_pickle": allow_pickle})
     r = subprocess.run([sys.executable, "-m", "aipc.validation.child", arg], capture_output=True, text=True,
                        timeout=timeout, env=env)
     if r.returncode != 0:
-        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("error: ")
         raise AipcError(f"validation run failed for {describe(w)}: {tail}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
