@@ -326,11 +326,15 @@ def _run(name: str, fn: Callable[[], dict], timings: dict) -> dict:
         timings[name] = time.perf_counter() - t0
 
 
-def _cpu_bf16_native(prof) -> bool | None:
-    """Whether this machine's CPU runs bf16 natively (aipc hw records it), None when unknown."""
+def _cpu_bf16_native(prof) -> bool:
+    """Whether this machine's CPU runs bf16 natively: as aipc hw recorded it, else as detected now."""
     sw = getattr(getattr(prof, "machine", None), "software", None)
     flag = getattr(sw, "cpu_bf16", None)
-    return None if flag is None else flag == "native"
+    if flag is not None:
+        return flag == "native"
+    from aipc.hardware.local import cpu_bf16_native
+
+    return cpu_bf16_native()
 
 
 def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any]:
