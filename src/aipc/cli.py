@@ -59,6 +59,19 @@ for _verb in VERBS:
     importlib.import_module(f"aipc.commands.{_verb}").register(app)
 
 
+_COMMAND = None
+
+
+def command():
+    """The click command behind :data:`app`, with every verb's flags checked before its body runs."""
+    global _COMMAND
+    if _COMMAND is None:
+        from aipc.commands.options import validated
+
+        _COMMAND = validated(typer.main.get_command(app))
+    return _COMMAND
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; bad input prints one line and returns exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -66,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time unless the user opts in
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        rv = app(args=argv, prog_name="aipc", standalone_mode=False)
+        rv = command().main(args=argv, prog_name="aipc", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except AipcError as e:
         if debug:
