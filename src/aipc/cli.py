@@ -7,6 +7,7 @@ need them, so ``aipc estimate``, ``aipc models``, ``aipc devices`` and ``aipc de
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -99,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except cx.ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk where aipc has no more specific message
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        if debug:
+            traceback.print_exc()
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror}{where}; free space or write elsewhere", file=sys.stderr)
         return 2
     except RuntimeError as e:  # pathlib's expanduser on '~someone' that is not a user
         if "home directory" not in str(e):

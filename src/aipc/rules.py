@@ -154,7 +154,7 @@ def _output(flag: str, p: Path, kind: str) -> None:
     if st is not None:
         is_dir, is_reg = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
         if kind == "new-file":
-            raise AipcError(f"{flag} {p} already exists; choose a new path (nothing was overwritten)")
+            raise AipcError(f"{flag} {p} already exists; refusing to overwrite it — choose a new path")
         if not (is_dir or is_reg):
             raise AipcError(f"{flag} {p} is a device, pipe or socket, not a file or folder; choose another path")
         if kind == "out-file" and is_dir:
