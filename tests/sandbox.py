@@ -75,9 +75,81 @@ def run_on_small_disk(mount: Path, size: int, argv: list[str], *, env: dict, fil
     return DiskRun(r.returncode, r.stdout, r.stderr, left, "RLIMIT_FSIZE")
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+PROBE = Path(__file__).resolve().parent / "netprobe"
+
+
+@dataclass
+class ProbeRun:
+    driver: dict            # the verb's exit code and stderr tail (and, for serve, what the request got)
+    reports: list[dict]     # one per probed Python process (the verb and its Python children)
+    monitor: dict | None    # netns only: {"dns_queries": [...], "packets": [...]} seen by the kernel-side monitors
+    how: str                # "network namespace + tripwire" or "tripwire only"
+
+
+def run_probe(argv: list[str], out: Path, *, serve_port: int | None = None, timeout: float = 600,
+              netns: bool | None = None) -> ProbeRun:
+    """Run ``argv`` (an aipc command) with the network probe; inside a network namespace when possible."""
+    import json
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    netns = netns_available() if netns is None else netns
+    spec = out / "spec.json"
+    spec.write_text(json.dumps({"argv": argv, "out": str(out), "timeout": timeout, "serve_port": serve_port}))
+    drive = [sys.executable, str(PROBE / "drive.py"), str(spec)]
+    env = {**os.environ, "AIPC_PROBE_PASS": "1" if netns else "0"}
+    if netns:
+        script = (
+            'out="$1"; shift\n'
+            'ip link set lo up && ip route add default dev lo || exit 97\n'
+            'ip -6 route add default dev lo 2>/dev/null\n'
+            'echo "nameserver 127.0.0.1" > "$out/resolv.conf" && mount --bind "$out/resolv.conf" /etc/resolv.conf || exit 98\n'
+            f'"{sys.executable}" "{PROBE / "monitor.py"}" "$out" & mon=$!\n'
+            'for i in $(seq 100); do [ -f "$out/ready" ] && break; sleep 0.1; done\n'
+            '[ -f "$out/ready" ] || exit 99\n'
+            '"$@"; rc=$?\n'
+            'kill -TERM $mon; wait $mon\n'
+            'exit $rc\n')
+        r = subprocess.run(["unshare", "-rnm", "sh", "-c", script, "sh", str(out), *drive], env=env,
+                           capture_output=True, text=True, timeout=timeout + 60)
+        if r.returncode in (97, 98, 99):
+            raise RuntimeError(f"network namespace set-up failed ({r.returncode}): {r.stderr[-2000:]}")
+    else:
+        subprocess.run(drive, env=env, timeout=timeout + 60)
+    reports = [json.loads(p.read_text()) for p in sorted(out.glob("[0-9]*.json"))]
+    monitor = json.loads((out / "monitor.json").read_text()) if netns else None
+    return ProbeRun(json.loads((out / "driver.json").read_text()), reports, monitor,
+                    "network namespace + tripwire" if netns else "tripwire only")
+
+
+def _loopback_reverse(name: str) -> bool:
+    """PTR names of loopback addresses (127.x.x.x, ::1)."""
+    n = name.split(" ", 1)[0].lower().rstrip(".")
+    return n.endswith(".127.in-addr.arpa") or n == "1." + "0." * 31 + "ip6.arpa"
+
+
+def probe_verdict(run: ProbeRun) -> dict:
+    """What a probe run shows, counted: the promise holds when ``ok`` is True (``problems`` says why not)."""
+    attempts = [a for rep in run.reports for rd in rep["rounds"] for a in rd["attempts"]]
+    wrong = [a for a in attempts if not (a["outcome"] == "OfflineGuardError" or (
+        "localhost" in a["what"] and a["outcome"] in ("ConnectionRefusedError", "TimeoutError")))]
+    dns = (run.monitor or {}).get("dns_queries", [])
+    out = {
+        "how": run.how, "exit": run.driver.get("returncode"), "processes": len(run.reports),
+        "guard_on_in": sum(r["guard_seen"] for r in run.reports),
+        "attempts": len(attempts), "blocked_by_guard": sum(a["outcome"] == "OfflineGuardError" for a in attempts),
+        "localhost_to_loopback": sum("localhost" in a["what"] and a not in wrong for a in attempts),
+        "python_leaks": sum(len(r["leaks"]) for r in run.reports),
+        "dns_non_loopback": [q["name"] for q in dns if not _loopback_reverse(q["name"])],
+        "dns_loopback_reverse": sum(_loopback_reverse(q["name"]) for q in dns),
+        "packets_non_loopback": len((run.monitor or {}).get("packets", [])),
+    }
+    problems = []
+    if out["processes"] == 0 or out["guard_on_in"] < out["processes"]:
+        problems.append(f"guard on in {out['guard_on_in']} of {out['processes']} probed processes")
+    if wrong:
+        problems.append(f"attempts not stopped: {[(a['what'], a['outcome']) for a in wrong][:4]}")
+    if out["python_leaks"] or out["dns_non_loopback"] or out["packets_non_loopback"]:
+        problems.append(f"leaks: {out['python_leaks']} past the guard, DNS {out['dns_non_loopback'][:4]}, "
+                        f"{out['packets_non_loopback']} non-loopback packets")
+    return {**out, "ok": not problems, "problems": problems}

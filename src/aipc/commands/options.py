@@ -71,13 +71,12 @@ def _base_type(param) -> Any:
 
 def rule_for(verb: str, param) -> Any:
     """The rule that checks ``param`` of ``verb`` (None for text and switches)."""
-    flag = flag_of(param)
+    flag, t = flag_of(param), _base_type(param)
     found = VERB_RULES.get(verb, {}).get(flag) or FLAG_RULES.get(flag)
-    if found is not None:
+    if isinstance(found, R.Num) and t not in (int, float):
+        found = None  # a number flag that also takes words (generate --threads auto) checks itself
+    if found is not None or t is bool:
         return found
-    t = _base_type(param)
-    if t is bool:
-        return None
     return R.ANY_INT if t is int else R.ANY_FLOAT if t is float else None
 
 
