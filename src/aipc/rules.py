@@ -83,6 +83,50 @@ TEMPERATURE = Num(float, ge=0, le=100)
 ANY_INT = Num(int, ge=0, le=2**53)               # default for an int flag without its own rule
 ANY_FLOAT = Num(float, ge=0, le=1e300)           # default for a float flag without its own rule
 
+@dataclass(frozen=True)
+class Words:
+    """A word from a fixed set (or matching ``pattern``); with ``sep``, a non-empty list of such words.
+
+    ``choices`` may be ``"module:NAME"``, read when a value is checked (so the table stays import-light).
+    """
+
+    choices: tuple[str, ...] | str = ()
+    pattern: str | None = None
+    sep: str | None = None
+    bad: tuple[str, ...] = ("nope9", "")  # words that break the rule (for the reliability sweep)
+
+    def allowed(self) -> tuple[str, ...]:
+        if isinstance(self.choices, str):
+            import importlib
+
+            mod, _, name = self.choices.partition(":")
+            return tuple(getattr(importlib.import_module(mod), name))
+        return self.choices
+
+    def check(self, flag: str, v: Any) -> Any:
+        if v is None:
+            return v
+        import re
+
+        items = [w.strip() for w in str(v).split(self.sep)] if self.sep else [str(v)]
+        items = [w for w in items if w] if self.sep else items
+        allowed = self.allowed()
+        for w in items or [""]:
+            ok = (re.fullmatch(self.pattern, w.lower()) is not None) if self.pattern else w.lower() in allowed
+            if not ok:
+                what = f"one of {', '.join(allowed)}" if allowed else "a name like " + (self.pattern or "")
+                listing = f" (a {self.sep!r}-separated list)" if self.sep else ""
+                raise AipcError(f"{flag} must be {what}{listing} (got {str(v)!r})")
+        return v
+
+    def bad_values(self) -> list[str]:
+        return [*self.bad, *([self.sep] if self.sep else [])]
+
+
+DEVICE = Words(pattern=r"auto|cpu|mps|(cuda|xpu)(:\d{1,3})?")
+DEVICES = Words(pattern=r"all|cpu|mps|(cuda|xpu)(:\d{1,3})?", sep=",")
+MODULES = Words(pattern=r"[a-z0-9_.\-]+", sep=",", bad=("q proj", ""))  # names only the model can check
+
 # Path kinds: what must be true of the path before the verb runs.
 PATH_KINDS = ("file", "dir", "any", "out-file", "out-dir", "new-dir", "new-file", "out-any")
 

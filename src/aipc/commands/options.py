@@ -43,9 +43,16 @@ FLAG_RULES: dict[str, Any] = {
     # files and folders written
     "--db": _DB, "--write": R.PathRule("out-file"), "--audit-log": R.PathRule("out-file"),
     "--new-key": R.PathRule("new-file"),
+    # words from a fixed set
+    "--link": R.Words("aipc.estimate.roofline:LINKS_BYTES_S"), "--lora-targets": R.MODULES,
 }
 VERB_RULES: dict[str, dict[str, Any]] = {
     "hw": {"--export": R.PathRule("out-file")},
+    "bench": {"--device": R.DEVICES, "--scenario": R.Words("aipc.bench.scenarios:SCENARIOS", sep=","),
+              "--precision": R.Words("aipc.bench.runner:BENCH_PRECISIONS"), "--method": R.Words(("full", "lora"))},
+    "generate": {"--device": R.DEVICE, "--dtype": R.Words(("auto", "fp32", "bf16", "fp16"))},
+    "serve": {"--device": R.DEVICE, "--dtype": R.Words(("auto", "fp32", "bf16", "fp16"))},
+    "validate": {"--set": R.Words(("small", "full"))},
     "results": {"--export": R.PathRule("out-file")},
     "report": {"--out": R.PathRule("out-dir")},
     "decide": {"needs": R.PathRule("file", dash=True)},
@@ -73,7 +80,7 @@ def rule_for(verb: str, param) -> Any:
     """The rule that checks ``param`` of ``verb`` (None for text and switches)."""
     flag, t = flag_of(param), _base_type(param)
     found = VERB_RULES.get(verb, {}).get(flag) or FLAG_RULES.get(flag)
-    if isinstance(found, R.Num) and t not in (int, float):
+    if isinstance(found, R.Num) and t not in (int, float) or isinstance(found, R.Words) and t is not str:
         found = None  # a number flag that also takes words (generate --threads auto) checks itself
     if found is not None or t is bool:
         return found
