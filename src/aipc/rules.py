@@ -94,6 +94,7 @@ class Words:
     pattern: str | None = None
     sep: str | None = None
     bad: tuple[str, ...] = ("nope9", "")  # words that break the rule (for the reliability sweep)
+    names: str = ""                       # what ``pattern`` accepts, in words
 
     def allowed(self) -> tuple[str, ...]:
         if isinstance(self.choices, str):
@@ -114,7 +115,7 @@ class Words:
         for w in items or [""]:
             ok = (re.fullmatch(self.pattern, w.lower()) is not None) if self.pattern else w.lower() in allowed
             if not ok:
-                what = f"one of {', '.join(allowed)}" if allowed else "a name like " + (self.pattern or "")
+                what = f"one of {', '.join(allowed)}" if allowed else self.names or f"a name matching {self.pattern}"
                 listing = f" (a {self.sep!r}-separated list)" if self.sep else ""
                 raise AipcError(f"{flag} must be {what}{listing} (got {str(v)!r})")
         return v
@@ -123,9 +124,10 @@ class Words:
         return [*self.bad, *([self.sep] if self.sep else [])]
 
 
-DEVICE = Words(pattern=r"auto|cpu|mps|(cuda|xpu)(:\d{1,3})?")
-DEVICES = Words(pattern=r"all|cpu|mps|(cuda|xpu)(:\d{1,3})?", sep=",")
-MODULES = Words(pattern=r"[a-z0-9_.\-]+", sep=",", bad=("q proj", ""))  # names only the model can check
+DEVICE = Words(pattern=r"auto|cpu|mps|(cuda|xpu)(:\d{1,3})?", names="auto, cpu, cuda, cuda:N, mps or xpu")
+DEVICES = Words(pattern=r"all|cpu|mps|(cuda|xpu)(:\d{1,3})?", sep=",", names="all, cpu, cuda, cuda:N, mps or xpu")
+MODULES = Words(pattern=r"[a-z0-9_.\-]+", sep=",", bad=("q proj", ""),  # names only the model can check
+                names="module names such as q_proj,v_proj, or all-linear")
 
 # Path kinds: what must be true of the path before the verb runs.
 PATH_KINDS = ("file", "dir", "any", "out-file", "out-dir", "new-dir", "new-file", "out-any")
