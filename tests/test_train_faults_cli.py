@@ -36,14 +36,11 @@ def one_error(r, *words: str) -> str:
     (["--seed", "-1"], ["--seed", ">= 0"]),
     (["--seed", str(2**70)], ["--seed", "4294967295"]),
     (["--lr", "inf"], ["--lr", "finite"]),
-    (["--weight-decay", "inf"], ["--weight-decay"]),
-    (["--lora-alpha", "nan"], ["--lora-alpha"]),
-    (["--max-grad-norm", "nan"], ["--max-grad-norm"]),
-    (["--steps", "1" + "0" * 20], ["--steps"]),
-    (["--batch-size", "0"], ["--batch-size", ">= 1"]),
+    (["--batch-size", "0"], ["--batch-size", ">= 1"]),  # the old spelling, checked by the same rule
     (["--nnodes", "2", "--rdzv-endpoint", "192.0.2.1:29500"], ["--allow-network"]),
 ])
 def test_bad_values_are_refused_before_any_work(flags, words, tiny_llama_dir, corpus, tmp_path):
+    """A few through a real subprocess; test_cli_bad_inputs.py checks every flag's bad values in process."""
     run = tmp_path / "run"
     one_error(aipc("train", str(tiny_llama_dir), "--data", str(corpus), "--out", str(run), *flags), *words)
     assert not run.exists()  # refused at parse time: nothing was started
