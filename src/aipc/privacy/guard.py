@@ -7,8 +7,12 @@ address raises :class:`OfflineGuardError` *before* the system call, so no packet
 Allowed: 127.0.0.0/8, ::1 (and ::ffff:127.x), the names ``localhost`` / ``*.localhost``, unix sockets
 and other non-IP families, binding and listening on any address (a server on 0.0.0.0 only accepts
 connections; it does not dial out). Blocked: ``connect``/``connect_ex`` and UDP ``sendto``/``sendmsg``
-to any other IPv4/IPv6 address, and name resolution (``getaddrinfo``, ``gethostbyname`` ...) of any
-name other than localhost or this machine's own host name, since a DNS query is itself traffic.
+to any other IPv4/IPv6 address. Name lookups (``getaddrinfo``, ``gethostbyname[_ex]``,
+``gethostbyaddr``, ``getnameinfo``, in ``socket`` and in ``_socket``) never reach a resolver that could
+ask DNS, since a DNS query is itself traffic: localhost names are answered with 127.0.0.1 / ::1 by the
+guard itself (RFC 6761), this host's name from /etc/hosts as read here (else loopback), IP literals
+numerically; every other name is refused. A localhost name handed to ``connect()`` is rewritten to the
+loopback address so the C layer never resolves it.
 
 The guard also switches the Hugging Face libraries to offline mode and turns off telemetry
 (environment variables plus ``huggingface_hub.constants.HF_HUB_OFFLINE`` when it is already imported).
@@ -19,10 +23,11 @@ Use it around a verb's work::
     with offline_guard(allow_network=args.allow_network):
         run_the_verb()
 
-Limits (see docs/SECURITY.md): it sees only connections made through Python's ``socket`` module in
-this process. Native code that opens sockets itself (gloo/NCCL rendezvous, a C++ HTTP client) and
-child processes are not covered; children inherit the offline environment variables and
-``AIPC_OFFLINE_GUARD=1``, and can call :func:`guard_from_env` to switch the guard on for themselves.
+Limits (see docs/SECURITY.md): it sees only calls made through Python's ``socket`` / ``_socket``
+module functions in this process — not methods of a raw ``_socket.socket``, not functions bound before it
+came on, not C code (gloo/NCCL, torch's TCPStore, a C++ HTTP client). Child processes inherit the offline
+environment variables and ``AIPC_OFFLINE_GUARD=1``; aipc starts its own Python children through
+``python -m aipc.privacy.run_guarded``, which switches the guard on in them (:func:`guard_from_env`).
 """
 
 from __future__ import annotations
