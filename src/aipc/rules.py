@@ -124,8 +124,12 @@ class Words:
         return [*self.bad, *([self.sep] if self.sep else [])]
 
 
-DEVICE = Words(pattern=r"auto|cpu|mps|(cuda|xpu)(:\d{1,3})?", names="auto, cpu, cuda, cuda:N, mps or xpu")
-DEVICES = Words(pattern=r"all|cpu|mps|(cuda|xpu)(:\d{1,3})?", sep=",", names="all, cpu, cuda, cuda:N, mps or xpu")
+# torch devices, and the names OpenVINO gives its devices (npu, gpu, gpu.N); whether one is present is
+# checked when the verb starts
+DEVICE = Words(pattern=r"auto|cpu|mps|npu|(cuda|xpu)(:\d{1,3})?|gpu(\.\d{1,3})?",
+               names="auto, cpu, cuda, cuda:N, mps, xpu, npu or gpu")
+DEVICES = Words(pattern=r"all|cpu|mps|npu|(cuda|xpu)(:\d{1,3})?|gpu(\.\d{1,3})?", sep=",",
+                names="all, cpu, cuda, cuda:N, mps, xpu, npu or gpu")
 MODULES = Words(pattern=r"[a-z0-9_.\-]+", sep=",", bad=("q proj", ""),  # names only the model can check
                 names="module names such as q_proj,v_proj, or all-linear")
 
