@@ -37,7 +37,7 @@ def verb_argvs(tmp: Path, port: int) -> dict[str, list[str]]:
 
 
 def run_probe_verbs(tmp: Path) -> dict:
-    from conftest import free_port
+    from helpers import free_port
     from sandbox import probe_verdict, run_probe
 
     port = free_port()

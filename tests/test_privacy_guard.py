@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -370,3 +371,20 @@ def test_reverse_lookups_and_raw_socket_module_lookups_are_blocked():
         assert socket.getnameinfo(("192.0.2.9", 80), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV) == ("192.0.2.9", "80")
         assert socket.gethostbyaddr("127.0.0.1")[2] == ["127.0.0.1"]
     assert type(_socket.getaddrinfo).__name__ == "builtin_function_or_method"  # restored after the block
+
+
+def test_a_host_the_user_named_is_the_one_exception(spy):
+    """`--db postgresql://HOST/...`: the results server the user named may be reached, nothing else."""
+    with offline_guard(allow_hosts=["192.0.2.5"]):
+        with pytest.raises(AssertionError, match="let a connection to"):  # past the guard; the spy does not send
+            socket.socket().connect(("192.0.2.5", 5432))
+        with pytest.raises(OfflineGuardError):
+            socket.socket().connect(("192.0.2.6", 5432))
+        with pytest.raises(OfflineGuardError):
+            socket.getaddrinfo("huggingface.co", 443)
+    with offline_guard(), pytest.raises(OfflineGuardError):
+        socket.socket().connect(("192.0.2.5", 5432))  # only for the block that named it
+    from aipc.bench.dburl import hosts
+
+    assert hosts("postgresql://ann:pw@db.team:5432,db2:5433/team?host=db3") == ["db.team", "db2", "db3"]
+    assert hosts(str(Path("/tmp/r.sqlite"))) == []

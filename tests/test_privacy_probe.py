@@ -20,7 +20,7 @@ import sys
 from unittest import mock
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from sandbox import probe_verdict, run_probe
 from test_train_loop import write_corpus
 

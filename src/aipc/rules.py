@@ -144,14 +144,17 @@ class PathRule:
     file / dir / any: must exist (a regular file / a folder / either). out-file: a regular file to
     (over)write, or a new one in a writable folder. out-dir: a folder to write into (made if missing).
     new-dir: a missing or empty folder. new-file: must not exist yet. out-any: a file or folder output.
-    ``dash``: ``-`` (standard input) is allowed.
+    ``dash``: ``-`` (standard input) is allowed; ``url``: so is a database URL.
     """
 
     kind: str = "file"
     dash: bool = False
+    url: bool = False  # a postgresql:// URL is also accepted (checked by aipc.bench.dburl, not here)
 
     def check(self, flag: str, v: Any) -> Any:
         if v is None or (self.dash and str(v) == "-"):
+            return v
+        if self.url and "://" in str(v):
             return v
         text = str(v)
         if not text or "\x00" in text:

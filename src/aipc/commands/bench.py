@@ -154,7 +154,9 @@ def register(app: typer.Typer) -> None:
                             store=not no_store, fit_check=not no_fit_check, threads=threads,
                             allow_pickle=allow_pickle)
         prog, update = _progress(not as_json)
-        with offline_guard(allow_network=allow_network):
+        from aipc.bench.dburl import hosts
+
+        with offline_guard(allow_network=allow_network, allow_hosts=hosts(db)):  # the --db server, nothing else
             if prog is not None:
                 with prog:
                     report = run_bench(opts, on_progress=update)

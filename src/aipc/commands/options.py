@@ -19,7 +19,7 @@ from typing import Any
 
 from aipc import rules as R
 
-_DB = R.PathRule("out-file")
+_DB = R.PathRule("out-file", url=True)  # a SQLite file, or a postgresql:// URL
 FLAG_RULES: dict[str, Any] = {
     # sizes and counts (estimate, validate, bench, train, generate, serve, loadtest)
     "--batch": R.COUNT, "--seq-len": R.COUNT, "--prompt-tokens": R.COUNT, "--gen-tokens": R.COUNT,
@@ -35,7 +35,7 @@ FLAG_RULES: dict[str, Any] = {
     # durations and rates
     "--min-time": R.SECONDS0, "--max-time": R.SECONDS, "--duration": R.SECONDS, "--timeout": R.SECONDS,
     "--slo-ttft": R.SECONDS, "--slo-tpot": R.SECONDS, "--slo-e2e": R.SECONDS, "--graceful-timeout": R.SECONDS0,
-    "--rate-limit-rpm": R.RATE, "--rate-limit-tpm": R.RATE,
+    "--rate-limit-rpm": R.RATE, "--rate-limit-tpm": R.RATE, "--utilization": R.PROB,
     # files read
     "--catalog": R.PathRule("file"), "--overrides": R.PathRule("file"), "--workload": R.PathRule("file"),
     "--needs": R.PathRule("file"), "--key-file": R.PathRule("file"), "--api-key-file": R.PathRule("file"),

@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         rents: Optional[list[str]] = team_opts.RENT,
         utilization: float = team_opts.UTILIZATION,
     ) -> None:
-        from aipc.bench.dburl import redact
+        from aipc.bench.dburl import hosts, redact
         from aipc.privacy.guard import offline_guard
         from aipc.report.collect import ReportOptions, collect, write_inputs
         from aipc.report.html import write_report
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         opts = ReportOptions(model=model, workload_file=str(workload) if workload else None,
                              needs_file=str(needs) if needs else None, bench=not no_bench, argv=argv, db=db)
         with _Progress(enabled=True) as prog:
-            with offline_guard(allow_network=allow_network):
+            with offline_guard(allow_network=allow_network, allow_hosts=hosts(db)):  # the --db server, nothing else
                 data = collect(opts, prog)
             write_inputs(data, out_dir)
             paths = write_report(data, out_dir)

@@ -32,13 +32,14 @@ environment variables and ``AIPC_OFFLINE_GUARD=1``; aipc starts its own Python c
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import os
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from aipc.errors import AipcError
 
@@ -168,6 +169,13 @@ class _Guard:
         self.depth = 0
         self.saved: dict[tuple[object, str], object] = {}
         self.blocked: list[tuple[str, object, object]] = []  # (what, host, port), newest last
+        self.allowed: collections.Counter[str] = collections.Counter()  # hosts the user named (e.g. --db's)
+        self.allowed_ips: set[str] = set()  # what those names resolved to
+
+    def allows(self, host: object) -> bool:
+        """A host the user named explicitly for this block (a results database server), or its address."""
+        h = _text(host)
+        return self.allowed[h] > 0 or h in self.allowed_ips
 
     def _block(self, what: str, host: object, port: object | None) -> OfflineGuardError:
         self.blocked.append((what, host, port))
@@ -181,7 +189,7 @@ class _Guard:
         if not isinstance(address, tuple) or not address:
             return address  # let the real call raise its own TypeError
         host, port = address[0], address[1] if len(address) > 1 else None
-        if not _connect_allowed(host):
+        if not (_connect_allowed(host) or self.allows(host)):
             raise self._block(what, host, port)
         if is_loopback_name(host):  # never let the C layer resolve the name (it would ask DNS)
             loop = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
@@ -219,6 +227,9 @@ class _Guard:
 
         def addresses(host, port, what="a name lookup for"):
             found = local_addresses(host)
+            if found is None and guard.allowed[_text(host)] > 0:  # named by the user: the one name DNS may see
+                found = sorted({i[4][0] for i in real["getaddrinfo"](host, None)})
+                guard.allowed_ips.update(found)
             if found is None:
                 raise guard._block(what, host, port)
             return found
@@ -247,7 +258,8 @@ class _Guard:
 
         def gethostbyaddr(host):
             ips = addresses(host, None, "a reverse lookup of")  # reverse DNS is traffic too
-            if _is_ip_literal(_text(host)) and not (is_local_ip(_text(host)) or _own_address(_text(host))):
+            if _is_ip_literal(_text(host)) and not (is_local_ip(_text(host)) or _own_address(_text(host))
+                                                    or guard.allows(host)):
                 raise guard._block("a reverse lookup of", host, None)
             name = socket.gethostname() if _own_address(ips[0]) else "localhost"
             return (name if _is_ip_literal(_text(host)) else _text(host), [], ips)
@@ -335,6 +347,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _allowing(hosts: list[str]) -> Iterator[None]:
+    with _GUARD.lock:
+        _GUARD.allowed.update(hosts)
+    try:
+        yield
+    finally:
+        with _GUARD.lock:
+            _GUARD.allowed.subtract(hosts)
+            _GUARD.allowed = +_GUARD.allowed
+            if not _GUARD.allowed:
+                _GUARD.allowed_ips.clear()
+
+
+@contextlib.contextmanager
 def block_sockets() -> Iterator[None]:
     """Only the socket guard, without touching the environment (tests use it to probe the guard)."""
     enable()
@@ -345,17 +371,19 @@ def block_sockets() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def offline_guard(allow_network: bool = False) -> Iterator[None]:
+def offline_guard(allow_network: bool = False, allow_hosts: Iterable[str] = ()) -> Iterator[None]:
     """Run a block offline: hub offline, telemetry off, non-loopback connections raise.
 
     ``allow_network=True`` is the explicit opt-in: the hub may be reached and no socket is blocked
-    (telemetry stays off). An outer guard that is already on stays on.
+    (telemetry stays off). ``allow_hosts``: hosts the user named for this block (the server of a
+    ``--db postgresql://...`` URL) may be looked up and reached; nothing else. An outer guard that is
+    already on stays on.
     """
     if allow_network:
         with _environment(ONLINE_ENV):
             yield
         return
-    with _environment(OFFLINE_ENV), block_sockets():
+    with _environment(OFFLINE_ENV), block_sockets(), _allowing([_text(h) for h in allow_hosts]):
         try:
             yield
         except Exception as e:  # surface a block that a library wrapped (transformers -> OSError)
