@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/reliability.py            # full counts (>= 10,000 fuzz cases, 10 kills, 1,000 requests)
     .venv/bin/python scripts/reliability.py --ci -o /tmp/r.md   # the reduced CI counts, elsewhere
+    .venv/bin/python scripts/reliability.py --parts bad-inputs,checkpoints,seal-sigterm,probe   # some parts only
 
 It runs ``pytest tests/test_fuzz_*.py tests/test_faults_*.py`` with ``AIPC_RELIABILITY=full``: the same
 tests CI runs, with the full counts and random seeds (CI uses fixed seeds). Each test appends what it did
@@ -16,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 TESTS = ["tests/test_fuzz_workload.py", "tests/test_fuzz_models.py", "tests/test_fuzz_catalog.py",
          "tests/test_fuzz_data.py", "tests/test_fuzz_cli.py", "tests/test_faults_train_kill.py",
          "tests/test_faults_server.py"]
@@ -176,14 +179,62 @@ def render(recs: list[dict], tests: dict[str, str], info: dict) -> str:
     return "\n".join(out)
 
 
+PARTS = ("pytest", "bad-inputs", "checkpoints", "seal-sigterm", "probe")
+
+
+def _block(name: str, body: str) -> str:
+    return f"<!-- part:{name} -->\n{body}\n<!-- /part:{name} -->"
+
+
+def _blocks(text: str) -> dict[str, str]:
+    found = re.findall(r"<!-- part:([\w-]+) -->\n.*?\n<!-- /part:\1 -->", text, flags=re.S)
+    return {n: re.search(rf"<!-- part:{n} -->\n.*?\n<!-- /part:{n} -->", text, flags=re.S).group(0) for n in found}
+
+
+def run_parts(parts: set[str], info: dict, tmp: Path) -> dict[str, str]:
+    """The marked Markdown block of each issue-14 part that was asked for."""
+    import reliability_inputs as I
+    import reliability_probe as P
+
+    seed = int(time.time()) if info["full"] else 0
+    head = (f"_Written by `{info['command']}` on {info['date']} (commit {info['commit']}; {info['machine']['cores']} "
+            f"cores, load average at start {info['machine']['load_avg_start']})._\n\n")
+    jobs = {"bad-inputs": lambda d: I.render_bad_inputs(I.run_bad_inputs(d)),
+            "checkpoints": lambda d: I.render_checkpoints(I.run_checkpoints(d, seed)),
+            "seal-sigterm": lambda d: I.render_seal_sigterm(I.run_seal_sigterm(d, seed)),
+            "probe": lambda d: P.render_probe(P.run_probe_verbs(d))}
+    out = {}
+    for name, job in jobs.items():
+        if name in parts:
+            (tmp / name).mkdir()
+            t0 = time.perf_counter()
+            body = job(tmp / name)
+            out[name] = _block(name, body.replace("\n\n", "\n\n" + head, 1) + f"\n\n({time.perf_counter() - t0:.0f} s)")
+            print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ci", action="store_true", help="reduced CI counts and fixed seeds (a quick check of this script)")
     ap.add_argument("-o", "--out", default=str(ROOT / "docs" / "reliability.md"))
+    ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     args = ap.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts <= set(PARTS):
+        ap.error(f"--parts: unknown {', '.join(sorted(parts - set(PARTS)))}")
     info = {"full": not args.ci, "machine": machine(), "commit": git_commit(),
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command": "python scripts/reliability.py" + (" --ci" if args.ci else "")}
+            "command": "python scripts/reliability.py" + (" --ci" if args.ci else "")
+                       + ("" if parts == set(PARTS) else f" --parts {','.join(p for p in PARTS if p in parts)}")}
+    old = Path(args.out).read_text(encoding="utf-8") if Path(args.out).is_file() else ""
+    with tempfile.TemporaryDirectory() as tmp:
+        blocks = {**_blocks(old), **run_parts(parts, info, Path(tmp))}
+    if "pytest" not in parts:
+        text = re.sub(r"\n*<!-- part:.*", "", old, flags=re.S) if old else "# Reliability: fault and bad-input tests\n"
+        Path(args.out).write_text(text.rstrip("\n") + "\n\n" + "\n\n".join(blocks.values()) + "\n", encoding="utf-8")
+        print(f"wrote {args.out} (parts {', '.join(sorted(parts))})")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         results, junit = Path(tmp) / "results.jsonl", Path(tmp) / "junit.xml"
         env = {**os.environ, "AIPC_RELIABILITY": "ci" if args.ci else "full", "AIPC_RELIABILITY_OUT": str(results)}
@@ -193,7 +244,8 @@ def main() -> int:
         info.update(wall_s=time.perf_counter() - t0, pytest_exit=code)
         recs = [json.loads(x) for x in results.read_text().splitlines()] if results.is_file() else []
         tests = outcomes(junit) if junit.is_file() else {}
-    Path(args.out).write_text(render(recs, tests, info), encoding="utf-8")
+    page = render(recs, tests, info)
+    Path(args.out).write_text(page.rstrip("\n") + "\n\n" + "\n\n".join(blocks.values()) + "\n", encoding="utf-8")
     print(f"wrote {args.out} (pytest exit {code}, {info['wall_s']:.0f} s)")
     return code
 

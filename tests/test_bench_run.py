@@ -138,7 +138,7 @@ def test_cli_bench_json_and_errors(tiny_cfg, with_profile, tmp_path):
                              "--quick", "--threads", "1", "--prompt-tokens", "8", "--gen-tokens", "4", "--no-store")
     assert code == 0, err
     assert "TPOT" in out and "energy:" in out and "95% CI" in out
-    for args, msg in ((["--device", "tpu"], "not present"), (["--scenario", "decode", str(tiny_cfg / "bert.json")], "encoder"),
+    for args, msg in ((["--device", "tpu"], "--device must be all, cpu, cuda"), (["--device", "cuda:7"], "not present"), (["--scenario", "decode", str(tiny_cfg / "bert.json")], "encoder"),
                       (["--db", "/proc/no/such/r.sqlite"], "cannot"), (["--precision", "int4"], "precision"),
                       (["--gen-tokens", "1"], "gen")):
         model = [] if any(a.endswith(".json") for a in args) else [str(tiny_cfg / "llama.json")]

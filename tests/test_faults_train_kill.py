@@ -70,9 +70,10 @@ if mode != "none":
         real_write(path, data)
 
     def save(obj, f, *a, **k):
-        if mode == "optimizer.pt" and isinstance(f, (str, Path)) and Path(f).name == mode:
+        target = f if isinstance(f, (str, Path)) else getattr(f, "name", "")  # a path or an open file
+        if mode == "optimizer.pt" and Path(target).name == mode:
             buf = io.BytesIO(); real_save(obj, buf, *a, **k)
-            half(f, buf.getvalue()); pause_here(str(f))
+            half(target, buf.getvalue()); pause_here(str(target))
         return real_save(obj, f, *a, **k)
 
     def rmtree(path, *a, **k):

@@ -179,7 +179,7 @@ def test_cli_generate_streams_text_and_prints_definitions(tiny_llama_dir):
 
 @pytest.mark.parametrize("args, msg", [
     (["--temperature", "-1"], "temperature"),
-    (["--top-p", "0"], "top_p"),
+    (["--top-p", "0"], "--top-p"),
     (["--max-tokens", "0"], "max-tokens"),
     (["--threads", "lots"], "--threads"),
 ])

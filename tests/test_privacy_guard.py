@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -328,3 +329,62 @@ def test_asyncio_connections_are_blocked_and_loopback_works(echo_server):
 
     with offline_guard():
         assert asyncio.run(main()) == b"AIO"
+
+
+def test_localhost_names_resolve_to_loopback_without_asking_a_resolver(spy, echo_server):
+    """RFC 6761: names under .localhost are loopback. The name never reaches the real resolver (the spy
+    beneath the guard sees only the numeric loopback address), so no DNS query can carry it out."""
+    with offline_guard():
+        with socket.create_connection(("exfil-secret-data.localhost", echo_server), timeout=5) as c:
+            c.sendall(b"rfc")
+            assert c.recv(8) == b"RFC"
+        infos = socket.getaddrinfo("a.b.LOCALHOST.", 80, type=socket.SOCK_STREAM)
+        assert {i[4][0] for i in infos} <= {"127.0.0.1", "::1"} and infos
+        assert socket.gethostbyname("x.localhost") == "127.0.0.1"
+        assert socket.gethostbyname_ex("localhost")[2] == ["127.0.0.1"]
+        s = socket.socket()
+        s.settimeout(5)
+        s.connect(("api.localhost", echo_server))  # a name handed to connect() itself
+        s.close()
+    names = [h for kind, h in spy if kind == "getaddrinfo"]
+    assert names and all(h in ("127.0.0.1", "::1") for h in names), names
+    assert all(not str(a[0]).endswith("localhost") for kind, a in spy if kind == "connect")
+
+
+def test_this_hosts_name_is_answered_from_the_hosts_file_or_loopback(spy):
+    name = socket.gethostname()
+    with offline_guard():
+        addrs = {i[4][0] for i in socket.getaddrinfo(name, 80)}
+        fqdn = socket.getfqdn()
+    assert addrs and fqdn
+    assert not [h for kind, h in spy if kind == "getaddrinfo" and h not in addrs], spy
+
+
+def test_reverse_lookups_and_raw_socket_module_lookups_are_blocked():
+    import _socket
+
+    with offline_guard():
+        for call in (lambda: socket.gethostbyaddr("192.0.2.9"), lambda: socket.getnameinfo(("192.0.2.9", 80), 0),
+                     lambda: _socket.getaddrinfo("example.com", 80), lambda: _socket.gethostbyname("example.com")):
+            with pytest.raises(OfflineGuardError):
+                call()
+        assert socket.getnameinfo(("192.0.2.9", 80), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV) == ("192.0.2.9", "80")
+        assert socket.gethostbyaddr("127.0.0.1")[2] == ["127.0.0.1"]
+    assert type(_socket.getaddrinfo).__name__ == "builtin_function_or_method"  # restored after the block
+
+
+def test_a_host_the_user_named_is_the_one_exception(spy):
+    """`--db postgresql://HOST/...`: the results server the user named may be reached, nothing else."""
+    with offline_guard(allow_hosts=["192.0.2.5"]):
+        with pytest.raises(AssertionError, match="let a connection to"):  # past the guard; the spy does not send
+            socket.socket().connect(("192.0.2.5", 5432))
+        with pytest.raises(OfflineGuardError):
+            socket.socket().connect(("192.0.2.6", 5432))
+        with pytest.raises(OfflineGuardError):
+            socket.getaddrinfo("huggingface.co", 443)
+    with offline_guard(), pytest.raises(OfflineGuardError):
+        socket.socket().connect(("192.0.2.5", 5432))  # only for the block that named it
+    from aipc.bench.dburl import hosts
+
+    assert hosts("postgresql://ann:pw@db.team:5432,db2:5433/team?host=db3") == ["db.team", "db2", "db3"]
+    assert hosts(str(Path("/tmp/r.sqlite"))) == []

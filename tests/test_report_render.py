@@ -260,9 +260,9 @@ def test_written_page_and_json_weigh_under_5_mib_even_for_a_big_catalog(tmp_path
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--needs", "/nonexistent/needs.toml"], "needs file"),
+    (["--needs", "/nonexistent/needs.toml"], "--needs"),
     (["--model", "no-such-model-xyz"], "no-such-model-xyz"),
-    (["--workload", "/nonexistent/w.toml"], "workload file"),
+    (["--workload", "/nonexistent/w.toml"], "--workload"),
 ])
 def test_bad_input_exits_2_before_measuring_and_writes_nothing(tmp_path, args, msg):
     from helpers import run_cli

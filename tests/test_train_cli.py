@@ -104,8 +104,9 @@ def test_torchrun_command_line():
     from aipc.train.launch import torchrun_argv
 
     one = torchrun_argv(TrainConfig(model="m", data=["d"], nproc_per_node=4), Path("c.json"))
-    assert one[1:7] == ["-m", "torch.distributed.run", "--nproc-per-node", "4", "--nnodes", "1"]
-    assert "--standalone" in one and one[-3:] == ["-m", "aipc.train.worker", "c.json"]
+    assert one[1:8] == ["-m", "aipc.privacy.run_guarded", "torch.distributed.run", "--nproc-per-node", "4",
+                        "--nnodes", "1"]
+    assert "--standalone" in one and one[-4:] == ["-m", "aipc.privacy.run_guarded", "aipc.train.worker", "c.json"]
     multi = torchrun_argv(TrainConfig(model="m", data=["d"], nproc_per_node=8, nnodes=2,
                                       rdzv_endpoint="10.0.0.1:29400"), Path("c.json"))
     i = multi.index("--rdzv-endpoint")

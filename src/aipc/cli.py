@@ -7,6 +7,7 @@ need them, so ``aipc estimate``, ``aipc models``, ``aipc devices`` and ``aipc de
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -59,6 +60,19 @@ for _verb in VERBS:
     importlib.import_module(f"aipc.commands.{_verb}").register(app)
 
 
+_COMMAND = None
+
+
+def command():
+    """The click command behind :data:`app`, with every verb's flags checked before its body runs."""
+    global _COMMAND
+    if _COMMAND is None:
+        from aipc.commands.options import validated
+
+        _COMMAND = validated(typer.main.get_command(app))
+    return _COMMAND
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; bad input prints one line and returns exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time unless the user opts in
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        rv = app(args=argv, prog_name="aipc", standalone_mode=False)
+        rv = command().main(args=argv, prog_name="aipc", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except AipcError as e:
         if debug:
@@ -86,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except cx.ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk where aipc has no more specific message
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        if debug:
+            traceback.print_exc()
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror}{where}; free space or write elsewhere", file=sys.stderr)
         return 2
     except RuntimeError as e:  # pathlib's expanduser on '~someone' that is not a user
         if "home directory" not in str(e):

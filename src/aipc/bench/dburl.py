@@ -102,3 +102,16 @@ def check(url: str) -> None:
 
 def dbname(url: str) -> str:
     return unquote(urlsplit(url).path.strip("/"))
+
+
+def hosts(db: str | Path | None) -> list[str]:
+    """The server host names a PostgreSQL target names (several for a multi-host URL, and any host=
+    parameter); none for a SQLite file. The offline guard lets a verb reach exactly these."""
+    t = target(db)
+    if not is_postgres(t):
+        return []
+    parts = urlsplit(str(t))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    names = [re.sub(r":\d*$", "", h.strip()).strip("[]") for h in netloc.split(",")]
+    names += [h for k, v in parse_qsl(parts.query) if k == "host" for h in v.split(",")]
+    return [unquote(h) for h in names if h and not h.startswith("/")]

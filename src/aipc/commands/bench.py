@@ -131,11 +131,13 @@ def register(app: typer.Typer) -> None:
         no_fit_check: bool = typer.Option(False, "--no-fit-check", help="Run even when the estimate says it will not fit."),
         allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
     ) -> None:
         """Measure training and inference on each local device (or inference through llama.cpp with --engine
         llamacpp): statistics, MFU/MBU, R, estimate beside measurement."""
         from aipc.bench.runner import DEFAULT_MODEL, BenchOptions, run_bench
         from aipc.bench.stats import LoopConfig
+        from aipc.privacy.guard import offline_guard
 
         scen = tuple(s.strip().lower() for s in scenario.split(",") if s.strip())
         if not scen:
@@ -154,11 +156,14 @@ def register(app: typer.Typer) -> None:
                             store=not no_store, fit_check=not no_fit_check, threads=threads,
                             allow_pickle=allow_pickle, engine=engine.lower())
         prog, update = _progress(not as_json)
-        if prog is not None:
-            with prog:
-                report = run_bench(opts, on_progress=update)
-        else:
-            report = run_bench(opts)
+        from aipc.bench.dburl import hosts
+
+        with offline_guard(allow_network=allow_network, allow_hosts=hosts(db)):  # the --db server, nothing else
+            if prog is not None:
+                with prog:
+                    report = run_bench(opts, on_progress=update)
+            else:
+                report = run_bench(opts)
         if as_json:
             from aipc.render import print_json
 

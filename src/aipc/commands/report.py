@@ -111,6 +111,7 @@ def register(app: typer.Typer) -> None:
                                              help="Decide buy versus rent for this needs file (see 'aipc decide --example')."),
         out: Path = typer.Option(Path(DEFAULT_DIR), "-o", "--out", metavar="DIR", help="Folder for index.html and report.json."),
         no_bench: bool = typer.Option(False, "--no-bench", help="Skip measuring (profile from cache or quick probe only)."),
+        allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (paths, verdict, sections) instead of the summary."),
         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         team: bool = typer.Option(False, "--team", help="Write team.html instead: every machine of the results database "
@@ -120,7 +121,8 @@ def register(app: typer.Typer) -> None:
         rents: Optional[list[str]] = team_opts.RENT,
         utilization: float = team_opts.UTILIZATION,
     ) -> None:
-        from aipc.bench.dburl import redact
+        from aipc.bench.dburl import hosts, redact
+        from aipc.privacy.guard import offline_guard
         from aipc.report.collect import ReportOptions, collect, write_inputs
         from aipc.report.html import write_report
 
@@ -137,7 +139,8 @@ def register(app: typer.Typer) -> None:
         opts = ReportOptions(model=model, workload_file=str(workload) if workload else None,
                              needs_file=str(needs) if needs else None, bench=not no_bench, argv=argv, db=db)
         with _Progress(enabled=True) as prog:
-            data = collect(opts, prog)
+            with offline_guard(allow_network=allow_network, allow_hosts=hosts(db)):  # the --db server, nothing else
+                data = collect(opts, prog)
             write_inputs(data, out_dir)
             paths = write_report(data, out_dir)
             prog("done", 1.0)

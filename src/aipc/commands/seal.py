@@ -23,6 +23,11 @@ def _report(result, as_json: bool) -> None:
     )
 
 
+def _kept(key_file: Optional[Path]) -> tuple[Path, ...]:
+    """Files an output must never replace besides the input: the key file."""
+    return (Path(key_file).expanduser(),) if key_file else ()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("seal")
     def seal(
@@ -34,13 +39,15 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Encrypt a file or folder at rest with AES-256-GCM (authenticated; streamed in 1 MiB chunks)."""
+        from aipc.privacy.atomic import terminate_cleanly
         from aipc.privacy.keys import load_key, new_key_file
         from aipc.privacy.tree import seal_path
 
         if new_key is not None:
             if path is not None:
                 raise AipcError("--new-key makes a key and seals nothing; run 'aipc seal --new-key KEYFILE' on its own, then 'aipc seal PATH --key-file KEYFILE'")
-            p = new_key_file(new_key)
+            with terminate_cleanly():
+                p = new_key_file(new_key)
             if as_json:
                 from aipc.render import print_json
 
@@ -50,7 +57,10 @@ def register(app: typer.Typer) -> None:
             return
         if path is None:
             raise AipcError("nothing to seal; usage: aipc seal PATH [-o OUT] [--key-file KEYFILE], or aipc seal --new-key KEYFILE")
-        _report(seal_path(path, output, load_key(key_file), force=force), as_json)
+        key = load_key(key_file)
+        with terminate_cleanly():
+            result = seal_path(path, output, key, force=force, keep=_kept(key_file))
+        _report(result, as_json)
 
     @app.command("unseal")
     def unseal(
@@ -61,7 +71,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Decrypt what 'aipc seal' wrote; a wrong key or any tampering is an error and leaves no plaintext."""
+        from aipc.privacy.atomic import terminate_cleanly
         from aipc.privacy.keys import load_key
         from aipc.privacy.tree import unseal_path
 
-        _report(unseal_path(path, output, load_key(key_file), force=force), as_json)
+        key = load_key(key_file)
+        with terminate_cleanly():
+            result = unseal_path(path, output, key, force=force, keep=_kept(key_file))
+        _report(result, as_json)

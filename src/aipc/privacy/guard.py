@@ -7,8 +7,12 @@ address raises :class:`OfflineGuardError` *before* the system call, so no packet
 Allowed: 127.0.0.0/8, ::1 (and ::ffff:127.x), the names ``localhost`` / ``*.localhost``, unix sockets
 and other non-IP families, binding and listening on any address (a server on 0.0.0.0 only accepts
 connections; it does not dial out). Blocked: ``connect``/``connect_ex`` and UDP ``sendto``/``sendmsg``
-to any other IPv4/IPv6 address, and name resolution (``getaddrinfo``, ``gethostbyname`` ...) of any
-name other than localhost or this machine's own host name, since a DNS query is itself traffic.
+to any other IPv4/IPv6 address. Name lookups (``getaddrinfo``, ``gethostbyname[_ex]``,
+``gethostbyaddr``, ``getnameinfo``, in ``socket`` and in ``_socket``) never reach a resolver that could
+ask DNS, since a DNS query is itself traffic: localhost names are answered with 127.0.0.1 / ::1 by the
+guard itself (RFC 6761), this host's name from /etc/hosts as read here (else loopback), IP literals
+numerically; every other name is refused. A localhost name handed to ``connect()`` is rewritten to the
+loopback address so the C layer never resolves it.
 
 The guard also switches the Hugging Face libraries to offline mode and turns off telemetry
 (environment variables plus ``huggingface_hub.constants.HF_HUB_OFFLINE`` when it is already imported).
@@ -19,21 +23,23 @@ Use it around a verb's work::
     with offline_guard(allow_network=args.allow_network):
         run_the_verb()
 
-Limits (see docs/SECURITY.md): it sees only connections made through Python's ``socket`` module in
-this process. Native code that opens sockets itself (gloo/NCCL rendezvous, a C++ HTTP client) and
-child processes are not covered; children inherit the offline environment variables and
-``AIPC_OFFLINE_GUARD=1``, and can call :func:`guard_from_env` to switch the guard on for themselves.
+Limits (see docs/SECURITY.md): it sees only calls made through Python's ``socket`` / ``_socket``
+module functions in this process — not methods of a raw ``_socket.socket``, not functions bound before it
+came on, not C code (gloo/NCCL, torch's TCPStore, a C++ HTTP client). Child processes inherit the offline
+environment variables and ``AIPC_OFFLINE_GUARD=1``; aipc starts its own Python children through
+``python -m aipc.privacy.run_guarded``, which switches the guard on in them (:func:`guard_from_env`).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import os
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from aipc.errors import AipcError
 
@@ -95,26 +101,64 @@ def _is_ip_literal(host: str) -> bool:
         return False
 
 
-def is_local_name(host: object) -> bool:
-    """True for names whose lookup stays on this machine: localhost, this host's name, IP literals."""
-    if host is None:
-        return True  # getaddrinfo(None, port): a passive (bind) address
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    host = str(host).strip().rstrip(".").lower()
-    if host in ("",) or host in LOCAL_NAMES or host.endswith(".localhost"):
-        return True
-    if _is_ip_literal(host):
-        return True  # numeric: no DNS query; connect() decides whether the address is allowed
+def _text(host: object) -> str:
+    if isinstance(host, (bytes, bytearray)):
+        host = bytes(host).decode("ascii", "replace")
+    return str(host).strip().rstrip(".").lower()
+
+
+def is_loopback_name(host: object) -> bool:
+    """``localhost`` and every name under ``.localhost`` (RFC 6761: they are loopback, never asked of DNS)."""
+    h = _text(host)
+    return h in LOCAL_NAMES or h.endswith(".localhost")
+
+
+def _own_name(host: str) -> bool:
     return host == socket.gethostname().lower()
+
+
+def _hosts_file_addresses(name: str, path: str = "/etc/hosts") -> list[str]:
+    """The addresses /etc/hosts gives ``name`` (read by aipc itself, so no resolver is asked)."""
+    found = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 2 and name in (w.lower() for w in words[1:]) and _is_ip_literal(words[0]):
+                    found.append(words[0])
+    except OSError:
+        pass
+    return found
+
+
+def local_addresses(host: object) -> list[str] | None:
+    """The addresses of a name that must be answered on this machine, or None for any other name.
+
+    Loopback names answer 127.0.0.1 and ::1; this machine's host name answers what /etc/hosts says
+    (else loopback, as systemd's nss-myhostname does); an IP literal answers itself. None means the
+    name would need DNS: the guard refuses it.
+    """
+    if host is None:
+        return None
+    h = _text(host)
+    if _is_ip_literal(h):
+        return [h]
+    if is_loopback_name(h):
+        return ["127.0.0.1", "::1"]
+    if h and _own_name(h):
+        return _hosts_file_addresses(h) or ["127.0.0.1", "::1"]
+    return None
+
+
+def is_local_name(host: object) -> bool:
+    """True for names whose lookup stays on this machine: localhost names, this host's name, IP literals."""
+    return host is None or _text(host) == "" or local_addresses(host) is not None
 
 
 def _connect_allowed(host: object) -> bool:
     """May a connection go to ``host``? Only loopback addresses and localhost names."""
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    host = str(host).strip().rstrip(".").lower()
-    return host in LOCAL_NAMES or host.endswith(".localhost") or is_local_ip(host)
+    h = _text(host)
+    return is_loopback_name(h) or is_local_ip(h)
 
 
 class _Guard:
@@ -125,83 +169,116 @@ class _Guard:
         self.depth = 0
         self.saved: dict[tuple[object, str], object] = {}
         self.blocked: list[tuple[str, object, object]] = []  # (what, host, port), newest last
+        self.allowed: collections.Counter[str] = collections.Counter()  # hosts the user named (e.g. --db's)
+        self.allowed_ips: set[str] = set()  # what those names resolved to
+
+    def allows(self, host: object) -> bool:
+        """A host the user named explicitly for this block (a results database server), or its address."""
+        h = _text(host)
+        return self.allowed[h] > 0 or h in self.allowed_ips
 
     def _block(self, what: str, host: object, port: object | None) -> OfflineGuardError:
         self.blocked.append((what, host, port))
         del self.blocked[:-100]  # keep the last 100
         return OfflineGuardError(host, port, what)
 
-    def _check_inet(self, sock: socket.socket, address: object, what: str) -> None:
+    def _check_inet(self, sock: socket.socket, address: object, what: str) -> object:
+        """The address to really use (a localhost name becomes its loopback address), or raise."""
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            return  # unix sockets, netlink, ... never leave the machine through this call
+            return address  # unix sockets, netlink, ... never leave the machine through this call
         if not isinstance(address, tuple) or not address:
-            return  # let the real call raise its own TypeError
+            return address  # let the real call raise its own TypeError
         host, port = address[0], address[1] if len(address) > 1 else None
-        if not _connect_allowed(host):
+        if not (_connect_allowed(host) or self.allows(host)):
             raise self._block(what, host, port)
+        if is_loopback_name(host):  # never let the C layer resolve the name (it would ask DNS)
+            loop = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
+            return (loop, *address[1:])
+        return address
 
-    def install(self) -> None:
+    def _patched_socket_methods(self) -> dict[tuple[object, str], object]:
         guard = self
-        orig = {
-            "connect": socket.socket.connect,
-            "connect_ex": socket.socket.connect_ex,
-            "sendto": socket.socket.sendto,
-            "sendmsg": socket.socket.sendmsg,
-        }
+        orig = {n: getattr(socket.socket, n) for n in ("connect", "connect_ex", "sendto", "sendmsg")}
 
         def connect(self, address):
-            guard._check_inet(self, address, "a connection to")
-            return orig["connect"](self, address)
+            return orig["connect"](self, guard._check_inet(self, address, "a connection to"))
 
         def connect_ex(self, address):
-            guard._check_inet(self, address, "a connection to")
-            return orig["connect_ex"](self, address)
+            return orig["connect_ex"](self, guard._check_inet(self, address, "a connection to"))
 
         def sendto(self, data, *args):
             if args:  # sendto(data, address) or sendto(data, flags, address)
-                guard._check_inet(self, args[-1], "a datagram to")
+                args = (*args[:-1], guard._check_inet(self, args[-1], "a datagram to"))
             return orig["sendto"](self, data, *args)
 
         def sendmsg(self, buffers, *args):
             if len(args) >= 3 and args[2] is not None:  # sendmsg(buffers, ancdata, flags, address)
-                guard._check_inet(self, args[2], "a datagram to")
+                args = (*args[:2], guard._check_inet(self, args[2], "a datagram to"), *args[3:])
             return orig["sendmsg"](self, buffers, *args)
 
-        real_getaddrinfo = socket.getaddrinfo
-        real_gethostbyname = socket.gethostbyname
-        real_gethostbyname_ex = socket.gethostbyname_ex
-        real_gethostbyaddr = socket.gethostbyaddr
+        return {(socket.socket, "connect"): connect, (socket.socket, "connect_ex"): connect_ex,
+                (socket.socket, "sendto"): sendto, (socket.socket, "sendmsg"): sendmsg}
 
-        def getaddrinfo(host, port, *args, **kwargs):
-            if not is_local_name(host):
-                raise guard._block("a name lookup for", host, port)
-            return real_getaddrinfo(host, port, *args, **kwargs)
+    def _patched_resolvers(self, owner: object) -> dict[tuple[object, str], object]:
+        """Name lookups answered on this machine or refused: nothing reaches a resolver that could ask DNS."""
+        guard = self
+        real = {n: getattr(owner, n) for n in ("getaddrinfo", "gethostbyname", "gethostbyname_ex",
+                                                "gethostbyaddr", "getnameinfo")}
+
+        def addresses(host, port, what="a name lookup for"):
+            found = local_addresses(host)
+            if found is None and guard.allowed[_text(host)] > 0:  # named by the user: the one name DNS may see
+                found = sorted({i[4][0] for i in real["getaddrinfo"](host, None)})
+                guard.allowed_ips.update(found)
+            if found is None:
+                raise guard._block(what, host, port)
+            return found
+
+        def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+            if host is None or _text(host) == "":
+                return real["getaddrinfo"](host, port, family, type, proto, flags)
+            out = []
+            for addr in addresses(host, port):
+                fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                if family in (0, socket.AF_UNSPEC, fam):
+                    out += real["getaddrinfo"](addr, port, fam, type, proto, flags | socket.AI_NUMERICHOST)
+            if not out:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return out
 
         def gethostbyname(host):
-            if not is_local_name(host):
-                raise guard._block("a name lookup for", host, None)
-            return real_gethostbyname(host)
+            v4 = [a for a in addresses(host, None) if ":" not in a]
+            if not v4:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return v4[0]
 
         def gethostbyname_ex(host):
-            if not is_local_name(host):
-                raise guard._block("a name lookup for", host, None)
-            return real_gethostbyname_ex(host)
+            v4 = [a for a in addresses(host, None) if ":" not in a]
+            return (_text(host), [], v4)
 
         def gethostbyaddr(host):
-            if not (is_local_name(host) and (not _is_ip_literal(str(host)) or _connect_allowed(host))):
-                raise guard._block("a reverse lookup of", host, None)  # reverse DNS is traffic too
-            return real_gethostbyaddr(host)
+            ips = addresses(host, None, "a reverse lookup of")  # reverse DNS is traffic too
+            if _is_ip_literal(_text(host)) and not (is_local_ip(_text(host)) or _own_address(_text(host))
+                                                    or guard.allows(host)):
+                raise guard._block("a reverse lookup of", host, None)
+            name = socket.gethostname() if _own_address(ips[0]) else "localhost"
+            return (name if _is_ip_literal(_text(host)) else _text(host), [], ips)
 
-        patches = {
-            (socket.socket, "connect"): connect,
-            (socket.socket, "connect_ex"): connect_ex,
-            (socket.socket, "sendto"): sendto,
-            (socket.socket, "sendmsg"): sendmsg,
-            (socket, "getaddrinfo"): getaddrinfo,
-            (socket, "gethostbyname"): gethostbyname,
-            (socket, "gethostbyname_ex"): gethostbyname_ex,
-            (socket, "gethostbyaddr"): gethostbyaddr,
-        }
+        def getnameinfo(sockaddr, flags):
+            host = sockaddr[0] if isinstance(sockaddr, tuple) and sockaddr else None
+            if not (flags & socket.NI_NUMERICHOST) and not is_local_ip(_text(host)):
+                raise guard._block("a reverse lookup of", host, None)
+            return real["getnameinfo"](sockaddr, flags | socket.NI_NUMERICHOST)
+
+        fns = {"getaddrinfo": getaddrinfo, "gethostbyname": gethostbyname, "gethostbyname_ex": gethostbyname_ex,
+               "gethostbyaddr": gethostbyaddr, "getnameinfo": getnameinfo}
+        return {(owner, n): fn for n, fn in fns.items()}
+
+    def install(self) -> None:
+        import _socket
+
+        patches = {**self._patched_socket_methods(), **self._patched_resolvers(socket),
+                   **self._patched_resolvers(_socket)}
         for (owner, name), fn in patches.items():
             self.saved[(owner, name)] = getattr(owner, name)
             fn.__wrapped__ = self.saved[(owner, name)]
@@ -211,6 +288,10 @@ class _Guard:
         for (owner, name), fn in self.saved.items():
             setattr(owner, name, fn)
         self.saved.clear()
+
+
+def _own_address(ip: str) -> bool:
+    return ip in _hosts_file_addresses(socket.gethostname().lower())
 
 
 _GUARD = _Guard()
@@ -266,6 +347,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _allowing(hosts: list[str]) -> Iterator[None]:
+    with _GUARD.lock:
+        _GUARD.allowed.update(hosts)
+    try:
+        yield
+    finally:
+        with _GUARD.lock:
+            _GUARD.allowed.subtract(hosts)
+            _GUARD.allowed = +_GUARD.allowed
+            if not _GUARD.allowed:
+                _GUARD.allowed_ips.clear()
+
+
+@contextlib.contextmanager
 def block_sockets() -> Iterator[None]:
     """Only the socket guard, without touching the environment (tests use it to probe the guard)."""
     enable()
@@ -276,17 +371,19 @@ def block_sockets() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def offline_guard(allow_network: bool = False) -> Iterator[None]:
+def offline_guard(allow_network: bool = False, allow_hosts: Iterable[str] = ()) -> Iterator[None]:
     """Run a block offline: hub offline, telemetry off, non-loopback connections raise.
 
     ``allow_network=True`` is the explicit opt-in: the hub may be reached and no socket is blocked
-    (telemetry stays off). An outer guard that is already on stays on.
+    (telemetry stays off). ``allow_hosts``: hosts the user named for this block (the server of a
+    ``--db postgresql://...`` URL) may be looked up and reached; nothing else. An outer guard that is
+    already on stays on.
     """
     if allow_network:
         with _environment(ONLINE_ENV):
             yield
         return
-    with _environment(OFFLINE_ENV), block_sockets():
+    with _environment(OFFLINE_ENV), block_sockets(), _allowing([_text(h) for h in allow_hosts]):
         try:
             yield
         except Exception as e:  # surface a block that a library wrapped (transformers -> OSError)

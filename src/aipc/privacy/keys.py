@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import secrets
 import stat
@@ -47,23 +48,49 @@ def parse_key(text: str | bytes, where: str = "the key") -> bytes:
 
 
 def new_key_file(path: str | os.PathLike) -> Path:
-    """Write 32 random bytes as hex to a new file with mode 0600; refuse to overwrite an existing one."""
+    """Write 32 random bytes as hex to a new file with mode 0600; refuse to overwrite an existing one.
+
+    The key is written and fsynced under a temporary name, then hard-linked to ``path`` (which fails if
+    ``path`` exists): the key file appears complete or not at all — a full disk leaves no empty key file.
+    """
+    from aipc.privacy.atomic import _recorded, temp_sibling
+
     p = Path(path).expanduser()
     if not p.parent.is_dir():
         raise AipcError(f"cannot create key file {p}: folder {p.parent} does not exist; create it first")
-    try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise AipcError(f"key file {p} already exists; refusing to overwrite a key (data sealed with it would be lost); choose another path") from None
-    except OSError as e:
-        raise AipcError(f"cannot create key file {p}: {e.strerror}; choose a writable path") from None
+    if p.exists() or p.is_symlink():
+        raise _exists_error(p)
+    tmp = temp_sibling(p)
+    with _recorded(tmp):
+        try:
+            _write_private(tmp, (secrets.token_bytes(KEY_BYTES).hex() + "\n").encode())
+            os.link(tmp, p)
+        except FileExistsError:
+            raise _exists_error(p) from None
+        except OSError as e:
+            raise AipcError(f"cannot create key file {p}: {e.strerror}; free space or choose a writable path "
+                            "(no key file was written)") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return p
+
+
+def _exists_error(p: Path) -> AipcError:
+    return AipcError(f"key file {p} already exists; refusing to overwrite a key (data sealed with it would be lost); "
+                     "choose another path")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o600)  # umask cannot widen it, but be explicit
-        os.write(fd, (secrets.token_bytes(KEY_BYTES).hex() + "\n").encode())
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
-    return p
 
 
 def read_key_file(path: str | os.PathLike) -> bytes:

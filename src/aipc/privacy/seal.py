@@ -181,8 +181,13 @@ def iter_sealed(path: str | os.PathLike, key: bytes) -> Iterator[bytes]:
         f = open(p, "rb")
     except FileNotFoundError:
         raise AipcError(f"sealed file {p} not found; check the path") from None
+    except OSError as e:
+        raise AipcError(f"cannot read {p}: {e.strerror}; check the file") from None
     with f:
-        yield from unseal_stream(f, key, name=str(p))
+        try:
+            yield from unseal_stream(f, key, name=str(p))
+        except OSError as e:
+            raise AipcError(f"cannot read {p}: {e.strerror}; check the file") from None
 
 
 def open_sealed(path: str | os.PathLike, key: bytes) -> bytes:
@@ -211,9 +216,12 @@ def write_sealed_atomic(path: str | os.PathLike, data: bytes | Iterable[bytes], 
 
 
 def _file_chunks(path: Path, size: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while piece := f.read(size):
-            yield piece
+    try:
+        with open(path, "rb") as f:
+            while piece := f.read(size):
+                yield piece
+    except OSError as e:  # a read error must not be reported as a write error
+        raise AipcError(f"cannot read {path}: {e.strerror}; check the file") from None
 
 
 def seal_file(src: str | os.PathLike, dst: str | os.PathLike, key: bytes, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:

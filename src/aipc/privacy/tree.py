@@ -8,6 +8,7 @@ stay visible; the contents do not. The output folder appears only when every fil
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,42 +29,68 @@ class SealResult:
     output_bytes: int
 
 
+_NOT_REGULAR = "is not a regular file (a device, pipe or socket); aipc seals only regular files and folders"
+
+
 def _files(root: Path) -> list[Path]:
-    """Every regular file under ``root`` (sorted); a symbolic link is an error, never followed."""
+    """Every regular file under ``root`` (sorted); a symbolic link, pipe, device or socket is an error."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         for name in sorted(dirnames + filenames):
             p = Path(dirpath) / name
             if p.is_symlink():
                 raise AipcError(f"{p} is a symbolic link; aipc seals only regular files — replace the link with the file")
-        out += [Path(dirpath) / n for n in filenames]
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not stat.S_ISREG(p.lstat().st_mode):
+                raise AipcError(f"{p} {_NOT_REGULAR}; move it out of the folder")
+            out.append(p)
     return sorted(out)
 
 
-def _check_output(src: Path, dst: Path, force: bool) -> None:
-    if dst.resolve() == src.resolve():
+def check_output(src: Path, dst: Path, force: bool, keep: tuple[Path, ...] = ()) -> None:
+    """Refuse an output that would replace or hold anything the user started from (inputs, ``keep``)."""
+    s, d = src.resolve(), dst.resolve()
+    if d == s:
         raise AipcError(f"output {dst} is the input itself; choose another output with -o")
-    if src.is_dir() and dst.resolve().is_relative_to(src.resolve()):
-        raise AipcError(f"output {dst} is inside the input folder {src}; choose an output outside it")
-    if dst.exists() and not force:
+    if d.is_relative_to(s):
+        raise AipcError(f"output {dst} is inside the input {src}; choose an output outside it")
+    if s.is_relative_to(d):
+        raise AipcError(f"output {dst} contains the input {src}; replacing it would delete the input — choose another output")
+    for k in keep:
+        if k.resolve().is_relative_to(d):
+            raise AipcError(f"output {dst} holds {k}; replacing it would delete that file — choose another output")
+    if not (dst.exists() or dst.is_symlink()):
+        return
+    if not force:
         raise AipcError(f"output {dst} already exists; choose another with -o or pass --force to replace it")
-    if dst.exists() and dst.is_dir() != src.is_dir():
+    mode = dst.lstat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise AipcError(f"output {dst} is not a regular file or folder; choose another with -o")
+    if stat.S_ISDIR(mode) != src.is_dir():
         raise AipcError(f"output {dst} exists and is a {'folder' if dst.is_dir() else 'file'}; choose another with -o")
 
 
 def _exists(src: Path) -> None:
-    if not src.exists():
-        raise AipcError(f"{src} not found; check the path")
-    if src.is_symlink() and src.is_dir():
+    try:
+        mode = src.stat().st_mode
+    except FileNotFoundError:
+        raise AipcError(f"{src} not found; check the path") from None
+    if src.is_symlink() and stat.S_ISDIR(mode):
         raise AipcError(f"{src} is a symbolic link; pass the folder it points to")
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise AipcError(f"{src} {_NOT_REGULAR}; pass a file or a folder")
 
 
-def seal_path(src: str | os.PathLike, dst: str | os.PathLike | None, key: bytes, *, force: bool = False) -> SealResult:
-    """Seal a file to ``dst`` (default ``SRC.sealed``) or a folder to a mirror folder of sealed files."""
+def seal_path(src: str | os.PathLike, dst: str | os.PathLike | None, key: bytes, *, force: bool = False,
+              keep: tuple[Path, ...] = ()) -> SealResult:
+    """Seal a file to ``dst`` (default ``SRC.sealed``) or a folder to a mirror folder of sealed files.
+
+    ``keep``: other files the output must not replace (the key file)."""
     src = Path(src)
     _exists(src)
     dst = Path(dst) if dst else src.with_name(src.name + SUFFIX)
-    _check_output(src, dst, force)
+    check_output(src, dst, force, keep)
     if src.is_file():
         n_in = src.stat().st_size
         return SealResult("seal", str(src), str(dst), 1, n_in, seal_file(src, dst, key))
@@ -84,12 +111,13 @@ def _unsealed_name(p: Path) -> Path:
     raise AipcError(f"cannot name the output for {p} (it does not end in {SUFFIX}); pass -o OUT")
 
 
-def unseal_path(src: str | os.PathLike, dst: str | os.PathLike | None, key: bytes, *, force: bool = False) -> SealResult:
+def unseal_path(src: str | os.PathLike, dst: str | os.PathLike | None, key: bytes, *, force: bool = False,
+                keep: tuple[Path, ...] = ()) -> SealResult:
     """Unseal a sealed file or a folder of sealed files; on any fault no plaintext is left behind."""
     src = Path(src)
     _exists(src)
     dst = Path(dst) if dst else _unsealed_name(src)
-    _check_output(src, dst, force)
+    check_output(src, dst, force, keep)
     if src.is_file():
         return SealResult("unseal", str(src), str(dst), 1, src.stat().st_size, unseal_file(src, dst, key))
     files = _files(src)

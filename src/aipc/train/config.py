@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aipc import rules as R
 from aipc.errors import AipcError
+from aipc.rules import flag
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -23,112 +25,113 @@ DEVICES = ("auto", "cpu", "cuda", "mps", "xpu")
 _IO_ONLY = frozenset({
     "data", "tokenizer", "out", "save_every", "keep", "log_every", "eval_every", "eval_batches", "export",
     "resume", "resume_from", "progress", "mfu", "preflight", "nproc_per_node", "nnodes",
-    "rdzv_endpoint", "rdzv_id", "threads", "allow_pickle",
+    "rdzv_endpoint", "rdzv_id", "threads", "allow_pickle", "allow_network",
 })
 
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    """One training run. Sizes are tokens and sequences; ``batch_size`` is per process."""
+    """One training run. Sizes are tokens and sequences; ``batch_size`` is per process.
 
-    model: str                                 # local HF folder, catalog name, HF id or config.json
-    data: list[str]                            # files or folders
-    out: str = "runs/train"                    # run folder: checkpoints/, metrics.jsonl, run.json
-    tokenizer: str | None = None               # override the model's tokenizer (folder)
-    allow_pickle: bool = False                 # load pickle weights (pytorch_model*.bin): they can run code
+    Each field's metadata holds its help text and its rule (:mod:`aipc.rules`): ``aipc train``'s flags
+    are generated from these fields (:mod:`aipc.commands.config_opts`), and :meth:`validate` checks the
+    same rules for library callers.
+    """
+
+    model: str = field(metadata=flag("Local HF folder, catalog model, HF id or config.json.", argument=True))
+    data: list[str] = field(metadata=flag("Text file/folder, .jsonl or .parquet (repeatable).", R.PathRule("any")))
+    out: str | None = field(default=None, metadata=flag(
+        "Run folder: checkpoints/, metrics.jsonl, run.json (default runs/<model>).", R.PathRule("out-dir")))
+    tokenizer: str | None = field(default=None, metadata=flag(
+        "Tokenizer folder (default: the model's, else byte-level).", R.PathRule("dir")))
+    allow_pickle: bool = field(default=False, metadata=flag(
+        "Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only "
+        "for a source you trust."))
     # data
-    seq_len: int = 512
-    val_fraction: float = 0.05
-    text_field: str = "text"
-    prompt_field: str = "prompt"
-    completion_field: str = "completion"
-    messages_field: str = "messages"
+    seq_len: int = field(default=512, metadata=flag("Tokens per packed sequence.", R.COUNT))
+    val_fraction: float = field(default=0.05, metadata=flag("Share of sequences held out for validation.",
+                                                            R.FRACTION_OPEN))
+    text_field: str = field(default="text", metadata=flag("JSONL/parquet field with plain text."))
+    prompt_field: str = field(default="prompt", metadata=flag("Field with the prompt (prompt/completion data)."))
+    completion_field: str = field(default="completion", metadata=flag("Field with the completion."))
+    messages_field: str = field(default="messages", metadata=flag("Field with chat messages."))
     # method
-    method: str = "full"
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    lora_targets: list[str] = field(default_factory=lambda: ["all-linear"])
+    method: str = field(default="full", metadata=flag("full | lora | qlora (CUDA)."))
+    lora_rank: int = field(default=16, metadata=flag("LoRA rank r (the same default as estimate and bench).",
+                                                     R.Num(int, ge=1, le=65536)))
+    lora_alpha: float = field(default=32.0, metadata=flag("LoRA alpha (scale alpha / r).", R.Num(float, gt=0, le=1e6)))
+    lora_dropout: float = field(default=0.0, metadata=flag("Dropout on the LoRA input.", R.FRACTION_OPEN))
+    lora_targets: list[str] = field(default_factory=lambda: ["all-linear"], metadata=flag(
+        "Comma list of module names, or all-linear.", split=","))
     # optimisation
-    batch_size: int = 4                        # sequences per micro-batch per process
-    grad_accum: int = 1
-    steps: int | None = None                   # optimizer steps; default: one epoch
-    epochs: float | None = None
-    lr: float = 2e-4
-    min_lr_ratio: float = 0.0                  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    max_grad_norm: float = 1.0                 # 0 disables clipping
-    seed: int = 0
+    batch_size: int = field(default=4, metadata=flag("Sequences per micro-batch per process.", R.COUNT,
+                                                     name="--batch", aliases=("--batch-size",)))
+    grad_accum: int = field(default=1, metadata=flag("Micro-batches per optimizer step.", R.COUNT))
+    steps: int | None = field(default=None, metadata=flag("Optimizer steps (default: one epoch).",
+                                                          R.Num(int, ge=1, le=10**9)))
+    epochs: float | None = field(default=None, metadata=flag("Epochs (instead of --steps).", R.Num(float, gt=0, le=1e6)))
+    lr: float = field(default=2e-4, metadata=flag("Peak learning rate.", R.Num(float, gt=0, le=10)))
+    min_lr_ratio: float = field(default=0.0, metadata=flag("Cosine decays to lr * this.", R.FRACTION))
+    warmup_steps: int = field(default=0, metadata=flag("Linear warm-up steps.", R.COUNT0))
+    weight_decay: float = field(default=0.0, metadata=flag("AdamW weight decay (matrices only).",
+                                                           R.Num(float, ge=0, le=10)))
+    beta1: float = field(default=0.9, metadata=flag("AdamW beta1.", R.FRACTION_OPEN))
+    beta2: float = field(default=0.999, metadata=flag("AdamW beta2.", R.FRACTION_OPEN))
+    eps: float = field(default=1e-8, metadata=flag("AdamW epsilon.", R.Num(float, gt=0, le=1)))
+    max_grad_norm: float = field(default=1.0, metadata=flag("Clip gradients to this norm; 0 disables clipping.",
+                                                            R.Num(float, ge=0, le=1e6)))
+    seed: int = field(default=0, metadata=flag("Seed of weights, data order and dropout.", R.SEED))
     # acceleration
-    device: str = "auto"
-    precision: str = "auto"
-    grad_ckpt: bool = False
-    compile: bool = False
-    fused_loss: bool = True                    # chunked linear + cross-entropy (no full logits tensor)
-    deterministic: bool | None = None          # default: True on CPU
-    threads: int | None = None                 # CPU threads per process
-    fsdp: bool = False
+    device: str = field(default="auto", metadata=flag("auto (cuda > mps > xpu > cpu) | cpu | cuda | mps | xpu."))
+    precision: str = field(default="auto", metadata=flag("auto | fp32 | bf16 (autocast) | fp16 (autocast + scaler)."))
+    grad_ckpt: bool = field(default=False, metadata=flag("Gradient checkpointing."))
+    compile: bool = field(default=False, metadata=flag("torch.compile the model."))
+    fused_loss: bool = field(default=True, metadata=flag("Chunked linear + cross-entropy (no full logits tensor)."))
+    deterministic: bool | None = field(default=None, metadata=flag("Deterministic kernels (default: on for CPU)."))
+    threads: int | None = field(default=None, metadata=flag("CPU threads per process.", R.THREADS))
+    fsdp: bool = field(default=False, metadata=flag("Shard with FSDP instead of DDP."))
     # distributed launch (read by the launcher; workers get WORLD_SIZE from torchrun)
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    rdzv_endpoint: str | None = None
-    rdzv_id: str = "aipc-train"
+    nproc_per_node: int = field(default=1, metadata=flag("Processes per node (torchrun).", R.Num(int, ge=1, le=1024),
+                                                         name="--nproc"))
+    nnodes: int = field(default=1, metadata=flag("Machines (needs --rdzv-endpoint and --allow-network).",
+                                                 R.Num(int, ge=1, le=65536), name="--nodes", aliases=("--nnodes",)))
+    rdzv_endpoint: str | None = field(default=None, metadata=flag("HOST:PORT of the rendezvous (multi-node)."))
+    rdzv_id: str = field(default="aipc-train", metadata=flag("Rendezvous id (the same on every node)."))
     # output
-    save_every: int = 0                        # 0: only at the end
-    keep: int = 2                              # checkpoints kept (the newest ones)
-    log_every: int = 1
-    eval_every: int = 0                        # 0: only at the end
-    eval_batches: int = 0                      # 0: the whole validation split
-    export: str | None = None                  # write a merged HF model folder here at the end
-    resume: bool = False
-    resume_from: str | None = None             # a checkpoint folder (default: the run's latest)
-    progress: bool = True
-    mfu: bool = True                           # look up the measured peak for MFU
-    preflight: bool = True                     # run the estimator before training
+    save_every: int = field(default=0, metadata=flag("Checkpoint every N steps (always at the end).", R.COUNT0))
+    keep: int = field(default=2, metadata=flag("Checkpoints kept (the newest ones).", R.COUNT))
+    log_every: int = field(default=1, metadata=flag("Log every N steps.", R.COUNT))
+    eval_every: int = field(default=0, metadata=flag("Validate every N steps (0: only at the end).", R.COUNT0))
+    eval_batches: int = field(default=0, metadata=flag("Validation batches (0: the whole split).", R.COUNT0))
+    export: str | None = field(default=None, metadata=flag("Write the merged model as an HF folder here (new or empty).",
+                                                           R.PathRule("new-dir")))
+    resume: bool = field(default=False, metadata=flag("Continue the run in --out from its latest checkpoint."))
+    resume_from: str | None = field(default=None, metadata=flag("Continue from this checkpoint (or run) folder.",
+                                                                R.PathRule("dir")))
+    progress: bool = field(default=True, metadata=flag(cli=False))
+    mfu: bool = field(default=True, metadata=flag("Look up the measured peak for MFU."))
+    preflight: bool = field(default=True, metadata=flag("Run the estimator's fit check before training."))
+    allow_network: bool = field(default=False, metadata=flag(
+        "Turn off the offline guard (multi-node training needs it)."))
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = default_out(self.model)
 
     def validate(self) -> TrainConfig:
         """Check every field; raise AipcError with a one-line fix on the first problem."""
-        def pos(name: str, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            low = 0 if allow_zero else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise AipcError(f"--{name.replace('_', '-')} must be a whole number >= {low} (got {v!r})")
-
         if not self.data:
             raise AipcError("no training data; pass --data FILE_OR_FOLDER (text, .jsonl or .parquet)")
-        if self.method not in METHODS:
-            raise AipcError(f"--method must be one of {', '.join(METHODS)} (got {self.method!r})")
-        if self.precision not in PRECISIONS:
-            raise AipcError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
-        if self.device not in DEVICES:
-            raise AipcError(f"--device must be one of {', '.join(DEVICES)} (got {self.device!r})")
-        for name in ("seq_len", "batch_size", "grad_accum", "lora_rank", "log_every", "keep",
-                     "nproc_per_node", "nnodes"):
-            pos(name)
-        for name in ("warmup_steps", "save_every", "eval_every", "eval_batches"):
-            pos(name, allow_zero=True)
-        if self.steps is not None:
-            pos("steps")
-        if self.epochs is not None and not self.epochs > 0:
-            raise AipcError(f"--epochs must be > 0 (got {self.epochs})")
+        for name, allowed in (("method", METHODS), ("precision", PRECISIONS), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise AipcError(f"--{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
+        R.check_fields(self)
         if self.steps is not None and self.epochs is not None:
             raise AipcError("give --steps or --epochs, not both")
-        if not 0 <= self.val_fraction < 1:
-            raise AipcError(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
-        if not self.lr > 0:
-            raise AipcError(f"--lr must be > 0 (got {self.lr})")
-        if not 0 <= self.lora_dropout < 1:
-            raise AipcError(f"--lora-dropout must be in [0, 1) (got {self.lora_dropout})")
-        if self.max_grad_norm < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise AipcError("--max-grad-norm must be >= 0 and --min-lr-ratio in [0, 1]")
-        if self.threads is not None and self.threads < 1:
-            raise AipcError(f"--threads must be >= 1 (got {self.threads})")
         if self.nnodes > 1 and not self.rdzv_endpoint:
-            raise AipcError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
+            raise AipcError("--nodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
+        if self.rdzv_endpoint:
+            check_endpoint(self.rdzv_endpoint, self.allow_network)
         if self.fsdp and self.method == "qlora":
             raise AipcError("--fsdp with QLoRA is not supported; use DDP (drop --fsdp)")
         if not self.lora_targets:
@@ -168,3 +171,16 @@ def default_out(model: str) -> str:
     """runs/<model name> — a stable folder so that --resume finds the run again."""
     name = Path(model.rstrip("/")).name.replace("config.json", "") or Path(model).parent.name
     return str(Path("runs") / (name.replace("/", "_") or "train"))
+
+
+def check_endpoint(endpoint: str, allow_network: bool) -> None:
+    """``--rdzv-endpoint HOST:PORT``: well formed; a host other than this machine needs --allow-network."""
+    from aipc.privacy.guard import is_local_ip, is_loopback_name
+
+    host, sep, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise AipcError(f"--rdzv-endpoint must be HOST:PORT with a port in 1..65535 (got {endpoint!r})")
+    if not allow_network and not (is_loopback_name(host) or is_local_ip(host)):
+        raise AipcError(f"--rdzv-endpoint {endpoint} is on another machine and aipc runs offline; "
+                        "pass --allow-network to train across machines")

@@ -1,7 +1,9 @@
 """``aipc train --nproc N``: start the workers through torchrun (``python -m torch.distributed.run``).
 
 The launcher writes the run's TrainConfig to a JSON file and runs
-``torchrun --nproc-per-node N [--standalone | --rdzv-backend c10d --rdzv-endpoint H:P] -m aipc.train.worker CFG``.
+``torchrun --nproc-per-node N [--standalone | --rdzv-backend c10d --rdzv-endpoint H:P] -m aipc.train.worker CFG``,
+both through :mod:`aipc.privacy.run_guarded`, so the offline guard of ``aipc train`` holds in the launcher
+and in every worker.
 Workers report bad input in per-rank error files and rank 0 its result in a result file, so the CLI
 still prints one-line errors with exit code 2 and one JSON object for ``--json``.
 """
@@ -32,13 +34,14 @@ def in_worker() -> bool:
 
 def torchrun_argv(cfg: TrainConfig, config_path: Path) -> list[str]:
     """The torchrun command line for this run."""
-    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(cfg.nproc_per_node),
+    guarded = [sys.executable, "-m", "aipc.privacy.run_guarded"]  # the offline guard holds in every process
+    argv = [*guarded, "torch.distributed.run", "--nproc-per-node", str(cfg.nproc_per_node),
             "--nnodes", str(cfg.nnodes)]
     if cfg.rdzv_endpoint:
         argv += ["--rdzv-backend", "c10d", "--rdzv-endpoint", cfg.rdzv_endpoint, "--rdzv-id", cfg.rdzv_id]
     else:
         argv += ["--standalone"]
-    return argv + ["-m", "aipc.train.worker", str(config_path)]
+    return argv + ["-m", "aipc.privacy.run_guarded", "aipc.train.worker", str(config_path)]
 
 
 def _cause(stderr: str) -> str:

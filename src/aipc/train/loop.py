@@ -253,8 +253,8 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
         val_loss = _evaluate(inner, prep, cfg, dist, place)
         if start < total:  # a resume of a finished run logs nothing new
             log.write({"step": total, "val_loss": val_loss})
-    if start == total and dist.main:
-        last_ckpt = str(ck.find(run_dir))
+    if start == total and dist.main:  # a resume of a finished run: the checkpoint it verified
+        last_ckpt = str(resume_path)
     steady = times[1:] if len(times) > 1 else times
     step_s = float(np.median(steady)) if steady else 0.0
     tps = tokens_per_step / step_s if step_s else 0.0

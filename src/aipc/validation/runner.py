@@ -80,8 +80,8 @@ def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", all
     """Run one workload in a fresh subprocess and return its measurement."""
     env = {**os.environ, **CHILD_ENV}
     arg = json.dumps({"workload": w, "device": device, "allow_pickle": allow_pickle})
-    r = subprocess.run([sys.executable, "-m", "aipc.validation.child", arg], capture_output=True, text=True,
-                       timeout=timeout, env=env)
+    argv = [sys.executable, "-m", "aipc.privacy.run_guarded", "aipc.validation.child", arg]  # guarded if the verb is
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("error: ")
         raise AipcError(f"validation run failed for {describe(w)}: {tail}")
