@@ -254,10 +254,39 @@ def precision_fields(preset: str, task: str = "infer") -> dict[str, Any]:
     raise AipcError(f"unknown precision {preset!r}; use one of {options}")
 
 
+# Keys only a Hugging Face model config has (a workload has 'model' and none of these).
+HF_CONFIG_KEYS = frozenset({"model_type", "architectures", "transformers_version", "hidden_size", "n_embd",
+                            "num_hidden_layers", "n_layer", "num_attention_heads", "n_head", "vocab_size",
+                            "intermediate_size", "max_position_embeddings"})
+
+
+def is_hf_config(data: Any) -> bool:
+    """True for a Hugging Face model config (recognised by its keys, whatever the file is called):
+    'model_type' or 'architectures', or two or more other config keys, and no workload 'model' field."""
+    if not isinstance(data, dict) or "model" in data or "workload" in data:
+        return False
+    keys = HF_CONFIG_KEYS & set(data)
+    return bool({"model_type", "architectures"} & keys) or len(keys) >= 2
+
+
+def is_hf_config_file(path: str | Path) -> bool:
+    """True when ``path`` is a readable JSON file holding a Hugging Face model config."""
+    p = Path(path)
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return False
+    try:
+        return is_hf_config(json.loads(p.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+
+
 def load_workload_file(path: str | Path) -> Workload:
     """A Workload from a TOML or JSON file (top level, or a [workload] table)."""
     p = Path(path)
     data = read_data(p, what="workload file", fix="pass a .toml or .json file")
     if isinstance(data, dict) and isinstance(data.get("workload"), dict):
         data = data["workload"]
+    if is_hf_config(data):
+        raise AipcError(f"{p} is a Hugging Face model config, not a workload file; pass it as the model "
+                        f"(e.g. 'aipc estimate {p}') or write a workload file with model = \"{p}\"")
     return workload_from_dict(data, where=str(p))

@@ -32,9 +32,10 @@ def run(w: Workload, names: list[str], *, all_devices: bool, search: bool, catal
 
 
 def _get(cat: dict, name: str):
-    from aipc.hardware.catalog import get_device
+    """A device by name from the catalog in effect (built-in + AIPC_DEVICES + --catalog files)."""
+    from aipc.hardware.catalog import find_device
 
-    return get_device(name)
+    return find_device(cat, name)
 
 
 def _row(e) -> dict[str, Any]:

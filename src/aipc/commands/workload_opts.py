@@ -55,12 +55,13 @@ def with_workload_options(f: Callable) -> Callable:
 
 def build_workload(ref: str, wopts: dict[str, Any]):
     """A validated Workload from MODEL (or a workload .toml/.json) plus flags (flags override the file)."""
-    from aipc.spec import load_workload_file, precision_fields, workload_from_dict
+    from aipc.spec import is_hf_config_file, load_workload_file, precision_fields, workload_from_dict
 
     given = {k: v for k, v in wopts.items() if v is not None}
     p = Path(ref)
     base: dict[str, Any] = {}
-    if p.suffix.lower() in (".toml",) or (p.suffix.lower() == ".json" and p.name != "config.json"):
+    if p.suffix.lower() in (".toml",) or (p.suffix.lower() == ".json" and p.name != "config.json"
+                                          and not is_hf_config_file(p)):
         base = load_workload_file(p).to_dict()
     else:
         base = {"model": ref}
