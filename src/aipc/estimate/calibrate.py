@@ -57,13 +57,14 @@ def path() -> Path:
     return home() / FILE_NAME
 
 
-def peak_for(spec, compute_dtype: str) -> float | None:
+def peak_for(spec, compute_dtype: str, train: bool = False) -> float | None:
     """The peak FLOP/s the estimator's roofline uses for a compute dtype: that dtype, then the other
-    16-bit type, then fp32 (``aipc.estimate.roofline``)."""
+    16-bit type, then fp32 (``aipc.estimate.roofline``); ``train``: the measured linear
+    forward+backward peak of that dtype where there is one (``DeviceSpec.train_peak``)."""
     if spec is None:
         return None
     for dt in (compute_dtype, "bf16" if compute_dtype == "fp16" else "fp16", "fp32"):
-        p = spec.peak(dt)
+        p = spec.train_peak(dt) if train else spec.peak(dt)
         if p:
             return p
     return None

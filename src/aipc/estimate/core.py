@@ -44,10 +44,26 @@ def check(m: ModelSpec, w: Workload) -> list[str]:
     return warnings
 
 
+def device_warnings(w: Workload, d: DeviceSpec) -> list[str]:
+    """What the device's own figures say about this estimate: measured under load (low confidence),
+    or a compute dtype without native kernels here (emulated: slower than fp32)."""
+    out = []
+    if d.confidence:
+        out.append(f"{d.name}: {d.confidence}")
+    if d.native_dtypes and w.compute not in d.native_dtypes and w.compute in ("bf16", "fp16"):
+        fast = max(d.native_dtypes, key=lambda dt: (d.train_peak(dt) if w.is_train else d.peak(dt)) or 0)
+        mine = (d.train_peak(w.compute) if w.is_train else d.peak(w.compute)) or 0
+        theirs = (d.train_peak(fast) if w.is_train else d.peak(fast)) or 0
+        ratio = f" ({theirs / mine:.1f}x faster here by the measured peaks)" if mine and theirs > mine else ""
+        out.append(f"{w.compute} is emulated on {d.name} (no native {w.compute} kernels); {fast} runs "
+                   f"faster{ratio}: use --precision {fast}")
+    return out
+
+
 def evaluate(m: ModelSpec, w: Workload, d: DeviceSpec) -> Evaluated:
     """Memory, compute, efficiency (calibrated where ``aipc calibrate`` fitted this device, for this
     workload's shape) and time of one validated workload on one device."""
-    warnings = check(m, w)
+    warnings = check(m, w) + device_warnings(w, d)
     mem = memory_breakdown(m, w, d)
     comp = compute_for(m, w)
     eff = efficiency_for(d, comp.flops_per_token, workload=w)

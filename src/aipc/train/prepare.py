@@ -63,11 +63,11 @@ def prepare(cfg: TrainConfig, place: Placement, world: int) -> Prepared:
         raise AipcError("the training split has no target tokens (every label is masked); "
                         "check the completion/assistant fields of the data")
     fp_model = model_io.fingerprint(model)
-    fpt = model_flops_per_token(cfg, model.config, precision=place.precision, world=world)
     if cfg.method in ("lora", "qlora"):
         model = apply_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                            targets=cfg.lora_targets)
     hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    fpt = model_flops_per_token(cfg, hf.config, precision=place.precision, world=world)
     if cfg.grad_ckpt:  # non-reentrant: works with frozen inputs (LoRA) and keeps RNG for dropout
         if hasattr(hf, "activation_checkpointing_enable"):  # transformers >= 5.x name
             hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
