@@ -65,6 +65,8 @@ def render(r: dict[str, Any]) -> None:
         c.print(t)
         c.print("phases: " + ", ".join(f"{k} {gb(v)}" for k, v in mem["phases"].items())
                 + f"   (weights-only figure: {gb(mem['weights_only_bytes'])})")
+        if mem.get("allocator"):
+            c.print(f"memory describes: {mem['allocator']}", style="dim")
         comp, tm = e["compute"], e["time"]
         if w["task"] == "train":
             c.print(f"compute: {si(comp['flops_per_token'], 'FLOP')} per token, {si(comp['flops_per_step'], 'FLOP')} per step; "

@@ -230,6 +230,21 @@ def framework_bytes(device: DeviceSpec) -> float:
     return CPU_FRAMEWORK_BYTES if device.kind in ("cpu", "apu") else 0.0
 
 
+def allocator_behaviour(device: DeviceSpec) -> str:
+    """What the peak describes, by device kind. CPU: a process whose glibc malloc returns large
+    blocks on free (mmap threshold 64 KiB), as aipc's own processes set it (aipc.runtime); under
+    glibc's default other programs can peak higher (docs/validation.md measures both). GPU: torch's
+    caching allocator (max_memory_allocated) plus the CUDA context and a 5% margin."""
+    if device.kind == "gpu":
+        return ("PyTorch CUDA caching allocator: tensors at their peak (torch.cuda.max_memory_allocated) "
+                "+ CUDA context + 5% fragmentation margin")
+    if device.kind == "cpu":
+        return ("peak RSS with glibc malloc's mmap threshold at 64 KiB (freed large blocks return to the OS), "
+                "as aipc train/generate/serve/bench set it; under glibc's default malloc other programs can "
+                "peak higher (docs/validation.md)")
+    return "unified memory: tensors at their peak + warm-up + 5% margin"
+
+
 def _shard(w: Workload) -> dict[str, float]:
     """Fraction of each model-state component one device holds under the sharding scheme."""
     n = w.num_devices
@@ -313,4 +328,5 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
         phases={k: int(round(v)) for k, v in totals.items()},
         weights_only_bytes=int(round(weights_bytes(m, w))),
         notes=tuple(notes),
+        allocator=allocator_behaviour(device),
     )

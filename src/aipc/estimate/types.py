@@ -20,6 +20,7 @@ class MemoryBreakdown:
     phases: dict[str, int]
     weights_only_bytes: int
     notes: tuple[str, ...] = ()
+    allocator: str = ""              # the allocator behaviour the peak describes (memory.allocator_behaviour)
 
 
 @dataclass(frozen=True, kw_only=True)
