@@ -148,6 +148,11 @@ def lookup_decode(device_name: str, batch: float | None = None) -> tuple[float, 
     return mbu, layer_s, entry.get("source", "calibrated")
 
 
+def snapshot() -> dict:
+    """The table lookups answer from right now (a ``using`` override, else the file; {} for none)."""
+    return (_override[-1] if _override else load()) or {}
+
+
 @contextmanager
 def using(table: dict | None):
     """Make :func:`lookup` answer from ``table`` (``{}`` or None: no calibration) inside the block."""

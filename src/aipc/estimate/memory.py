@@ -175,19 +175,28 @@ def logits_bytes(m: ModelSpec, w: Workload, phase: str) -> float:
     forward (in the loss): logits at bytes(compute) + their fp32 upcast + the saved fp32 log-softmax
     output: b*s*V*(e + 4 + 4) (8 when compute is fp32: the upcast is the same tensor);
     backward (loss grad): the saved output, the incoming gradient and the input gradient, all fp32:
-    12*b*s*V. Without fp32 upcast, 3*e*b*s*V in backward. A fused chunked loss (aipc train) holds
-    one chunk of logits (chunk*V*(e+8)), the head's fp32 gradient (V*h*4) and the hidden gradient."""
+    12*b*s*V. Without fp32 upcast, 3*e*b*s*V in backward. Heads that save more per logit (soft-capping:
+    see _extra_logit_bytes) add that in both phases. A fused chunked loss (aipc train) holds one chunk
+    of logits (chunk*V*(e+8)), the head's fp32 gradient (V*h*4) and the hidden gradient."""
     bsv = w.batch_size * w.seq_len * m.vocab_size
     e = _eb(w.compute)
     if w.fused_loss:  # aipc train's LinearCrossEntropy: a chunk of logits at a time, grads made in forward
         chunk = min(w.batch_size * w.seq_len, max(256, (1 << 23) // m.vocab_size))
         return (chunk * m.vocab_size * (e + 8) + m.vocab_size * m.hidden_size * 4
                 + w.batch_size * w.seq_len * m.hidden_size * e)
+    extra = _extra_logit_bytes(m, w) if w.is_train else 0.0
     if not w.logits_fp32:
-        return bsv * (2 * e if phase == "forward" else 3 * e)
+        return bsv * ((2 * e if phase == "forward" else 3 * e) + extra)
     if phase == "forward":
-        return bsv * (8.0 if e == 4 else e + 8.0)
-    return bsv * 12.0
+        return bsv * ((8.0 if e == 4 else e + 8.0) + extra)
+    return bsv * (12.0 + extra)
+
+
+def _extra_logit_bytes(m: ModelSpec, w: Workload) -> float:
+    """Bytes per logit a model's output head saves beyond the loss's fp32 log-softmax output (4 B):
+    the derived activation table's c_V - 4 — e.g. Gemma-2's final logit soft-capping keeps
+    tanh(logits / cap) for backward (c_V = 6 in bf16, 8 in fp32); 0 for plain heads."""
+    return max(act.loss_saved_bytes_per_token(m, w.compute, w.attention) / max(m.vocab_size, 1) - 4.0, 0.0)
 
 
 def kv_cache_bytes(m: ModelSpec, w: Workload, tokens: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aipc.estimate import calibrate
 from aipc.estimate.api import resolve_model
 from aipc.estimate.core import evaluate
 from aipc.hardware.local import resolve_device
@@ -27,12 +28,13 @@ def sweep(workloads: list[Workload], device: str | DeviceSpec) -> list[SweepPoin
     d = resolve_device(device)
     cap = d.usable_memory_bytes
     out = []
-    for w in workloads:
-        w = w.validate()
-        ev = evaluate(resolve_model(w.model), w, d)
-        t = ev.time
-        secs = t.step_s if w.is_train else t.request_s
-        tps = t.train_tokens_per_s if w.is_train else t.decode_tokens_per_s
-        out.append(SweepPoint(workload=w, peak_bytes=ev.memory.peak_bytes, fits=ev.memory.peak_bytes <= cap,
-                              seconds=secs, tokens_per_s=tps))
+    with calibrate.using(calibrate.snapshot()):  # the calibration table read once, not per workload
+        for w in workloads:
+            w = w.validate()
+            ev = evaluate(resolve_model(w.model), w, d)
+            t = ev.time
+            secs = t.step_s if w.is_train else t.request_s
+            tps = t.train_tokens_per_s if w.is_train else t.decode_tokens_per_s
+            out.append(SweepPoint(workload=w, peak_bytes=ev.memory.peak_bytes, fits=ev.memory.peak_bytes <= cap,
+                                  seconds=secs, tokens_per_s=tps))
     return out
