@@ -62,6 +62,8 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             peak = C.peak_for(spec, w.compute, train=scen == "train")
             work = c.flops_per_step if scen == "train" else c.prefill_flops
             factor = work / (peak * t) if peak else None
+            if peak:  # the fitted time model's inputs (aipc.estimate.calibrate_linear)
+                extra = {"ideal_s": work / peak, "layers": c.layers}
         if not factor:
             skipped.append(f"{run['id'][:8]}: {spec.name} has no measured peak for {w.compute}")
             continue

@@ -60,13 +60,30 @@ def device_warnings(w: Workload, d: DeviceSpec) -> list[str]:
     return out
 
 
+def ideal_seconds(d: DeviceSpec, w: Workload, comp: Compute) -> dict[str, float]:
+    """Per scenario, the step's FLOPs (per device) over the peak the roofline uses: what a fitted
+    calibration time model starts from (``aipc.estimate.calibrate_linear``)."""
+    from aipc.estimate.calibrate import peak_for
+
+    out = {}
+    if w.is_train:
+        pk = peak_for(d, w.compute, train=True)
+        if pk:
+            out["train"] = comp.flops_per_step / max(w.num_devices, 1) / pk
+    else:
+        pk = peak_for(d, w.compute)
+        if pk:
+            out["prefill"] = comp.prefill_flops / (w.num_devices if w.sharding == "tp" else 1) / pk
+    return out
+
+
 def evaluate(m: ModelSpec, w: Workload, d: DeviceSpec) -> Evaluated:
     """Memory, compute, efficiency (calibrated where ``aipc calibrate`` fitted this device, for this
     workload's shape) and time of one validated workload on one device."""
     warnings = check(m, w) + device_warnings(w, d)
     mem = memory_breakdown(m, w, d)
     comp = compute_for(m, w)
-    eff = efficiency_for(d, comp.flops_per_token, workload=w)
+    eff = efficiency_for(d, comp.flops_per_token, workload=w, ideal_s=ideal_seconds(d, w, comp), layers=comp.layers)
     t, twarn = timing(d, w, comp, eff)
     return Evaluated(memory=mem, compute=comp, efficiency=eff, time=t,
                      warnings=tuple(warnings + twarn + list(mem.notes)))
