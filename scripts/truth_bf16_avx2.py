@@ -53,7 +53,7 @@ def bench(model: str, prec: str, b: int, s: int, threads: int, env: dict) -> dic
             "error": r["est_error"], "mfu": r.get("mfu_measured"), "load_avg": d["load_avg"]}
 
 
-def run(model: str, threads: int | None) -> dict:
+def run(model: str, threads: int | None, shapes=SHAPES) -> dict:
     env = {**os.environ, **EMULATE, "AIPC_HOME": tempfile.mkdtemp(prefix="aipc-avx2-")}
     native_env = {k: v for k, v in os.environ.items() if k not in EMULATE}
     native = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
@@ -61,7 +61,7 @@ def run(model: str, threads: int | None) -> dict:
     t0 = time.time()
     prof = hw(env)
     th = threads or prof["threads"]
-    runs = [bench(model, p, b, s, th, env) for p in ("bf16", "fp32") for b, s in SHAPES]
+    runs = [bench(model, p, b, s, th, env) for p in ("bf16", "fp32") for b, s in shapes]
     return {"model": model, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t0)),
             "native_capability": native, "emulation": EMULATE, "profile": prof, "threads": th, "runs": runs}
 
@@ -90,8 +90,11 @@ def main() -> int:
     ap.add_argument("--write")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--shapes", help="batch x sequence list, e.g. 1x64,2x128 (default: " +
+                    ",".join(f"{b}x{s}" for b, s in SHAPES) + ")")
     a = ap.parse_args()
-    r = run(a.model, a.threads)
+    shapes = tuple(tuple(int(v) for v in x.split("x")) for x in a.shapes.split(",")) if a.shapes else SHAPES
+    r = run(a.model, a.threads, shapes)
     print(json.dumps(r, indent=1))
     if a.write:
         sys.path.insert(0, str(ROOT / "src"))
