@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "aipc-calibration"
-VERSION = 3
+VERSION = 4  # 4: train factors against the linear forward+backward peak; fitted time models (calibrate_linear)
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
