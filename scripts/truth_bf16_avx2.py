@@ -59,6 +59,8 @@ def run(model: str, threads: int | None, shapes=SHAPES) -> dict:
     native = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                             env=native_env, capture_output=True, text=True).stdout.strip()
     t0 = time.time()
+    if threads:  # the profile is per thread count: measure it at the count the benches use
+        env["OMP_NUM_THREADS"] = str(threads)
     prof = hw(env)
     th = threads or prof["threads"]
     runs = [bench(model, p, b, s, th, env) for p in ("bf16", "fp32") for b, s in shapes]

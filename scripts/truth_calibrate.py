@@ -35,7 +35,7 @@ def aipc(*args: str, env: dict) -> dict:
 
 
 def run(passes: int, threads: int, shapes: dict) -> dict:
-    env = {**os.environ, "AIPC_HOME": tempfile.mkdtemp(prefix="aipc-calibrate-")}
+    env = {**os.environ, "AIPC_HOME": tempfile.mkdtemp(prefix="aipc-calibrate-"), "OMP_NUM_THREADS": str(threads)}
     t0 = time.time()
     load0 = os.getloadavg()[0]
     hw = aipc("hw", "--json", env=env)
