@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from aipc.estimate import estimate
 from aipc.estimate.api import resolve_model

@@ -43,7 +43,7 @@ def test_missing_python_is_one_line(tmp_path):
 
 def test_table_from_real_bench_reports(tmp_path, _aipc_home):
     """A real (CPU, tiny model) bench report through the same writer the GPU check uses."""
-    from conftest import run_cli, tiny_profile_home
+    from helpers import run_cli, tiny_profile_home
 
     from aipc.models.tiny import tiny_config
 

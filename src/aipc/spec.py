@@ -9,6 +9,7 @@ Import-light: no torch.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
