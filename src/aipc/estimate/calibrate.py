@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "aipc-calibration"
-VERSION = 3
+VERSION = 4  # 4: train factors against the linear forward+backward peak; fitted time models (calibrate_linear)
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
@@ -57,19 +57,20 @@ def path() -> Path:
     return home() / FILE_NAME
 
 
-def peak_for(spec, compute_dtype: str) -> float | None:
+def peak_for(spec, compute_dtype: str, train: bool = False) -> float | None:
     """The peak FLOP/s the estimator's roofline uses for a compute dtype: that dtype, then the other
-    16-bit type, then fp32 (``aipc.estimate.roofline``)."""
+    16-bit type, then fp32 (``aipc.estimate.roofline``); ``train``: the measured linear
+    forward+backward peak of that dtype where there is one (``DeviceSpec.train_peak``)."""
     if spec is None:
         return None
     for dt in (compute_dtype, "bf16" if compute_dtype == "fp16" else "fp16", "fp32"):
-        p = spec.peak(dt)
+        p = spec.train_peak(dt) if train else spec.peak(dt)
         if p:
             return p
     return None
 
 
-def workload_peak(spec, w) -> float | None:
+def workload_peak(spec, w, train: bool = False) -> float | None:
     """The peak FLOP/s a workload's compute is measured against (the roofline's and the calibration's):
     llama.cpp on a CPU runs ggml's own integer / dequantizing kernels, expressed against aipc hw's
     measured fp32 GEMM peak (its bf16 figure may be an emulated path llama.cpp never takes); everything
@@ -78,7 +79,7 @@ def workload_peak(spec, w) -> float | None:
         return None
     if getattr(w, "engine", "torch") == "llamacpp" and spec.kind == "cpu":
         return spec.peak("fp32") or peak_for(spec, w.compute)
-    return peak_for(spec, w.compute)
+    return peak_for(spec, w.compute, train=train)
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -152,9 +153,10 @@ def format_family(fmt: str | None) -> str | None:
 
 
 def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format: str | None = None):
-    """(the table's entry for a device, scenario, engine and weight format, how it matched) or (None, "").
-    Another engine's runs never answer for torch and vice versa. Inside an engine: the format's own
-    entry, else the nearest format of the same family, else the entry fitted over all its formats."""
+    """(the table's entry for a device, scenario, engine and weight format — the ``using`` override
+    first —, how it matched) or (None, ""). Another engine's runs never answer for torch and vice
+    versa. Inside an engine: the format's own entry, else the nearest format of the same family, else
+    the entry fitted over all its formats."""
     data = _override[-1] if _override else load()
     entry = data.get("devices", {}).get(device_name, {}).get(scenario_key(scenario, engine)) if data else None
     if not entry or engine == "torch":
@@ -169,16 +171,26 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
 
 
 def lookup(device_name: str, scenario: str, flops_per_token: float | None,
-           tokens: float | None = None, engine: str = "torch",
+           tokens: float | None = None, *, ideal_s: float | None = None,
+           layers: int | None = None, engine: str = "torch",
            weight_format: str | None = None) -> tuple[float, str] | None:
     """(factor, one-line source) for a device and scenario ('train', 'prefill', 'decode'), or None.
     ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median.
+    With the step's ideal compute time ``ideal_s`` (FLOPs / peak) and ``layers`` too, an entry's
+    fitted time model answers (``aipc.estimate.calibrate_linear``); the size buckets otherwise.
     ``engine`` / ``weight_format``: runs of that engine only (formats as :func:`_entry` matches them)."""
     entry, how = _entry(device_name, scenario, engine, weight_format)
     if not entry or not entry.get("buckets"):
         return None
+    src = entry.get("source", "calibrated") + how
+    if entry.get("linear") and ideal_s and tokens and layers:
+        from aipc.estimate import calibrate_linear
+
+        f = calibrate_linear.factor(entry["linear"], ideal_s, tokens, layers)
+        if f:
+            return f, src
     per_size = [[b["fpt"], _bucket_factor(b, tokens), b["n"]] for b in entry["buckets"]]
-    return interpolate(per_size, flops_per_token), entry.get("source", "calibrated") + how
+    return interpolate(per_size, flops_per_token), src
 
 
 def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",
@@ -187,10 +199,21 @@ def lookup_decode(device_name: str, batch: float | None = None, engine: str = "t
     entry, how = _entry(device_name, "decode", engine, weight_format)
     if not entry or not entry.get("by_batch"):
         return None
+    src = entry.get("source", "calibrated") + how
+    if entry.get("joint"):  # one model over every batch size (aipc.estimate.calibrate_linear.fit_decode)
+        from aipc.estimate import calibrate_linear
+
+        mbu, layer_s = calibrate_linear.decode_terms(entry["joint"], batch)
+        return mbu, layer_s, src
     rows = entry["by_batch"]
     mbu = interpolate([[r[0], r[1], r[3]] for r in rows], batch)
     layer_s = interpolate([[r[0], r[2], r[3]] for r in rows], batch)
-    return mbu, layer_s, entry.get("source", "calibrated") + how
+    return mbu, layer_s, src
+
+
+def snapshot() -> dict:
+    """The table lookups answer from right now (a ``using`` override, else the file; {} for none)."""
+    return (_override[-1] if _override else load()) or {}
 
 
 @contextmanager
@@ -234,9 +257,13 @@ def fit(points: list[dict], source: str = "") -> dict:
 
 
 def _fit_entry(scen: str, pts: list[dict], source: str) -> dict:
-    """One scenario's entry: decode by batch (two terms), train / prefill by size bucket and tokens."""
+    """One scenario's entry: decode by batch (two terms, and one joint model over batches); train /
+    prefill by size bucket and tokens, with a fitted time model (aipc.estimate.calibrate_linear)."""
+    from aipc.estimate import calibrate_linear
+
     if scen == "decode":
-        return {"by_batch": _fit_decode(pts), "n_runs": len(pts), "source": source}
+        return {"by_batch": _fit_decode(pts), "n_runs": len(pts), "source": source,
+                "joint": calibrate_linear.fit_decode(pts)}
     out = []
     for centre, _, n, members in _size_groups(pts):
         by_tok: dict[float, list[float]] = {}
@@ -245,7 +272,7 @@ def _fit_entry(scen: str, pts: list[dict], source: str) -> dict:
                 by_tok.setdefault(float(m["tokens"]), []).append(m["factor"])
         out.append({"fpt": centre, "factor": statistics.median(m["factor"] for m in members), "n": n,
                     "by_tokens": [[t, statistics.median(v), len(v)] for t, v in sorted(by_tok.items())]})
-    return {"buckets": out, "n_runs": len(pts), "source": source}
+    return {"buckets": out, "n_runs": len(pts), "source": source, "linear": calibrate_linear.fit(pts)}
 
 
 def _fit_decode(pts: list[dict]) -> list[list[float]]:

@@ -47,17 +47,19 @@ def _engine_of(workload) -> tuple[str, str | None]:
     return engine, (workload.weight_dtype if engine != "torch" else None)
 
 
-def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None) -> Efficiency:
+def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None, *,
+                   ideal_s: dict[str, float] | None = None, layers: int | None = None) -> Efficiency:
     """Calibrated factors for this device (and the workload's engine and weight format) where ``aipc
     calibrate`` stored them, else the defaults. ``workload`` (optional) also gives the tokens per
-    forward the calibration is keyed by."""
+    forward the calibration is keyed by; ``ideal_s`` (scenario -> FLOPs / peak of the step) and
+    ``layers`` let a fitted time model answer."""
     engine, fmt = _engine_of(workload)
     eff = default_efficiency(device, engine)
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
         hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario),
-                               engine=engine, weight_format=fmt)
+                               ideal_s=(ideal_s or {}).get(scenario), layers=layers, engine=engine, weight_format=fmt)
         if hit:
             found[scenario] = hit
     layer_s = eff.decode_layer_s

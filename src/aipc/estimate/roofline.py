@@ -28,11 +28,12 @@ def default_link(device: DeviceSpec, w: Workload) -> str:
 
 
 def _peak(device: DeviceSpec, w: Workload) -> float | None:
-    """The compute dtype's peak (then the other 16-bit type, then fp32); llama.cpp on a CPU: the fp32
-    GEMM peak its kernels are expressed against (aipc.estimate.calibrate.workload_peak)."""
+    """The FLOP/s a workload's matmuls run at: for training the measured linear forward+backward
+    peak where ``aipc hw`` has one (``DeviceSpec.train_peak``), else the dense GEMM peak; llama.cpp on
+    a CPU: the fp32 GEMM peak its kernels are expressed against (calibrate.workload_peak)."""
     from aipc.estimate.calibrate import workload_peak
 
-    return workload_peak(device, w)
+    return workload_peak(device, w, train=w.is_train)
 
 
 def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tuple[Timing, list[str]]:

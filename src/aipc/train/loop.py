@@ -57,6 +57,7 @@ class Result:
     metrics: str
     predicted: dict[str, Any] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
+    threads_note: str = ""
 
 
 def lr_lambda(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
@@ -143,6 +144,7 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
         refuse_if_unfit(pred)
     prep = prepare(cfg, place, dist.world)
     resume_path, state = _check_resume(cfg, prep, run_dir)
+    threads_note = choose_threads(cfg, place, dist, prep, state)
     total = prep.total_steps
 
     inner = CausalLMLoss(prep.model, fused=cfg.fused_loss)
@@ -267,7 +269,27 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
                   peak_note=peak_note, device=place.device, precision=place.precision, world_size=dist.world,
                   params=prep.params, trainable_params=prep.trainable_params, fused_loss=inner.fused,
                   checkpoint=last_ckpt, export=exported, metrics=str(run_dir / "metrics.jsonl"),
-                  predicted=compare(pred, peak_bytes=peak_bytes, tokens_per_s=tps, step_s=step_s), losses=losses)
+                  predicted=compare(pred, peak_bytes=peak_bytes, tokens_per_s=tps, step_s=step_s), losses=losses,
+                  threads_note=threads_note)
+
+
+def choose_threads(cfg: TrainConfig, place: Placement, dist: D.Dist, prep: Prepared, state: dict | None) -> str:
+    """The CPU thread count of a single-process CPU run without --threads: the resumed run's (so a
+    resume repeats its arithmetic), else chosen by timing a training linear layer of this run's shape
+    at each candidate now (``aipc.runtime.choose_threads``; all threads on a busy CPU run 4-15x slower)."""
+    import torch
+
+    if place.kind != "cpu" or dist.world > 1 or cfg.threads:
+        return f"{torch.get_num_threads()} CPU threads" + (" (--threads)" if cfg.threads else "")
+    if state and state.get("threads"):
+        torch.set_num_threads(int(state["threads"]))
+        return f"{state['threads']} CPU threads, as the run being resumed"
+    from aipc.runtime import choose_threads as pick
+
+    c = prep.hf.config
+    hidden = getattr(c, "hidden_size", None) or getattr(c, "n_embd", None) or 512
+    inter = getattr(c, "intermediate_size", None) or getattr(c, "n_inner", None) or 4 * hidden
+    return pick(cfg.batch_size * cfg.seq_len, hidden, inter, place.precision, train=True)[2]
 
 
 def _write_json(path: Path, obj: Any) -> None:
