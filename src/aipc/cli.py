@@ -29,7 +29,7 @@ _ABORT = tuple({typer.Abort, getattr(cx, "Abort", typer.Abort)})
 # Verbs in the order `aipc --help` lists them; each is aipc.commands.<verb> with a register(app).
 VERBS = [
     "hw", "models", "devices", "estimate", "validate", "bench", "results", "calibrate",
-    "decide", "report", "train", "generate", "serve", "loadtest", "seal",
+    "decide", "report", "train", "convert", "generate", "serve", "loadtest", "seal",
 ]
 
 app = typer.Typer(
