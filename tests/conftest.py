@@ -50,3 +50,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_ggufs(tiny_llama_dir, tmp_path_factory):
+    """Tiny models converted once per session by llama.cpp's converter and quantize API:
+    'f32'/'f16' of the tiny Llama (hidden 64, the weights of ``tiny_llama_dir``), and
+    'qwen_f16'/'q8_0'/'q4_0'/'q4_k_m' of a tiny Qwen2 with hidden 256, wide enough for real K-quant
+    blocks (256 values per row), tied embeddings."""
+    from aipc.engines.gguf_convert import convert, quantize
+    from aipc.models.tiny import make_tiny_folder
+
+    d = tmp_path_factory.mktemp("gguf")
+    out = {q: convert(tiny_llama_dir, d / f"tiny-llama-{q}.gguf", quant=q) for q in ("f32", "f16")}
+    qwen = make_tiny_folder(d / "tiny-qwen2", "qwen2", hidden_size=256, intermediate_size=512,
+                            num_attention_heads=4, num_key_value_heads=2)
+    out["qwen_dir"] = qwen
+    out["qwen_f16"] = convert(qwen, d / "tiny-qwen2-f16.gguf", quant="f16")
+    for q in ("q8_0", "q4_0", "q4_k_m"):
+        out[q] = d / f"tiny-qwen2-{q}.gguf"
+        quantize(out["qwen_f16"], out[q], q, progress=lambda *a: None)
+    return out

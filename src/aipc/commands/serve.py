@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         audit_log: Optional[str] = typer.Option(None, "--audit-log", help="Append one JSON line per request here."),
         audit_content: bool = typer.Option(False, "--audit-content", help="Also write prompts and completions to the audit log."),
         served_name: Optional[str] = typer.Option(None, "--served-name", help="Model id clients use (default: folder/ref name)."),
-        dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32 | bf16 | fp16 (default: fp32 on CPU, bf16 on GPU)."),
+        engine: Optional[str] = typer.Option(None, "--engine", help="torch | llamacpp (default: llamacpp for a .gguf file or a GGUF quant type)."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", "--weight-format", help="torch: fp32 | bf16 | fp16 (default: fp32 on CPU, bf16 on GPU); llamacpp: q4_k_m | q8_0 | f16 ..."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto."),
         max_batch: int = typer.Option(16, "--max-batch", help="Sequences decoded together (KV-cache slots)."),
         max_len: Optional[int] = typer.Option(None, "--max-len", help="Context per slot (default: model's, at most 4096)."),
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
         opts = ServeOptions(model=model, host=host, port=port, api_key=api_key, api_key_file=api_key_file,
                             requests_per_min=rate_rpm, tokens_per_min=rate_tpm, audit_log=audit_log,
-                            audit_content=audit_content, served_name=served_name, dtype=dtype, device=device,
+                            audit_content=audit_content, served_name=served_name, dtype=dtype, engine=engine, device=device,
                             max_batch=max_batch, max_len=max_len, max_tokens=max_tokens,
                             max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body_bytes, max_queue=max_queue,
                             threads=threads, graceful_timeout_s=graceful_timeout, access_log=not quiet,

@@ -51,6 +51,11 @@ class Loaded:
     _runner: object = field(default=None, repr=False)
 
     @property
+    def dtype(self) -> str:
+        """The weight format under its torch-era name (what ``aipc serve`` prints)."""
+        return self.weight_format
+
+    @property
     def runner(self):
         if self._runner is None:
             self._runner = self.make_runner(self.max_batch, self.max_len)
@@ -129,9 +134,10 @@ def check_weight_format(engine: str, weight_format: str | None) -> str | None:
 
 def load(ref, *, engine: str | None = None, weight_format: str | None = None, device: str | None = None,
          max_batch: int = 1, max_len: int | None = None, threads: int | None = None, seed: int = 0,
-         **options) -> Loaded:
+         allow_pickle: bool = False, **options) -> Loaded:
     """Load ``ref`` (a .gguf file, a local HF folder, a catalog name / HF id / config.json) through
-    ``engine`` (default: :func:`default_engine`). ``options`` go to the engine (torch: ``fast``)."""
+    ``engine`` (default: :func:`default_engine`). ``allow_pickle``: a folder's pickle weights may load
+    (aipc.models.live's rule). ``options`` go to the engine (torch: ``fast``)."""
     if max_batch < 1 or (max_len is not None and max_len < 1) or (threads is not None and threads < 1):
         raise AipcError("max_batch, max_len and threads must be at least 1")
     engine = check_engine(engine) if engine else default_engine(ref, weight_format, device)
@@ -139,5 +145,23 @@ def load(ref, *, engine: str | None = None, weight_format: str | None = None, de
     if is_gguf(ref) and engine != "llamacpp":
         raise AipcError(f"{ref} is a GGUF file: run it with --engine llamacpp")
     mod = importlib.import_module(f"aipc.engines.{engine}")
+    extra = sorted(set(options) - set(getattr(mod, "OPTIONS", ())))
+    if extra:
+        raise AipcError(f"{', '.join(extra)} does not apply to the {engine} engine; drop it")
     return mod.load(ref, weight_format=weight_format, device=device, max_batch=max_batch, max_len=max_len,
-                    threads=threads, seed=seed, **options)
+                    threads=threads, seed=seed, allow_pickle=allow_pickle, **options)
+
+
+def runner_threads(runner) -> int:
+    """CPU threads ``runner`` computes with (its own setting, else torch's)."""
+    n = getattr(runner, "threads", None)
+    if n:
+        return int(n)
+    import torch
+
+    return torch.get_num_threads()
+
+
+def thread_candidates(runner) -> list[int]:
+    """Thread counts worth measuring for ``runner``: all it would use, and 1 (a busy CPU can favour 1)."""
+    return sorted({runner_threads(runner), 1}, reverse=True)

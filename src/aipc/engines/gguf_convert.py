@@ -113,18 +113,26 @@ def convert(ref, out=None, *, quant: str = "q4_k_m", seed: int = 0, threads: int
             quantize(mid, final, quant, threads=threads, progress=report)
             mid.unlink()
         os.replace(final, out)
-    except OSError as e:
-        raise _os_error(e, out) from None
+    except Exception as e:  # a full disk shows up in many shapes (converter, safetensors, C++ streams)
+        text = str(e)
+        if (_disk_full(out.parent) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT))
+                or any(w in text for w in ("os error 28", "os error 27", "No space left", "File too large"))):
+            raise AipcError(f"not enough disk space to write {out}; free space on that disk or write elsewhere "
+                            "with -o") from None
+        if isinstance(e, OSError):
+            raise AipcError(f"cannot write {out}: {e.strerror or e}; check the folder and its permissions") from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _os_error(e: OSError, out: Path) -> AipcError:
-    if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return AipcError(f"not enough disk space to write {out} ({e.strerror}); free space on that disk "
-                         "or write elsewhere with -o")
-    return AipcError(f"cannot write {out}: {e.strerror or e}; check the folder and its permissions")
+def _disk_full(folder: Path) -> bool:
+    """True when the disk holding ``folder`` has (almost) no space left for this user."""
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def run_converter(conv: Path, folder: Path, dest: Path, outtype: str, src: Source, *, random: bool,
@@ -163,7 +171,8 @@ def run_converter(conv: Path, folder: Path, dest: Path, outtype: str, src: Sourc
 
 def _converter_error(tail: list[str], name: str) -> str:
     text = "\n".join(tail)
-    if "No space left" in text or "Errno 28" in text or "File too large" in text or "Errno 27" in text:
+    if any(w in text for w in ("No space left", "Errno 28", "File too large", "Errno 27")) or re.search(
+            r"\d+ requested and \d+ written", text):  # a short write: the disk (or file size limit) is full
         return "not enough disk space for the conversion; free space on the output's disk or write elsewhere with -o"
     m = re.search(r"Model (\S+) is not supported", text)
     if m:
@@ -179,7 +188,7 @@ def _converter_error(tail: list[str], name: str) -> str:
 
 def quantize(src: Path, dest: Path, quant: str, *, threads: int | None = None, progress: Progress) -> None:
     """llama.cpp's llama_model_quantize: ``src`` (f32/f16/bf16 GGUF) -> ``dest`` of type ``quant``."""
-    from aipc.engines.llamacpp_lib import clear_log, last_error, lib, set_listener
+    from aipc.engines.llamacpp_lib import clear_log, last_error, lib, recent_lines, set_listener
 
     ll = lib()
     params = ll.llama_model_quantize_default_params()
@@ -199,9 +208,10 @@ def quantize(src: Path, dest: Path, quant: str, *, threads: int | None = None, p
     finally:
         set_listener(None)
     if rc != 0:
-        why = last_error()
-        if any(w in why.lower() for w in ("no space", "file too large", "failed to write")):
-            raise OSError(errno.ENOSPC, why)
+        why = next((ln.split("failed to quantize:", 1)[1].strip() for ln in reversed(recent_lines())
+                    if "failed to quantize:" in ln), None) or last_error()
+        if "iostream" in why:  # the C++ output stream failed: the disk is full or the file too large
+            raise OSError(errno.EFBIG, why)
         raise AipcError(f"llama.cpp could not quantize to {quant}: {why}")
 
 

@@ -246,7 +246,8 @@ def file_type_name(code) -> str | None:
     return None
 
 
-def load(ref, *, weight_format=None, device=None, max_batch=1, max_len=None, threads=None, seed=0):
+def load(ref, *, weight_format=None, device=None, max_batch=1, max_len=None, threads=None, seed=0,
+         allow_pickle=False):
     """A .gguf file as it is, or any other model converted to ``weight_format`` (default q4_k_m)
     once and cached (``aipc convert``'s pipeline; random weights for a catalog model / config)."""
     from aipc.engines import Loaded, is_gguf

@@ -59,14 +59,30 @@ def clear_log() -> None:
     _state["partial"] = ""
 
 
+def recent_lines() -> list[str]:
+    return list(_recent)
+
+
 def last_error(default: str = "no reason given") -> str:
-    """The most telling recent log line: the last one that mentions an error or failure."""
+    """The most telling recent log line: llama.cpp's stated reason, not its generic "failed to load"."""
+    import re
+
     lines = [ln.strip() for ln in _recent if ln.strip()]
+    generic = ("failed to load model", "failed to read", "failed to quantize")
+
+    def bare(ln: str) -> str:
+        return re.sub(r"^[\w:]+: (error loading model: )?", "", ln)
+
     for ln in reversed(lines):
-        low = ln.lower()
-        if any(w in low for w in ("error", "failed", "invalid", "unknown", "not supported", "unsupported")):
-            return ln.split(": ", 1)[-1] if ln.startswith("llama_model_load") else ln
-    return lines[-1] if lines else default
+        if "error loading model:" in ln and not any(g in bare(ln) for g in generic):
+            return bare(ln)
+    first = next((i for i, ln in enumerate(lines) if any(g in ln for g in generic)), None)
+    if first:
+        return bare(lines[first - 1])
+    for ln in reversed(lines):
+        if any(w in ln.lower() for w in ("error", "failed", "invalid", "unknown", "not supported", "unsupported")):
+            return bare(ln)
+    return bare(lines[-1]) if lines else default
 
 
 def check_gguf_file(path: Path) -> None:

@@ -11,21 +11,19 @@ from pathlib import Path
 
 from aipc.engines import DEFAULT_CONTEXT_CAP, Loaded
 
-
-def _load_model(ref, *, dtype, device, seed):
-    """The one place this engine loads weights (becomes aipc.models.live.load_or_build)."""
-    from aipc.serve.loader import load
-
-    return load(ref, dtype=dtype, device=device, seed=seed)
+OPTIONS = ("fast",)  # fast=False: the model's own forward (HFRunner) instead of FastLM
 
 
 def load(ref, *, weight_format=None, device=None, max_batch=1, max_len=None, threads=None, seed=0,
-         fast: bool = True) -> Loaded:
+         allow_pickle=False, fast: bool = True) -> Loaded:
     import torch
+
+    from aipc.models.live import load_or_build
 
     if threads:
         torch.set_num_threads(int(threads))
-    hf = _load_model(ref, dtype=weight_format, device=device, seed=seed)
+    hf = load_or_build(ref, dtype=weight_format, device=device, seed=seed, allow_pickle=allow_pickle,
+                       need_decoder="generation", tokenizer=True)
     cfg = hf.model.config
     context = int(getattr(cfg, "max_position_embeddings", 0) or 0) or 2048
 

@@ -21,6 +21,7 @@ class ServeOptions:
     audit_content: bool = False
     served_name: str | None = None
     dtype: str | None = None
+    engine: str | None = None   # torch | llamacpp (aipc.engines; default: by the model file and --dtype)
     device: str | None = None
     allow_pickle: bool = False              # load pickle weights (pytorch_model*.bin) from the folder
     max_batch: int = 16
@@ -53,27 +54,22 @@ def check(o: ServeOptions):
 
 
 def build(o: ServeOptions, access):
-    """(app, engine, config, loaded model) ready for uvicorn."""
-    import torch
-
+    """(app, engine, config, loaded) ready for uvicorn; the model loads through aipc.engines."""
+    from aipc.engines import load, thread_candidates
     from aipc.serve.app import ServerConfig, create_app
     from aipc.serve.engine import Engine
     from aipc.serve.generate import pick_threads
-    from aipc.models.live import load_or_build
-    from aipc.serve.hfrunner import make_runner
     from aipc.serve.metrics import ServerMetrics
     from aipc.serve.protocol import Limits
 
-    if o.threads:
-        torch.set_num_threads(o.threads)
-    loaded = load_or_build(o.model, dtype=o.dtype, device=o.device, allow_pickle=o.allow_pickle,
-                           need_decoder="generation", tokenizer=True)
-    cfg = loaded.model.config
-    ctx = int(o.max_len or min(getattr(cfg, "max_position_embeddings", 2048) or 2048, 4096))
-    runner = make_runner(loaded.model, max_batch=o.max_batch, max_len=ctx)
-    threads_note = f"{torch.get_num_threads()} threads" + (" (--threads)" if o.threads else "")
-    if not o.threads and loaded.device == "cpu" and torch.get_num_threads() > 1 and runner.max_len >= 16:
-        best, med = pick_threads(runner, sorted({torch.get_num_threads(), 1}, reverse=True), batch=runner.max_batch)
+    loaded = load(o.model, engine=o.engine, weight_format=o.dtype, device=o.device,
+                  max_batch=o.max_batch, threads=o.threads, allow_pickle=o.allow_pickle)
+    ctx = int(o.max_len or min(loaded.context or 2048, 4096))
+    loaded.resize(max_len=ctx)
+    runner = loaded.runner
+    threads_note = f"{thread_candidates(runner)[0]} threads" + (" (--threads)" if o.threads else "")
+    if not o.threads and loaded.device == "cpu" and len(thread_candidates(runner)) > 1 and runner.max_len >= 16:
+        best, med = pick_threads(runner, thread_candidates(runner), batch=runner.max_batch)
         threads_note = f"{best} threads (measured at batch {runner.max_batch}: " + ", ".join(
             f"{c} → {s * 1e3:.1f} ms/step" for c, s in med.items()) + ")"
     metrics = ServerMetrics()
