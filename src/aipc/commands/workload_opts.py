@@ -14,6 +14,7 @@ from aipc.errors import AipcError
 
 _OPTS: dict[str, tuple[Any, Any]] = {
     "task": (Optional[str], typer.Option(None, "--task", help="infer or train (default infer)")),
+    "engine": (Optional[str], typer.Option(None, "--engine", help="torch, llamacpp or openvino (inference; default torch)")),
     "method": (Optional[str], typer.Option(None, "--method", help="full, lora, qlora or freeze")),
     "precision": (Optional[str], typer.Option(None, "--precision", help="fp32, bf16, fp16, amp-bf16, mixed-bf16, int8, int4, nf4, q4_0, q4_k_m, q5_k_m, q6_k, q8_0")),
     "kv_dtype": (Optional[str], typer.Option(None, "--kv-dtype", help="KV cache precision (default: compute)")),

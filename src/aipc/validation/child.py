@@ -18,6 +18,10 @@ from aipc.measure import proc_status_bytes, reset_peak_rss, sync_fn
 
 
 def run(d: dict) -> dict:
+    if d["workload"].get("engine", "torch") != "torch":  # llama.cpp, ...: measured through aipc.engines
+        from aipc.validation.engine_child import run as run_engine
+
+        return run_engine(d)
     import torch  # noqa: F401  (the baseline includes torch and transformers)
     import transformers  # noqa: F401
 
