@@ -99,15 +99,48 @@ def check_gguf_file(path: Path) -> None:
                         "convert the model with 'aipc convert MODEL --to gguf'")
 
 
+def amx_miscompiled() -> bool:
+    """True when this llama.cpp has AMX kernels compiled by GCC < 14, whose ``_tile_loadconfig`` lets
+    the optimiser drop the tile configuration: they die with SIGILL on Q4/Q5/Q6/Q8 weights."""
+    import re
+
+    ll = lib()
+    if b"AMX_INT8 = 1" not in ll.llama_print_system_info():
+        return False
+    so = next(iter(sorted((Path(ll.__file__).parent / "lib").glob("libggml-cpu.so*"))), None)
+    try:
+        m = re.search(rb"GCC: \([^)]*\) (\d+)\.", so.read_bytes()) if so else None
+    except OSError:
+        return False
+    return bool(m) and int(m.group(1)) < 14
+
+
+def use_extra_buffers() -> bool:
+    """Whether llama.cpp may put weights in its extra CPU buffer types (repacked layouts, AMX).
+
+    ``AIPC_LLAMA_EXTRA_BUFTS=1``/``0`` decides; by default yes, unless :func:`amx_miscompiled`
+    (then weights stay in plain CPU buffers and a note says to rebuild with ./setup.sh)."""
+    env = os.environ.get("AIPC_LLAMA_EXTRA_BUFTS")
+    if env in ("0", "1"):
+        return env == "1"
+    if "extra" not in _state:
+        _state["extra"] = not amx_miscompiled()
+        if not _state["extra"]:
+            import sys
+
+            print("note: this llama.cpp has AMX kernels built by GCC < 14, which crash (SIGILL); running without "
+                  "them (no AMX, no repacked weights). ./setup.sh rebuilds llama-cpp-python without AMX.",
+                  file=sys.stderr)
+    return _state["extra"]
+
+
 def open_model(path: Path, *, gpu_layers: int = 0):
     """A ``llama_model_p`` for the GGUF at ``path`` (memory-mapped); AipcError when llama.cpp refuses it."""
     check_gguf_file(path)
     ll = lib()
     params = ll.llama_model_default_params()
     params.n_gpu_layers = gpu_layers
-    # AIPC_LLAMA_EXTRA_BUFTS=0 keeps weights in plain CPU buffers: no repacking, no AMX kernels (a
-    # llama.cpp built by GCC < 14 on an AMX CPU crashes in them; ./setup.sh builds it without AMX)
-    params.use_extra_bufts = os.environ.get("AIPC_LLAMA_EXTRA_BUFTS", "1") != "0"
+    params.use_extra_bufts = use_extra_buffers()
     clear_log()
     model = ll.llama_model_load_from_file(str(path).encode(), params)
     if not model:
