@@ -125,13 +125,16 @@ def use_extra_buffers() -> bool:
         return env == "1"
     if "extra" not in _state:
         _state["extra"] = not amx_miscompiled()
-        if not _state["extra"]:
-            import sys
-
-            print("note: this llama.cpp has AMX kernels built by GCC < 14, which crash (SIGILL); running without "
-                  "them (no AMX, no repacked weights). ./setup.sh rebuilds llama-cpp-python without AMX.",
-                  file=sys.stderr)
     return _state["extra"]
+
+
+def _note_once() -> None:
+    if _state.get("extra") is False and not _state.get("noted"):
+        import sys
+
+        _state["noted"] = True
+        print("note: this llama.cpp has AMX kernels built by GCC < 14, which crash (SIGILL); running without "
+              "them (no AMX, no repacked weights). ./setup.sh rebuilds llama-cpp-python without AMX.", file=sys.stderr)
 
 
 def open_model(path: Path, *, gpu_layers: int = 0):
@@ -146,6 +149,7 @@ def open_model(path: Path, *, gpu_layers: int = 0):
     if not model:
         raise AipcError(f"llama.cpp cannot load {path}: {last_error()}; the file may be truncated or corrupt, "
                         "or made for another llama.cpp version: convert it again with 'aipc convert'")
+    _note_once()
     return model
 
 
