@@ -44,7 +44,7 @@ def test_seam_chooses_and_refuses():
         load("qwen2.5-0.5b", engine="llama")
     with pytest.raises(AipcError, match="GGUF file: run it with --engine llamacpp"):
         load("x.gguf", engine="torch")
-    with pytest.raises(AipcError, match="fast does not apply to the llamacpp engine"):
+    with pytest.raises(AipcError, match="--hf-forward applies to the torch engine, not llamacpp"):
         load("x.gguf", fast=False)
 
 

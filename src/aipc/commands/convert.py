@@ -18,49 +18,20 @@ from aipc.errors import AipcError
 
 def _to_gguf(model: str, quant: str, out: Optional[Path], seed: int, threads: Optional[int], force: bool,
              quiet: bool) -> dict:
-    from aipc.engines.gguf_convert import check_quant, convert, output_path, source
+    from aipc.engines.gguf_convert import StageProgress, check_quant, convert, output_path, source
 
     quant = check_quant(quant)
     src = source(model)
     dest = output_path(out, src, quant)
     if dest.exists() and not force:
         raise AipcError(f"{dest} already exists; pass --force to replace it or choose another -o")
-    with _progress(quiet) as report:
+    with StageProgress(quiet) as report:
         path = convert(model, dest, quant=quant, seed=seed, threads=threads, progress=report)
     return {"output": str(path), "format": "gguf", "quant": quant, "bytes": path.stat().st_size,
             "random_weights": src.folder is None, "source": str(src.folder or src.spec.name)}
 
 
 TARGETS = {"gguf": _to_gguf}  # --to NAME -> function(model, quant, out, seed, threads, force, quiet) -> dict
-
-
-class _progress:
-    """A rich progress bar with one line per stage (random weights, convert, quantize); silent if quiet."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.tasks, self.bar = quiet, {}, None
-
-    def __enter__(self):
-        if not self.quiet:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description:<15}"), BarColumn(), TaskProgressColumn(),
-                                TimeElapsedColumn(), console=Console(stderr=True), transient=False)
-            self.bar.start()
-        return self.report
-
-    def report(self, stage: str, done: float, total: float) -> None:
-        if self.bar is None:
-            return
-        if stage not in self.tasks:
-            self.tasks[stage] = self.bar.add_task(stage, total=total)
-        self.bar.update(self.tasks[stage], completed=done, total=total)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
 
 
 def register(app: typer.Typer) -> None:

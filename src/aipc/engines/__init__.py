@@ -145,9 +145,10 @@ def load(ref, *, engine: str | None = None, weight_format: str | None = None, de
     if is_gguf(ref) and engine != "llamacpp":
         raise AipcError(f"{ref} is a GGUF file: run it with --engine llamacpp")
     mod = importlib.import_module(f"aipc.engines.{engine}")
-    extra = sorted(set(options) - set(getattr(mod, "OPTIONS", ())))
+    extra = sorted(set(options) - set(getattr(mod, "OPTIONS", {})))
     if extra:
-        raise AipcError(f"{', '.join(extra)} does not apply to the {engine} engine; drop it")
+        flags = {"fast": "--hf-forward"}  # how the CLI spells the engine options
+        raise AipcError(f"{', '.join(flags.get(x, x) for x in extra)} applies to the torch engine, not {engine}; drop it")
     return mod.load(ref, weight_format=weight_format, device=device, max_batch=max_batch, max_len=max_len,
                     threads=threads, seed=seed, allow_pickle=allow_pickle, **options)
 

@@ -42,6 +42,36 @@ class Source:
     spec: object | None
 
 
+class StageProgress:
+    """A rich progress bar on stderr with one line per stage (random weights, convert, quantize);
+    ``with StageProgress(quiet) as report: convert(..., progress=report)``. Silent when ``quiet``."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet, self.tasks, self.bar = quiet, {}, None
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description:<15}"), BarColumn(), TaskProgressColumn(),
+                                TimeElapsedColumn(), console=Console(stderr=True))
+            self.bar.start()
+        return self.report
+
+    def report(self, stage: str, done: float, total: float) -> None:
+        if self.bar is None:
+            return
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc) -> bool:
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
 def check_quant(quant: str) -> str:
     q = str(quant).lower()
     if q not in QUANTS:
@@ -215,7 +245,7 @@ def quantize(src: Path, dest: Path, quant: str, *, threads: int | None = None, p
         raise AipcError(f"llama.cpp could not quantize to {quant}: {why}")
 
 
-def cached_gguf(ref, quant: str, *, seed: int = 0, progress: Progress | None = None) -> Path:
+def cached_gguf(ref, quant: str, *, seed: int = 0) -> Path:
     """A GGUF of ``ref`` at ``quant`` from aipc's cache, converted on first use (AIPC_HOME/gguf).
 
     The key names the model, its weights (a folder's path and weight-file times and sizes, or the
@@ -240,5 +270,6 @@ def cached_gguf(ref, quant: str, *, seed: int = 0, progress: Progress | None = N
     out = folder / f"{src.name}-{quant}-{digest}.gguf"
     if not out.is_file():
         print(f"aipc: converting {ref} to GGUF {quant} once (cached at {out})", file=sys.stderr, flush=True)
-        convert(ref, out, quant=quant, seed=seed, progress=progress)
+        with StageProgress(quiet=not sys.stderr.isatty()) as report:
+            convert(ref, out, quant=quant, seed=seed, progress=report)
     return out
