@@ -115,6 +115,8 @@ def test_batched_decode_equals_one_at_a_time(gguf_f32):
     assert torch.allclose(first, out[0], atol=1e-4)
     with pytest.raises(ValueError, match="cannot decode at position"):
         r.decode1(1, 60)
+    with pytest.raises(ValueError, match="past the context of 64"):
+        r.decode1(1, 64, slot=1)
     gguf_f32.resize(max_batch=1, max_len=None)
 
 

@@ -104,6 +104,8 @@ class LlamaCppRunner:
 
     def _rewind(self, slot: int, pos: int) -> None:
         """Make ``pos`` the next position of ``slot``: drop cached positions >= pos (FastLM overwrites them)."""
+        if pos >= self.max_len:
+            raise ValueError(f"position {pos} is past the context of {self.max_len} tokens per slot")
         if pos < self._next[slot]:
             self._ll.llama_memory_seq_rm(self.memory, slot, pos, -1)
         elif pos > self._next[slot]:
