@@ -137,3 +137,23 @@ def test_full_disk_leaves_nothing(tiny_llama_dir, tmp_path, quant, what):
     finally:
         if mounted:
             subprocess.run(["umount", str(target)], check=True)
+
+
+def test_validate_engine_llamacpp_measures_through_the_runner(tmp_path):
+    """validate --engine llamacpp: converted before measuring, run through the runner in a child,
+    peak memory beside the estimate; the measured peak holds at least the weights file."""
+    d = tmp_path / "small-qwen2"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(tiny_config("qwen2", hidden_size=256, intermediate_size=512,
+                                                          vocab_size=4096)))
+    home = {"AIPC_HOME": str(tmp_path / "home")}
+    r = _aipc("validate", d / "config.json", "--engine", "llamacpp", "--precision", "q8_0", "--batch", "2",
+              "--prompt-tokens", "32", "--gen-tokens", "8", "--json", env=home)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)["rows"][0]
+    m = row["measurement"]
+    assert "llamacpp q8_0" in row["name"] and m["engine"] == "llamacpp" and m["weight_format"] == "q8_0"
+    gguf = next((tmp_path / "home").glob("gguf/small-qwen2-q8_0-*.gguf"))
+    assert m["peak_bytes"] > 0.8 * gguf.stat().st_size and m["prefill_s"] > 0 and m["generate_s"] > 0
+    _one_error(_aipc("validate", d / "config.json", "--engine", "llamacpp", "--task", "train", "--precision", "q8_0"),
+               "inference only")
