@@ -79,6 +79,13 @@ def test_bad_input_one_line_exit_2(tiny_llama_dir, tiny_ggufs, tmp_path):
     (opt / "config.json").write_text(json.dumps({"model_type": "opt", "hidden_size": 64, "num_hidden_layers": 2,
                                                  "num_attention_heads": 4, "vocab_size": 384}))
     _one_error(_aipc("convert", opt / "config.json", "-o", tmp_path / "o.gguf"), "'opt' is not supported")
+    pickled = tmp_path / "pickled"  # pickle weights only: refused unless --allow-pickle (aipc's loader rule)
+    pickled.mkdir()
+    for f in tiny_llama_dir.iterdir():
+        if f.suffix != ".safetensors":
+            (pickled / f.name).write_bytes(f.read_bytes())
+    (pickled / "pytorch_model.bin").write_bytes(b"not read")
+    _one_error(_aipc("convert", pickled, "-o", tmp_path / "p.gguf"), "pickle", "--allow-pickle")
     assert _leftovers(tmp_path) == []
 
 

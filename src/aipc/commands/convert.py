@@ -17,21 +17,21 @@ from aipc.errors import AipcError
 
 
 def _to_gguf(model: str, quant: str, out: Optional[Path], seed: int, threads: Optional[int], force: bool,
-             quiet: bool) -> dict:
+             quiet: bool, trust: dict) -> dict:
     from aipc.engines.gguf_convert import StageProgress, check_quant, convert, output_path, source
 
     quant = check_quant(quant)
-    src = source(model)
+    src = source(model, **trust)
     dest = output_path(out, src, quant)
     if dest.exists() and not force:
         raise AipcError(f"{dest} already exists; pass --force to replace it or choose another -o")
     with StageProgress(quiet) as report:
-        path = convert(model, dest, quant=quant, seed=seed, threads=threads, progress=report)
+        path = convert(model, dest, quant=quant, seed=seed, threads=threads, progress=report, **trust)
     return {"output": str(path), "format": "gguf", "quant": quant, "bytes": path.stat().st_size,
             "random_weights": src.folder is None, "source": str(src.folder or src.spec.name)}
 
 
-TARGETS = {"gguf": _to_gguf}  # --to NAME -> function(model, quant, out, seed, threads, force, quiet) -> dict
+TARGETS = {"gguf": _to_gguf}  # --to NAME -> function(model, quant, out, seed, threads, force, quiet, trust) -> dict
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
         json_out: bool = typer.Option(False, "--json", help="One JSON object: output path, size, time."),
         allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
+        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Convert pickle weights (pytorch_model*.bin); pickle can run code, so only for a source you trust."),
+        trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Convert a folder that ships its own Python code (llama.cpp's converter may import its tokenizer code)."),
     ) -> None:
         """Convert MODEL for another engine: --to gguf writes llama.cpp's format (quantized with llama.cpp)."""
         from aipc.privacy.guard import offline_guard
@@ -62,7 +64,8 @@ def register(app: typer.Typer) -> None:
             raise AipcError(f"--seed must be >= 0, got {seed}")
         t0 = time.perf_counter()
         with offline_guard(allow_network=allow_network):
-            result = target(model, quant, out, seed, threads, force, quiet or json_out)
+            result = target(model, quant, out, seed, threads, force, quiet or json_out,
+                            {"allow_pickle": allow_pickle, "trust_remote_code": trust_remote_code})
         result["seconds"] = round(time.perf_counter() - t0, 2)
         if json_out:
             from aipc.render import print_json

@@ -89,17 +89,21 @@ def converter_dir() -> Path:
     return d
 
 
-def source(ref) -> Source:
-    """What to convert: a folder with weights, or a decoder spec to fill with random weights."""
-    from aipc.models.load import resolve
+def source(ref, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> Source:
+    """What to convert: a folder with weights (checked as aipc's loader checks one: complete safetensors,
+    pickle weights only with ``allow_pickle``; and since llama.cpp's converter may import a folder's own
+    tokenizer code, that only with ``trust_remote_code``), or a decoder spec for random weights."""
+    from aipc.models.live import check_ref, has_weights
+    from aipc.privacy.supply import check_model_folder
 
     path = Path(str(ref)).expanduser()
     if path.is_file() and path.suffix.lower() == ".gguf":
         raise AipcError(f"{path} is already a GGUF file; to change its quant type convert the original model")
-    spec = resolve(str(ref))  # raises a one-line AipcError for what is not a model
+    spec = check_ref(str(ref), allow_pickle=allow_pickle)  # one-line AipcError for what is not a model
     if not spec.is_decoder:
         raise AipcError(f"model '{spec.name}' is an encoder ({spec.model_type}); GGUF conversion needs a decoder model")
-    if path.is_dir() and (any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin"))):
+    if has_weights(path):
+        check_model_folder(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
         return Source(name=path.resolve().name, folder=path, spec=spec)
     return Source(name=spec.name.replace("/", "-"), folder=None, spec=spec)
 
@@ -116,10 +120,10 @@ def output_path(out, src: Source, quant: str) -> Path:
 
 
 def convert(ref, out=None, *, quant: str = "q4_k_m", seed: int = 0, threads: int | None = None,
-            progress: Progress | None = None) -> Path:
+            progress: Progress | None = None, allow_pickle: bool = False, trust_remote_code: bool = False) -> Path:
     """Convert ``ref`` to a GGUF of type ``quant`` at ``out`` (default ./NAME-QUANT.gguf); the path."""
     quant = check_quant(quant)
-    src = source(ref)
+    src = source(ref, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     conv = converter_dir()
     out = output_path(out, src, quant)
     report = progress or (lambda stage, done, total: None)
@@ -245,7 +249,7 @@ def quantize(src: Path, dest: Path, quant: str, *, threads: int | None = None, p
         raise AipcError(f"llama.cpp could not quantize to {quant}: {why}")
 
 
-def cached_gguf(ref, quant: str, *, seed: int = 0) -> Path:
+def cached_gguf(ref, quant: str, *, seed: int = 0, allow_pickle: bool = False) -> Path:
     """A GGUF of ``ref`` at ``quant`` from aipc's cache, converted on first use (AIPC_HOME/gguf).
 
     The key names the model, its weights (a folder's path and weight-file times and sizes, or the
@@ -255,7 +259,7 @@ def cached_gguf(ref, quant: str, *, seed: int = 0) -> Path:
     from aipc.paths import home
 
     quant = check_quant(quant)
-    src = source(ref)
+    src = source(ref, allow_pickle=allow_pickle)
     if src.folder is not None:
         files = sorted(p for p in src.folder.iterdir() if p.is_file())
         key = str(src.folder.resolve()) + "".join(f"|{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
@@ -271,5 +275,5 @@ def cached_gguf(ref, quant: str, *, seed: int = 0) -> Path:
     if not out.is_file():
         print(f"aipc: converting {ref} to GGUF {quant} once (cached at {out})", file=sys.stderr, flush=True)
         with StageProgress(quiet=not sys.stderr.isatty()) as report:
-            convert(ref, out, quant=quant, seed=seed, progress=report)
+            convert(ref, out, quant=quant, seed=seed, progress=report, allow_pickle=allow_pickle)
     return out

@@ -263,7 +263,7 @@ def load(ref, *, weight_format=None, device=None, max_batch=1, max_len=None, thr
     else:
         from aipc.engines.gguf_convert import cached_gguf
 
-        path = cached_gguf(ref, weight_format or "q4_k_m", seed=seed)
+        path = cached_gguf(ref, weight_format or "q4_k_m", seed=seed, allow_pickle=allow_pickle)
     gm = GGUFModel(path, gpu_layers=gpu_layers)
     fmt = file_type_name(gm.facts["file_type"]) or f"file type {gm.facts['file_type']}"
     if weight_format and is_gguf(ref) and weight_format != fmt:
