@@ -186,6 +186,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--peer-reps", type=int, default=3, help="llama-bench -r per round")
     ap.add_argument("--convert-model", default="llama-3.2-1b")
     ap.add_argument("--quick", action="store_true", help="1 round, 1 peer rep, no convert timing")
+    ap.add_argument("--hw-refresh", action="store_true",
+                    help="measure the memory bandwidth now (aipc hw) instead of using the cached profile")
     ap.add_argument("--write", action="store_true", help="record the result in docs/benchmarks.md")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -195,6 +197,10 @@ def main(argv=None) -> dict:
 
     exe = build_llama_bench()
     load0 = os.getloadavg()
+    if args.hw_refresh:
+        from aipc.hardware.profile import load_or_measure
+
+        load_or_measure(quick=True, refresh=True)
     bandwidth = measured_bandwidth("cpu")
     rows = [bench_one(exe, gguf_for(args.model, q), args, bandwidth) for q in args.quants.split(",")]
     convert = time_convert(args.convert_model, "q4_k_m") if args.convert_model else None
