@@ -27,6 +27,7 @@ LIBRARIES = {"torch": "torch", "llamacpp": "llama_cpp", "openvino": "openvino"}
 GGUF_TYPES = ("f16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q5_0", "q4_k_m", "q4_k_s", "q4_0", "q3_k_m", "q2_k",
               "f32", "bf16")
 WEIGHT_FORMATS = {"torch": ("fp32", "bf16", "fp16"), "llamacpp": GGUF_TYPES, "openvino": ("fp16", "int8", "int4")}
+FORMAT_WORDS = ("auto", *dict.fromkeys(f for fs in WEIGHT_FORMATS.values() for f in fs))  # what --dtype accepts
 GGUF_SUFFIX = ".gguf"
 DEFAULT_CONTEXT_CAP = 4096  # tokens per slot when max_len is not given: the model's context, at most this
 
@@ -140,6 +141,7 @@ def load(ref, *, engine: str | None = None, weight_format: str | None = None, de
     (aipc.models.live's rule). ``options`` go to the engine (torch: ``fast``)."""
     if max_batch < 1 or (max_len is not None and max_len < 1) or (threads is not None and threads < 1):
         raise AipcError("max_batch, max_len and threads must be at least 1")
+    weight_format = None if weight_format in (None, "", "auto") else weight_format
     engine = check_engine(engine) if engine else default_engine(ref, weight_format, device)
     weight_format = check_weight_format(engine, weight_format)
     if is_gguf(ref) and engine != "llamacpp":

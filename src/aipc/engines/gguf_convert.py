@@ -171,11 +171,12 @@ def _disk_full(folder: Path) -> bool:
 
 def run_converter(conv: Path, folder: Path, dest: Path, outtype: str, src: Source, *, random: bool,
                   progress: Progress) -> None:
-    """llama.cpp's convert_hf_to_gguf.py on ``folder`` (through aipc's small wrapper, in a subprocess)."""
+    """llama.cpp's convert_hf_to_gguf.py on ``folder`` (through aipc's small wrapper, in a subprocess that
+    keeps the verb's offline guard)."""
     import json
 
-    args = [sys.executable, "-m", "aipc.engines._hf_to_gguf", str(conv), str(folder), "--outtype", outtype,
-            "--outfile", str(dest), "--model-name", src.name]
+    args = [sys.executable, "-m", "aipc.privacy.run_guarded", "aipc.engines._hf_to_gguf", str(conv), str(folder),
+            "--outtype", outtype, "--outfile", str(dest), "--model-name", src.name]
     if random:
         meta = dest.parent / "metadata.json"
         meta.write_text(json.dumps({"general.description": f"{RANDOM_MARK} (built from the config of {src.name}; "

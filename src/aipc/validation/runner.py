@@ -83,7 +83,7 @@ def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", all
     env = {**os.environ, **CHILD_ENV}
     job = {"workload": w, "device": device, "allow_pickle": allow_pickle}
     if w.get("engine", "torch") != "torch":
-        job["model_path"] = engine_model_file(w)
+        job["model_path"] = engine_model_file(w, allow_pickle=allow_pickle)
     arg = json.dumps(job)
     argv = [sys.executable, "-m", "aipc.privacy.run_guarded", "aipc.validation.child", arg]  # guarded if the verb is
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
@@ -93,7 +93,7 @@ def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", all
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def engine_model_file(w: dict[str, Any]) -> str:
+def engine_model_file(w: dict[str, Any], *, allow_pickle: bool = False) -> str:
     """The file a non-torch engine reads, made here (before measuring) when needed: a GGUF of the
     workload's model at its weight format for llama.cpp (converted once, then cached)."""
     from aipc.engines import WEIGHT_FORMATS, is_gguf
@@ -110,7 +110,7 @@ def engine_model_file(w: dict[str, Any]) -> str:
                         "(or q8_0, f16, ...)")
     from aipc.engines.gguf_convert import cached_gguf
 
-    return str(cached_gguf(w["model"], fmt))
+    return str(cached_gguf(w["model"], fmt, allow_pickle=allow_pickle))
 
 
 def compare(w: dict[str, Any], measured: dict[str, Any]) -> Row:
