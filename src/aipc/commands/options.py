@@ -52,7 +52,7 @@ VERB_RULES: dict[str, dict[str, Any]] = {
               "--precision": R.Words("aipc.bench.runner:BENCH_PRECISIONS"), "--method": R.Words(("full", "lora"))},
     "generate": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS")},
     "serve": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS")},
-    "convert": {"--to": R.Words("aipc.commands.convert:TARGETS"), "--quant": R.Words(pattern=r"[a-z0-9_]{1,16}",
+    "convert": {"--output": R.PathRule("out-any"), "--to": R.Words("aipc.commands.convert:TARGETS"), "--quant": R.Words(pattern=r"[a-z0-9_]{1,16}",
                                                                                       names="a quant type name")},
     "validate": {"--set": R.Words(("small", "full"))},
     "results": {"--export": R.PathRule("out-file")},
