@@ -69,7 +69,7 @@ def test_convert_config_random_weights_marked(tmp_path):
 def test_bad_input_one_line_exit_2(tiny_llama_dir, tiny_ggufs, tmp_path):
     _one_error(_aipc("convert", "no-such-model-xyz"), "unknown model")
     _one_error(_aipc("convert", tiny_llama_dir, "--quant", "q9_k"), "unknown GGUF quant type 'q9_k'", "q4_k_m")
-    _one_error(_aipc("convert", tiny_llama_dir, "--to", "onnx"), "unknown conversion target 'onnx'")
+    _one_error(_aipc("convert", tiny_llama_dir, "--to", "onnx"), "--to must be one of gguf")
     _one_error(_aipc("convert", "bert-base-uncased"), "encoder", "decoder")
     _one_error(_aipc("convert", tiny_llama_dir, "-o", tmp_path / "missing" / "x.gguf"), "does not exist")
     _one_error(_aipc("convert", tiny_llama_dir, "-o", tmp_path), "is a folder")
