@@ -7,9 +7,11 @@ Model: a catalog model (default qwen2.5-0.5b, random weights) converted by ``aip
 and Q8_0. For each GGUF, llama-bench ``tg`` (n_gen tokens after an empty prompt, batch 1) runs at every
 thread count that matters (1..CPUs) with flash attention off and on; its best is the reference. aipc
 decodes the same number of tokens after a 1-token prompt through ``aipc.serve.generate.generate`` on
-the ``LlamaCppRunner`` (threads chosen by measurement, as ``aipc generate`` does), greedy, end of
-sequence ignored; decode tokens/s = (N-1) / (T(N) - T(1)). Runs alternate peer/aipc. MBU = bytes one
-step reads (weights + mean KV) × tokens/s ÷ the bandwidth ``aipc hw`` measured.
+the ``LlamaCppRunner``, greedy, end of
+sequence ignored; decode tokens/s = (N-1) / (T(N) - T(1)), at every thread count too; each side's best
+is compared (and the count ``aipc generate`` would pick by its start-up measurement is recorded). Runs
+alternate peer/aipc. MBU = bytes one step reads (weights + mean KV) × tokens/s ÷ the bandwidth ``aipc hw``
+measured (STREAM copy convention: read + write bytes).
 
 Also times ``aipc convert`` of a 1B-class model to q4_k_m (``--convert-model``, default llama-3.2-1b).
 
@@ -124,16 +126,17 @@ def aipc_tg(lm, n_gen: int) -> tuple[float, object]:
 
 
 def bench_one(exe: Path, gguf: Path, args, bandwidth) -> dict:
+    """Peer and aipc at every thread count, alternating rounds; each side's best is compared."""
     from aipc.engines import load, thread_candidates
     from aipc.serve.generate import pick_threads
 
     lm = load(gguf, max_len=args.n_gen + 16)
     runner = lm.runner
     threads = list(range(1, (os.cpu_count() or 1) + 1))
-    best_t, med = pick_threads(runner, thread_candidates(runner))
+    auto_t, med = pick_threads(runner, thread_candidates(runner))  # what `aipc generate` would pick now
     aipc_tg(lm, 8)  # warm-up
     peer: dict = {}
-    ours: list[float] = []
+    ours: dict = {t: [] for t in threads}
     cmd = ""
     for rep in range(args.rounds):
         for side in (("peer", "aipc") if rep % 2 == 0 else ("aipc", "peer")):
@@ -141,23 +144,27 @@ def bench_one(exe: Path, gguf: Path, args, bandwidth) -> dict:
                 got, cmd = peer_tg(exe, gguf, threads, args.n_gen, args.peer_reps)
                 for k, v in got.items():
                     peer.setdefault(k, []).append(v)
-            else:
-                tps, _ = aipc_tg(lm, args.n_gen)
-                ours.append(tps)
+                continue
+            for t in threads:
+                runner.set_threads(t)
+                ours[t].append(aipc_tg(lm, args.n_gen)[0])
     peer_med = {k: statistics.median(v) for k, v in peer.items()}
-    best_key = max(peer_med, key=peer_med.get)
+    ours_med = {t: statistics.median(v) for t, v in ours.items()}
+    pk = max(peer_med, key=peer_med.get)
+    at = max(ours_med, key=ours_med.get)
     step_bytes = runner.weight_bytes_per_step() + runner.kv_bytes_per_token() * (1 + args.n_gen / 2)
-    ai = statistics.median(ours)
     peak = bandwidth[0]
+    ai, pb = ours_med[at], peer_med[pk]
     return {
         "gguf": gguf.name, "weight_format": lm.weight_format, "file_bytes": gguf.stat().st_size,
-        "aipc_threads": best_t, "aipc_threads_note": ", ".join(f"{c}: {s * 1e3:.1f} ms/step" for c, s in med.items()),
-        "aipc_tokens_per_s": {"median": ai, "min": min(ours), "max": max(ours)},
+        "aipc_tokens_per_s": {f"t{t}": v for t, v in ours_med.items()},
+        "aipc_best": {"threads": at, "tokens_per_s": ai, "min": min(ours[at]), "max": max(ours[at])},
+        "aipc_auto_threads": auto_t, "aipc_auto_note": ", ".join(f"{c}: {s * 1e3:.1f} ms/step" for c, s in med.items()),
         "peer_tokens_per_s": {f"t{k[0]} fa{k[1]}": v for k, v in sorted(peer_med.items())},
-        "peer_best": {"threads": best_key[0], "flash_attn": best_key[1], "tokens_per_s": peer_med[best_key]},
-        "ratio": ai / peer_med[best_key], "bytes_per_step": step_bytes,
-        "aipc_bandwidth_bytes_per_s": ai * step_bytes, "peer_bandwidth_bytes_per_s": peer_med[best_key] * step_bytes,
-        "aipc_mbu": ai * step_bytes / peak if peak else None, "peer_mbu": peer_med[best_key] * step_bytes / peak if peak else None,
+        "peer_best": {"threads": pk[0], "flash_attn": pk[1], "tokens_per_s": pb},
+        "ratio": ai / pb, "bytes_per_step": step_bytes,
+        "aipc_bandwidth_bytes_per_s": ai * step_bytes, "peer_bandwidth_bytes_per_s": pb * step_bytes,
+        "aipc_mbu": ai * step_bytes / peak if peak else None, "peer_mbu": pb * step_bytes / peak if peak else None,
         "peer_command": cmd,
     }
 
@@ -224,9 +231,12 @@ def _print(r: dict) -> None:
     for x in r["rows"]:
         pb = x["peer_best"]
         mbu = f"{x['aipc_mbu'] * 100:.0f}%" if x["aipc_mbu"] else "n/a"
+        ab = x["aipc_best"]
         print(f"  {x['weight_format']:7s} llama-bench best {pb['tokens_per_s']:.1f} tok/s (t{pb['threads']} fa"
-              f"{pb['flash_attn']}); aipc {x['aipc_tokens_per_s']['median']:.1f} tok/s ({x['aipc_threads']} thr) "
-              f"= {x['ratio'] * 100:.1f}%; MBU {mbu}")
+              f"{pb['flash_attn']}); aipc best {ab['tokens_per_s']:.1f} tok/s (t{ab['threads']}) = "
+              f"{x['ratio'] * 100:.1f}%; MBU {mbu}; per thread: peer {x['peer_tokens_per_s']}, aipc "
+              f"{ {k: round(v, 1) for k, v in x['aipc_tokens_per_s'].items()} }; aipc generate would pick "
+              f"{x['aipc_auto_threads']} ({x['aipc_auto_note']})")
     if r["convert"]:
         print(f"  {r['convert']['command']}: {r['convert']['seconds']:.1f} s")
 
@@ -236,23 +246,24 @@ def write_doc(r: dict) -> None:
 
     date = time.strftime("%Y-%m-%d")
     load = f"{r['load_avg'][0]}–{r['load_avg'][3]}" + (" (quick run)" if r["quick"] else "")
-    header = ("| date | GGUF | llama-bench best tg tok/s (threads, fa) | aipc tok/s, median (min–max) (threads) | "
-              "ratio | MBU aipc / llama-bench | bandwidth (aipc hw) | load avg | ISA | commands |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
+    header = ("| date | GGUF | llama-bench best tg tok/s (threads, fa) | aipc best tok/s, median (min–max) (threads) | "
+              "ratio | per thread count: llama-bench / aipc | MBU aipc / llama-bench | bandwidth (aipc hw) | load avg | "
+              "ISA | commands |\n|---|---|---|---|---|---|---|---|---|---|---|")
     intro = ("aipc's llama.cpp runner (`LlamaCppRunner` through `aipc.serve.generate.generate`) against llama.cpp's "
              "own `llama-bench` built from the same pinned sources for this CPU, on the same GGUF (a catalog model "
              "with random weights converted by `aipc convert`), batch 1. llama-bench: `tg` at every thread count, "
-             "flash attention off and on, best kept. aipc: (N-1)/(T(N)-T(1)) from a 1-token prompt, threads chosen "
-             "by measurement. MBU = (weights + mean KV bytes per step) × tokens/s ÷ the bandwidth `aipc hw` "
+             "flash attention off and on, best kept. aipc: (N-1)/(T(N)-T(1)) from a 1-token prompt at every thread "
+             "count, best kept. MBU = (weights + mean KV bytes per step) × tokens/s ÷ the bandwidth `aipc hw` "
              "measured. Rows are appended by `benchmarks/bench_llamacpp_decode.py --write`.")
     for x in r["rows"]:
-        pb = x["peer_best"]
-        a = x["aipc_tokens_per_s"]
+        pb, a = x["peer_best"], x["aipc_best"]
         mbu = (f"{x['aipc_mbu'] * 100:.0f}% / {x['peer_mbu'] * 100:.0f}%" if x["aipc_mbu"] else "n/a")
         bw = f"{r['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s" if r["bandwidth_bytes_per_s"] else "n/a"
+        per = "; ".join(f"t{t}: {max(v for k, v in x['peer_tokens_per_s'].items() if k.startswith(f't{t} ')):.1f} / "
+                        f"{x['aipc_tokens_per_s'][f't{t}']:.1f}" for t in range(1, r["cpus"] + 1))
         line = (f"| {date} | {r['model']} {x['weight_format']} ({x['file_bytes'] / 2**20:.0f} MiB) | "
-                f"{pb['tokens_per_s']:.1f} ({pb['threads']}, {pb['flash_attn']}) | {a['median']:.1f} ({a['min']:.1f}–"
-                f"{a['max']:.1f}) ({x['aipc_threads']}) | **{x['ratio'] * 100:.1f}%** | {mbu} | {bw} | {load} | "
+                f"{pb['tokens_per_s']:.1f} ({pb['threads']}, {pb['flash_attn']}) | {a['tokens_per_s']:.1f} ({a['min']:.1f}–"
+                f"{a['max']:.1f}) ({a['threads']}) | **{x['ratio'] * 100:.1f}%** | {per} | {mbu} | {bw} | {load} | "
                 f"{r['isa']} | `{r['command'].strip()}`; peer: `{x['peer_command'].replace(str(Path.home()), '~')}` |")
         append_to_section(ROOT / "docs" / "benchmarks.md", "## llama.cpp decode", header, line, intro=intro)
     if r["convert"]:
