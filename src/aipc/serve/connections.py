@@ -26,13 +26,17 @@ import time
 from dataclasses import dataclass
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("aipc.serve")
 READ_TIMEOUT_KEY = "aipc.read_timeout"  # set in the ASGI scope when the body timeout cut the request off
 limited = {"aipc_rate_limited": True}    # logging ``extra=``: this message is rate-limited
 FD_RESERVE = 128                         # descriptors kept for everything but client connections
-FOREIGN_REPEATS = ("Invalid HTTP request received.", "socket.accept() out of system resource")
+ACCEPT_BATCH = 128                       # connections asyncio accepts per event-loop turn (its "backlog")
+LISTEN_BACKLOG = 2048                    # connections the kernel queues before refusing new ones
+FOREIGN_REPEATS = ("Invalid HTTP request received.", "socket.accept() out of system resource",
+                   "Unsupported upgrade request.", "No supported WebSocket library detected")
 ACCEPT_ERROR = "socket.accept() out of system resource"
 
 
@@ -177,6 +181,24 @@ class LimitedH11Protocol(H11Protocol):
         transport.close()
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server with a deep kernel queue but small accept batches.
+
+    asyncio uses one number for both ``listen()`` and how many connections it accepts per turn of the
+    event loop; accepting a burst of 2,000 at once would open 2,000 descriptors before the connection
+    limit can close any. Start with ``backlog=ACCEPT_BATCH``, then deepen the kernel queue on the
+    same socket (``listen()`` again updates it) so a burst waits there instead of being dropped.
+    """
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        for sock in sockets or []:
+            try:
+                sock.listen(LISTEN_BACKLOG)
+            except OSError:  # a platform that does not allow it keeps ACCEPT_BATCH
+                pass
+
+
 class RateLimitedLog(logging.Filter):
     """At most ``burst`` records per ``period_s`` of each repeated message (those logged with
     ``extra=limited``, and uvicorn's and asyncio's per-connection warnings); the first record of the
@@ -207,6 +229,20 @@ class RateLimitedLog(logging.Filter):
         return True
 
 
+class ShortArgs(logging.Filter):
+    """Cuts long values (a 20 KB URL in an access-log line) to ``max_chars``, saying how long they were."""
+
+    def __init__(self, max_chars: int = 200):
+        super().__init__()
+        self.max_chars = max_chars
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and len(a) > self.max_chars for a in record.args):
+            record.args = tuple(f"{a[:self.max_chars]}...({len(a)} characters)"
+                                if isinstance(a, str) and len(a) > self.max_chars else a for a in record.args)
+        return True
+
+
 def _accept_error_line(record: logging.LogRecord) -> None:
     exc = record.exc_info[1] if record.exc_info else None
     record.msg = (f"{ACCEPT_ERROR}: cannot accept a connection ({exc}); lower --max-connections or raise the "
@@ -218,27 +254,37 @@ LOGGERS = ("asyncio", "uvicorn.error", "aipc.serve")
 
 
 def install_log_limits(burst: int = 5, period_s: float = 10.0) -> RateLimitedLog:
-    """Put one :class:`RateLimitedLog` on the loggers that repeat per connection (once per process)."""
-    for name in LOGGERS:
-        for f in logging.getLogger(name).filters:
-            if isinstance(f, RateLimitedLog):
-                return f
+    """Put one :class:`RateLimitedLog` on the loggers that repeat per connection, and :class:`ShortArgs`
+    on the access log (once per process)."""
+    for f in logging.getLogger(LOGGERS[0]).filters:
+        if isinstance(f, RateLimitedLog):
+            return f
     f = RateLimitedLog(burst, period_s)
     for name in LOGGERS:
         logging.getLogger(name).addFilter(f)
+    logging.getLogger("uvicorn.access").addFilter(ShortArgs())
     return f
 
 
+def open_files_needed(max_connections: int) -> int:
+    """Descriptors a server with ``max_connections`` may hold at once: the connections, two accept
+    batches not yet closed by the limit, and a reserve for everything else."""
+    return max_connections + 2 * ACCEPT_BATCH + FD_RESERVE
+
+
 def ensure_open_files(max_connections: int) -> None:
-    """Raise this process's soft open-file limit to fit ``max_connections`` (+ a reserve) if it is lower."""
+    """Raise this process's soft open-file limit (towards 8,192, or the need if higher) when it is below
+    what ``max_connections`` needs; the hard limit bounds it (checked when the options are)."""
     try:
         import resource
     except ImportError:  # Windows: no rlimits
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = max_connections + FD_RESERVE
-    if soft != resource.RLIM_INFINITY and soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else min(need, hard), hard))
+    want = max(open_files_needed(max_connections), 8192)
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def open_file_hard_limit() -> float:

@@ -167,8 +167,8 @@ class Handlers:
         except ApiError as e:
             self.audit(call, e.status, error=e.code or e.message)
             raise
-        except ClientGone as e:
-            self.audit(call, 408 if e.timed_out else 499, error=str(e))
+        except ClientGone as e:  # logged once, by client_gone (or the connection's timeout)
+            self.audit(call, 408 if e.timed_out else 499, error=str(e), log_line=False)
             raise
         if call.parsed.stream:
             chunks = Chunks(kind, call.head(self.cfg.model_name), call.parsed.include_usage)
@@ -256,11 +256,14 @@ class Handlers:
             500 if req.finish_reason == "error" else 200)
         self.audit(call, status, completion=req.text)
 
-    def audit(self, call: Call, status: int, error: str | None = None, completion: str | None = None) -> None:
+    def audit(self, call: Call, status: int, error: str | None = None, completion: str | None = None,
+              log_line: bool = True) -> None:
+        """One line in the server log (no content) and, with --audit-log, one record in the audit file."""
         req, request = call.req, call.request
         n_prompt, n_out = (len(req.prompt_ids), req.output_tokens) if req else (None, None)
-        log.info("%s %s key=%s status=%d prompt_tokens=%s completion_tokens=%s", request.method, call.endpoint,
-                 call.key, status, n_prompt, n_out)
+        if log_line:
+            log.info("%s %s key=%s status=%d prompt_tokens=%s completion_tokens=%s", request.method,
+                     call.endpoint, call.key, status, n_prompt, n_out)
         if self.access.audit is None:
             return
         self.access.audit.record(
@@ -271,10 +274,10 @@ class Handlers:
 
 
 def client_gone(request: Request, e: ClientGone) -> None:
-    """One log line for a client that left (or was cut off) while sending its body."""
-    what = "timed out sending" if e.timed_out else "disconnected while sending"
-    log.info("client %s its request body: %s %s, %d bytes received", what, request.method, request.url.path,
-             e.received, extra=limited)
+    """One log line for a client that left while sending its body (a timeout was logged where it fired)."""
+    if not e.timed_out:
+        log.info("client disconnected while sending its request body: %s %s, %d bytes received", request.method,
+                 request.url.path, e.received, extra=limited)
 
 
 async def _collect(req: GenRequest, request: Request) -> str:
