@@ -437,6 +437,11 @@ def test_accept_errors_when_out_of_descriptors_are_rate_limited_one_line_each(tm
     text = log.read_text()
     accept = [ln for ln in text.splitlines() if "socket.accept() out of system resource" in ln]
     assert status == 200 and "Traceback" not in text, text[-3000:]
+    import re
+
+    left_out = sum(int(n) for n in re.findall(r"\((\d+) more like this", text))
+    record("faults: server out of descriptors", held=len(held), seconds=7.5, accept_error_lines=len(accept),
+           accept_errors_not_logged=left_out, log_bytes=len(text.encode()))
     assert 2 <= len(accept) <= 4 and all("Too many open files" in ln for ln in accept), text[-3000:]
     assert any("more like this in the previous 3 s not logged" in ln for ln in accept), accept
 
