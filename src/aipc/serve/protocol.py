@@ -188,7 +188,7 @@ class Parsed:
     max_tokens_given: bool
 
 
-_INVALID_TYPE = {"missing": "missing_required_parameter", "model_type": "invalid_json", "dict_type": "invalid_type",
+_CODES = {"missing": "missing_required_parameter", "model_type": "invalid_json", "dict_type": "invalid_type",
                  "model_attributes_type": "invalid_json"}
 
 
@@ -203,7 +203,7 @@ def _api_error(e: ValidationError) -> ApiError:
     """The first problem pydantic found, as a 400 with the field as ``param``."""
     err = e.errors(include_url=False)[0]
     kind, param = err["type"], _param(err["loc"])
-    code = _INVALID_TYPE.get(kind) or (
+    code = _CODES.get(kind) or (
         "invalid_type" if kind.endswith("_type") or kind in ("int_from_float", "is_instance_of") else
         kind if kind in ("unsupported", "invalid_value") else "invalid_value")
     if param is None:

@@ -125,10 +125,11 @@ def check(o: ServeOptions):
 def bind(host: str, port: int) -> socket.socket:
     """A TCP socket bound to host:port (listening starts when serving); one error line if it cannot be."""
     try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
+        infos = socket.getaddrinfo(host.strip().strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
         raise AipcError(f"--host {host}: cannot resolve it ({e.strerror}); use an IP address such as 127.0.0.1") from None
+    # 'localhost' may list ::1 first; clients of http://localhost:PORT try 127.0.0.1 as well, not always ::1
+    family, kind, proto, _, addr = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
     sock = socket.socket(family, kind, proto)
     if os.name != "nt":  # as uvicorn does: restart at once on a port left in TIME_WAIT
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
