@@ -227,6 +227,7 @@ def _announce(o: ServeOptions, sock, engine, scfg, loaded, access) -> None:
           f"(KV cache {kv / 1e9:.2f} GB), API key {'required' if access.required else 'not required (loopback only)'}",
           flush=True)
     print(f"aipc serve: threads: {scfg.threads_note}", flush=True)
-    host = f"[{o.host}]" if ":" in o.host else o.host
+    host = o.host.strip().strip("[]")
+    host = f"[{host}]" if ":" in host else host
     print(f"aipc serve: listening on http://{host}:{sock.getsockname()[1]} (at most {o.max_connections} connections; "
           f"headers within {o.header_timeout_s:g} s, bodies within {o.body_timeout_s:g} s)", flush=True)
