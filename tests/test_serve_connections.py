@@ -105,22 +105,48 @@ def test_client_gone_mid_body_is_one_log_line(server):
     assert len(lines) == 1 and "client disconnected" in lines[0] and "31 bytes received" in lines[0], lines
 
 
-def test_connection_limit_refuses_clearly_when_all_are_busy_and_evicts_idle_ones(server):
-    port = server["port"]
+@pytest.fixture(scope="module")
+def small_server(tiny_llama_dir, tmp_path_factory):
+    """A server with room for 16 connections and long timeouts: busy ones stay busy while the test looks."""
+    port = free_port()
+    home = tmp_path_factory.mktemp("small-home")
+    env = {**os.environ, "AIPC_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    env.pop("AIPC_API_KEY", None)
+    cmd = [sys.executable, "-m", "aipc", "serve", str(tiny_llama_dir), "--port", str(port), "--threads", "1",
+           "--max-batch", "2", "--max-len", "64", "--served-name", "tiny", "--max-connections", "16",
+           "--header-timeout", "30", "--body-timeout", "30"]
+    with serving(cmd, env, home / "server.log", port, start_timeout=180) as (url, proc):
+        yield {"url": url, "port": port}
+
+
+def _health_status(url: str, want: int, within_s: float = 10.0) -> int:
+    deadline, status = time.perf_counter() + within_s, None
+    while time.perf_counter() < deadline and status != want:
+        status = httpx.get(url + "/health", timeout=5).status_code
+        if status != want:
+            time.sleep(0.2)
+    return status
+
+
+def test_connection_limit_refuses_clearly_when_all_are_busy_and_evicts_idle_ones(small_server):
+    port, url = small_server["port"], small_server["url"]
     busy = [_connect(port, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-            for _ in range(MAX_CONNECTIONS)]  # every slot holds a request whose body is still coming
-    time.sleep(0.3)
-    r = httpx.get(server["url"] + "/health", timeout=5)
-    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
-    assert r.json()["error"]["code"] == "too_many_connections"
-    for s in busy:  # the body timeout frees them
-        assert _until_closed(s)[0].startswith(b"HTTP/1.1 408 ")
-    idle = [_connect(port) for _ in range(MAX_CONNECTIONS + 50)]  # more idle connections than the limit
+            for _ in range(16)]  # every slot holds a request whose body is still coming
+    time.sleep(1.0)
+    r = httpx.get(url + "/health", timeout=5)
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+    assert r.json()["error"]["code"] == "too_many_connections" and "16 connections" in r.json()["error"]["message"]
+    for s in busy[:4]:  # clients that give up free their slots
+        s.close()
+    assert _health_status(url, 200) == 200
+    for s in busy[4:]:
+        s.close()
+    idle = [_connect(port) for _ in range(16 + 10)]  # more idle connections than the limit
     t0 = time.perf_counter()
-    assert httpx.get(server["url"] + "/health", timeout=1).status_code == 200
+    assert httpx.get(url + "/health", timeout=1).status_code == 200
     assert time.perf_counter() - t0 < 1.0
-    evicted = sum(1 for s in idle[:50] if _until_closed(s, 3)[0].startswith(b"HTTP/1.1 503 "))
-    assert evicted == 50  # the oldest idle ones made room, each told why
+    evicted = sum(1 for s in idle[:10] if _until_closed(s, 5)[0].startswith(b"HTTP/1.1 503 "))
+    assert evicted == 10  # the oldest idle ones made room, each told why
     for s in idle:
         s.close()
 
