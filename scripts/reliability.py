@@ -226,9 +226,9 @@ def server_connections_section(rec: dict | None, emfile: dict | None = None) -> 
             f"{rec['header_timeout_s']:g} --body-timeout {rec['body_timeout_s']:g}`, access log on): "
             f"{rec['connections']:,} idle or slow connections opened in about 2 s ({sum(slow['idle'].values()):,} sending "
             f"nothing, {sum(slow['loris'].values())} trickling header bytes, {sum(slow['body'].values())} trickling a body, "
-            "a byte every 0.25 s) while two threads sent "
+            "a byte every 0.4 s) while two threads sent "
             f"{rec['hostile_requests']:,} malformed or hostile HTTP requests, and /health was polled on a fresh connection "
-            f"every 0.1 s; {rec['seconds']} s in all, load average at the end {rec['load_avg']}.", "",
+            f"every 0.1 s from a second process; {rec['seconds']} s in all, load average at the end {rec['load_avg']}.", "",
             f"- /health: {rec['health_polls']} polls, slowest {rec['health_max_s']} s, "
             f"{len(rec['health_failures'])} failed or slower than 1 s"
             + (f" ({'; '.join(rec['health_failures'])})" if rec["health_failures"] else ""),
