@@ -13,7 +13,7 @@ import time
 import httpx
 import openai
 import pytest
-from conftest import free_port
+from helpers import free_port
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
