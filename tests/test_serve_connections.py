@@ -380,7 +380,8 @@ def _loaded(*a, **k):  # reaching the model load means the option (or the port) 
     (["--host", "not-a-host.invalid"], "--host"),
     (["--host", ""], "--host"),
     (["--served-name", " "], "--served-name"),
-    (["--audit-log", "{tmp}"], "not a regular file"),
+    (["--audit-log", "{tmp}"], "is a folder"),
+    (["--max-queue", "0"], "--max-queue"),
     (["--audit-log", "{tmp}/no/such/dir/audit.jsonl"], "does not exist"),
     (["--api-key-file", "{tmp}"], "--api-key-file"),
 ])
@@ -389,6 +390,19 @@ def test_bad_serve_options_are_refused_before_anything_loads(tiny_llama_dir, tmp
     code, out, err = run_cli("serve", str(tiny_llama_dir), *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert code == 2 and err.startswith("error: ") and msg in err and err.count("\n") == 1, err
     assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("field, value, msg", [
+    ("requests_per_min", float("nan"), "--rate-limit-rpm"), ("tokens_per_min", -1.0, "--rate-limit-tpm"),
+    ("graceful_timeout_s", float("inf"), "--graceful-timeout"), ("header_timeout_s", 0.0, "--header-timeout"),
+    ("max_connections", 0, "--max-connections"), ("port", 70000, "--port"), ("host", "example.com", "--host"),
+])
+def test_library_callers_get_the_same_checks(tiny_llama_dir, field, value, msg):
+    from aipc.errors import AipcError
+    from aipc.serve.server import ServeOptions, check
+
+    with pytest.raises(AipcError, match=msg):
+        check(ServeOptions(model=str(tiny_llama_dir), **{field: value}))
 
 
 def test_port_in_use_and_foreign_address_fail_before_the_model_loads(tiny_llama_dir, monkeypatch):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-import math
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from aipc import rules as R
 from aipc.errors import AipcError
 
 
@@ -49,31 +49,21 @@ class ServeOptions:
     access_log: bool = True
 
 
-# (flag, attribute, lowest, highest) of the whole-number options; None values mean "not given"
-INT_RANGES = (("--port", "port", 0, 65535), ("--max-batch", "max_batch", 1, 4096),
-              ("--max-queue", "max_queue", 1, 1_000_000), ("--max-body-bytes", "max_body_bytes", 1, 1 << 30),
-              ("--max-len", "max_len", 1, 1 << 24), ("--max-tokens", "max_tokens", 1, 1 << 24),
-              ("--max-prompt-tokens", "max_prompt_tokens", 1, 1 << 24), ("--threads", "threads", 1, 4096),
-              ("--max-connections", "max_connections", 1, 1_000_000))
-# (flag, attribute, lowest (exclusive when > 0 is required), highest) of the seconds and rates
-FLOAT_RANGES = (("--rate-limit-rpm", "requests_per_min", 0.0, 1e9), ("--rate-limit-tpm", "tokens_per_min", 0.0, 1e12),
-                ("--header-timeout", "header_timeout_s", 0.0, 3600.0), ("--body-timeout", "body_timeout_s", 0.0, 3600.0))
-
-
-def _check_numbers(o: ServeOptions) -> None:
-    for flag, attr, lo, hi in INT_RANGES:
-        v = getattr(o, attr)
-        if v is not None and not lo <= v <= hi:
-            raise AipcError(f"{flag} must be between {lo} and {hi}, got {v}"
-                            + (" (0 picks a free port)" if flag == "--port" else ""))
-    for flag, attr, lo, hi in FLOAT_RANGES:
-        v = getattr(o, attr)
-        if v is not None and not (math.isfinite(v) and lo < v <= hi):
-            raise AipcError(f"{flag} must be a number above {lo:g} and at most {hi:,.0f}, got {v}"
-                            + ("; leave it out for no limit" if "rate-limit" in flag else ""))
-    g = o.graceful_timeout_s
-    if not (math.isfinite(g) and 0 <= g <= 86400):
-        raise AipcError(f"--graceful-timeout must be between 0 and 86400 seconds, got {g}")
+# The serve-only rules; the CLI applies the same objects (aipc.commands.options, VERB_RULES["serve"]).
+SERVE_RULES = {"--max-connections": R.Num(int, ge=1, le=1_000_000), "--header-timeout": R.Num(float, gt=0, le=3600),
+               "--body-timeout": R.Num(float, gt=0, le=3600),
+               "--max-queue": R.COUNT}  # 0 would answer every request beyond the running ones with 503
+# Every checked option: flag, ServeOptions field, rule (the shared ones as the CLI has them for every verb).
+OPTION_RULES = (("--port", "port", R.PORT), ("--max-batch", "max_batch", R.Num(int, ge=1, le=1 << 16)),
+                ("--max-body-bytes", "max_body_bytes", R.Num(int, ge=1, le=1 << 40)), ("--max-len", "max_len", R.COUNT),
+                ("--max-tokens", "max_tokens", R.COUNT), ("--max-prompt-tokens", "max_prompt_tokens", R.COUNT),
+                ("--threads", "threads", R.THREADS), ("--rate-limit-rpm", "requests_per_min", R.RATE),
+                ("--rate-limit-tpm", "tokens_per_min", R.RATE), ("--graceful-timeout", "graceful_timeout_s", R.SECONDS0),
+                ("--api-key-file", "api_key_file", R.PathRule("file")), ("--audit-log", "audit_log", R.PathRule("out-file")),
+                ("--max-queue", "max_queue", SERVE_RULES["--max-queue"]),
+                ("--max-connections", "max_connections", SERVE_RULES["--max-connections"]),
+                ("--header-timeout", "header_timeout_s", SERVE_RULES["--header-timeout"]),
+                ("--body-timeout", "body_timeout_s", SERVE_RULES["--body-timeout"]))
 
 
 def _check_host(host: str) -> None:
@@ -92,16 +82,10 @@ def _check_host(host: str) -> None:
 
 
 def _check_paths(o: ServeOptions) -> None:
-    if o.audit_log is not None:
-        p = Path(o.audit_log).expanduser()
-        if p.is_dir() or (p.exists() and not p.is_file()):
-            raise AipcError(f"--audit-log {p} is not a regular file; name a file, e.g. {p / 'audit.jsonl'}")
-        if not p.parent.is_dir():
-            raise AipcError(f"--audit-log folder {p.parent} does not exist; create it or choose another --audit-log")
-        if not os.access(p if p.exists() else p.parent, os.W_OK):
-            raise AipcError(f"--audit-log {p} is not writable; choose a file you can write")
-    if o.api_key_file is not None and not Path(o.api_key_file).expanduser().is_file():
-        raise AipcError(f"--api-key-file {o.api_key_file} is not a file; write name:key lines into a file and pass it")
+    """What the path rules leave to the server: the audit log's folder must exist (it is not made)."""
+    if o.audit_log is not None and not Path(o.audit_log).expanduser().parent.is_dir():
+        raise AipcError(f"--audit-log folder {Path(o.audit_log).expanduser().parent} does not exist; create it or "
+                        "choose another --audit-log")
     if o.served_name is not None and not o.served_name.strip():
         raise AipcError("--served-name is empty; give the model id clients should use, or leave it out")
 
@@ -111,7 +95,8 @@ def check(o: ServeOptions):
     from aipc.serve.auth import build_access
     from aipc.serve.connections import open_file_hard_limit, open_files_needed
 
-    _check_numbers(o)
+    for flag, field, rule in OPTION_RULES:
+        rule.check(flag, getattr(o, field))
     _check_host(o.host)
     _check_paths(o)
     need = open_files_needed(o.max_connections)
