@@ -144,3 +144,17 @@ def test_cli_bench_json_and_errors(tiny_cfg, with_profile, tmp_path):
         model = [] if any(a.endswith(".json") for a in args) else [str(tiny_cfg / "llama.json")]
         code, _, err = run_cli("bench", *model, *args)
         assert code == 2 and msg in err, (args, err)
+
+
+def test_cpu_threads_chosen_by_measurement_when_not_given(tiny_cfg):
+    import torch
+
+    n = torch.get_num_threads()
+    rep = run_bench(BenchOptions(model=str(tiny_cfg / "llama.json"), devices="cpu", scenarios=("prefill",), prompt=8,
+                                 loop=LOOP, store=False, measure_peaks=False))
+    note = rep["cpu_threads_note"]
+    assert ("chosen by timing" in note and "ms" in note) or "one available" in note
+    assert torch.get_num_threads() == n  # the process is left as it was
+    rep1 = run_bench(BenchOptions(model=str(tiny_cfg / "llama.json"), devices="cpu", scenarios=("prefill",), prompt=8,
+                                  loop=LOOP, store=False, measure_peaks=False, threads=1))
+    assert rep1["cpu_threads_note"] == "1 CPU threads (--threads)" and rep1["cpu_threads"] == 1

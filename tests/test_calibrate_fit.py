@@ -56,6 +56,7 @@ def test_decode_fit_separates_bytes_from_per_layer_time():
     # three models: like gpt2 (12 layers), smollm2-135m (30) and -360m (32) at full-bandwidth times 5/6/16 ms
     models = [(0.005, 12), (0.0058, 30), (0.0156, 32), (0.005, 12)]
     t = C.fit(_decode_points(models, 0.3, 2.5e-4) + _decode_points(models[:1], 0.2, 0.0, batch=4))
+    t["devices"]["d"]["decode"].pop("joint")  # the per-batch fits (what answers without a joint model)
     b1, b4 = t["devices"]["d"]["decode"]["by_batch"]
     assert b1[0] == 1.0 and b1[1] == pytest.approx(0.3) and b1[2] == pytest.approx(2.5e-4) and b1[3] == 4
     assert b4 == [4.0, pytest.approx(0.2), 0.0, 1]  # one model cannot separate the terms: per-layer 0, median MBU
@@ -71,6 +72,25 @@ def test_decode_fit_separates_bytes_from_per_layer_time():
     # a fit that would need a negative per-layer time falls back to the median MBU
     odd = _decode_points([(0.005, 12)], 0.3, 1e-3) + _decode_points([(0.005, 40)], 0.3, 0.0)
     assert C.fit(odd)["devices"]["d"]["decode"]["by_batch"][0][2] == 0.0
+
+
+def test_joint_decode_model_over_batch_sizes():
+    """t = a*I + c*L + d*B*L across batches: recovered from noise-free runs, and a batch never
+    measured (3) gets its terms from the same model instead of an interpolation between batches."""
+    a, c, d = 1.25, 5e-4, 7e-5
+    pts = []
+    for batch in (1, 2, 4):
+        for ideal, layers in ((0.005, 12), (0.0058, 30), (0.0156, 32)):
+            ideal_b = ideal * (1 + 0.05 * (batch - 1))  # KV reads grow with the batch
+            t = a * ideal_b + c * layers + d * batch * layers
+            pts.append({"device": "d", "scenario": "decode", "flops_per_token": 1e8, "tokens": batch, "layers": layers,
+                        "ideal_s": ideal_b, "factor": ideal_b / t})
+    table = C.fit(pts)
+    joint = table["devices"]["d"]["decode"]["joint"]
+    assert (joint["a"], joint["c"], joint["d"]) == (pytest.approx(a), pytest.approx(c), pytest.approx(d))
+    with C.using(table):
+        mbu, layer_s, _ = C.lookup_decode("d", 3)
+    assert mbu == pytest.approx(1 / a) and layer_s == pytest.approx(c + 3 * d)
 
 
 def test_estimator_adds_the_per_layer_time_to_each_decode_step():
@@ -195,3 +215,57 @@ def test_calibrate_refuses_without_runs_or_profile(measured, _aipc_home, tmp_pat
     assert code == 2 and "at least" in err
     code, _, err = run_cli("calibrate", "--db", str(tmp_path / "none.sqlite"))
     assert code == 2 and "no results database" in err
+
+
+def _linear_points(a=1.2, b=0.004, c=0.0008, noise=None):  # b: seconds per (FLOP/token / peak)
+    """Runs of two model sizes at several shapes whose times follow t = a*I + b*I/T + c*L exactly."""
+    pts = []
+    for fpt, layers in ((1e9, 12), (2.5e9, 24)):
+        for tokens in (32, 64, 128, 256, 512):
+            ideal = fpt * tokens / 4e12
+            t = a * ideal + b * ideal / tokens + c * layers
+            t *= (noise or {}).get((fpt, tokens), 1.0)
+            pts.append({"device": "d", "scenario": "train", "flops_per_token": fpt, "tokens": tokens,
+                        "factor": ideal / t, "ideal_s": ideal, "layers": layers, "t": t})
+    return pts
+
+
+def test_fitted_time_model_recovers_its_terms_and_answers_lookups():
+    from aipc.estimate import calibrate_linear
+
+    pts = _linear_points()
+    lin = calibrate_linear.fit(pts)
+    assert lin["a"] == pytest.approx(1.2, rel=1e-6) and lin["b"] == pytest.approx(0.004, rel=1e-6)
+    assert lin["c"] == pytest.approx(0.0008, rel=1e-6) and lin["n"] == len(pts)
+    table = C.fit(pts)
+    with C.using(table):
+        for p in pts:
+            f, _ = C.lookup("d", "train", p["flops_per_token"], tokens=p["tokens"], ideal_s=p["ideal_s"],
+                            layers=p["layers"])
+            assert p["ideal_s"] / f == pytest.approx(p["t"], rel=1e-9)
+        # without the step's ideal time and layers the size buckets answer, as before
+        assert C.lookup("d", "train", 1e9, tokens=64)[0] == pytest.approx(
+            next(p["factor"] for p in pts if p["flops_per_token"] == 1e9 and p["tokens"] == 64))
+
+
+def test_fitted_time_model_extrapolates_where_buckets_cannot():
+    """Leave out the smallest shape of the larger model: the time model predicts it from the other
+    runs; the buckets can only carry over the nearest factor."""
+    from aipc.estimate import calibrate_linear
+
+    pts = _linear_points(b=0.05, noise={(1e9, 64): 1.05, (2.5e9, 128): 0.96})
+    held = next(p for p in pts if p["flops_per_token"] == 2.5e9 and p["tokens"] == 32)
+    rest = [p for p in pts if p is not held]
+    lin = calibrate_linear.fit(rest)
+    err_lin = abs(held["ideal_s"] / calibrate_linear.factor(lin, held["ideal_s"], 32, 24) / held["t"] - 1)
+    with C.using(C.fit(rest)):
+        f_bucket, _ = C.lookup("d", "train", 2.5e9, tokens=32)
+    err_bucket = abs(held["ideal_s"] / f_bucket / held["t"] - 1)
+    assert err_lin < 0.05 < err_bucket
+
+
+def test_too_few_points_keep_the_buckets():
+    from aipc.estimate import calibrate_linear
+
+    assert calibrate_linear.fit(_linear_points()[:3]) is None
+    assert calibrate_linear.factor({"a": 1.0, "b": 0.0, "c": 0.0}, 0.0, 32, 12) is None

@@ -186,3 +186,29 @@ def test_device_from_dict_validates(catalog):
     d["bandwidth_bytes_s"]["value"] = -1
     with pytest.raises(AipcError, match=r"\[l4\] bandwidth_bytes_s must be a positive number"):
         device_from_dict(d)
+
+
+def test_memory_that_rounds_to_no_bytes_is_refused(catalog):
+    # found by the random-seed catalog fuzz: memory_bytes 0.5 was accepted as a device with 0 bytes
+    d = device_to_dict(catalog["l4"])
+    d["memory_bytes"]["value"] = 0.5
+    with pytest.raises(AipcError, match=r"\[l4\] memory_bytes must be at least 1 byte \(got 0.5 bytes\)"):
+        device_from_dict(d)
+
+
+def test_apple_m2_and_m3_families_with_sources():
+    from aipc.hardware.catalog import load_catalog
+
+    cat = load_catalog()
+    want = {"m2-10c": (24, 100), "m2-pro-19c": (32, 200), "m2-max-38c": (96, 400), "m2-ultra-76c": (192, 800),
+            "m3-10c": (24, 100), "m3-pro-18c": (36, 150), "m3-max-40c": (128, 400), "m3-ultra-80c": (512, 819)}
+    for name, (gib, gbs) in want.items():
+        d = cat[name]
+        assert d.vendor == "apple" and d.kind == "apu"
+        assert d.memory_bytes == gib * 2**30 and d.bandwidth_bytes_s == gbs * 1e9
+        assert d.usable_memory_bytes < d.memory_bytes
+        assert d.peak("fp32") and d.peak("bf16") == d.peak("fp32")  # Apple GPUs: 16-bit at the fp32 rate
+        for field in ("memory_bytes", "bandwidth_bytes_s", "peak_flops.fp32"):
+            src = d.sources[field]
+            assert src.source and src.as_of
+    assert cat["m2-ultra-76c"].peak("fp32") == 27.2e12  # Apple's own figure

@@ -4,7 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from helpers import run_cli
+
+from aipc.errors import AipcError
+from aipc.spec import load_workload_file
 
 
 def test_llama8b_inference_8k_context_json():
@@ -60,3 +64,36 @@ def test_estimate_does_not_import_torch():
             "assert rc == 0; assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_hf_config_under_another_file_name_is_a_model(tmp_path):
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256,
+           "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2,
+           "vocab_size": 32000, "max_position_embeddings": 2048, "transformers_version": "4.45.0"}
+    p = tmp_path / "llama.json"
+    p.write_text(json.dumps(cfg))
+    code, out, err = run_cli("estimate", str(p), "--device", "rtx-4090", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["model"] == "llama" and r["estimates"][0]["fits"]
+    # a workload file named like a config is still a workload; a config passed as --workload-file says what it is
+    w = tmp_path / "job.json"
+    w.write_text(json.dumps({"model": str(p), "task": "train", "seq_len": 128}))
+    code, out, err = run_cli("estimate", str(w), "--device", "rtx-4090", "--json")
+    assert code == 0, err
+    assert json.loads(out)["workload"]["task"] == "train"
+    with pytest.raises(AipcError, match="Hugging Face model config"):
+        load_workload_file(p)
+
+
+def test_extra_catalog_device_resolves_with_device_flag(tmp_path):
+    lab = tmp_path / "lab.toml"
+    lab.write_text('[devices.lab-box]\nlabel = "Lab box"\nvendor = "nvidia"\nkind = "gpu"\ncategory = "workstation"\n'
+                   'memory_gib = {value = 48, source = "lab inventory", as_of = "2026-01-01"}\n'
+                   'bandwidth_gbs = {value = 900, source = "lab inventory", as_of = "2026-01-01"}\n'
+                   'peak_tflops.bf16 = {value = 150, source = "lab inventory", as_of = "2026-01-01"}\n')
+    code, out, err = run_cli("estimate", "qwen2.5-0.5b", "--catalog", str(lab), "--device", "lab-box", "--json")
+    assert code == 0, err
+    assert json.loads(out)["estimates"][0]["device"] == "lab-box"
+    code, out, err = run_cli("estimate", "qwen2.5-0.5b", "--device", "lab-box")
+    assert code == 2 and "unknown device" in err.lower()

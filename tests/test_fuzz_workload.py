@@ -29,6 +29,7 @@ COMMON_FIELDS = {
     "weight_dtype": maybe(st.sampled_from(list(spec.DTYPE_BYTES))),
     "compute_dtype": maybe(st.sampled_from([*spec.FLOAT_DTYPES, "fp8", "int8"])),
     "optim_dtype": maybe(st.sampled_from(spec.FLOAT_DTYPES)),
+    "adapter_dtype": maybe(st.sampled_from([*spec.ADAPTER_DTYPES, "int8", "BF16"])),
     "kv_dtype": maybe(st.sampled_from(list(spec.DTYPE_BYTES))),
     "optimizer": maybe(st.sampled_from(spec.OPTIMIZERS)),
     "attention": maybe(st.sampled_from(spec.ATTENTION)),

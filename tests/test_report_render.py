@@ -286,3 +286,19 @@ def test_output_path_that_is_a_file_is_refused(tmp_path):
     code, _, err = run_cli("report", "-o", str(f), "--no-bench")
     assert code == 2 and "is a file" in err
     assert f.read_text() == "keep me"
+
+
+def test_low_confidence_peaks_and_train_peaks_are_on_the_page():
+    d = fixture_data()
+    cpu = d["machine"]["devices"][0]
+    cpu["confidence"] = ("low confidence: fp32 GEMM measured while the machine was busy (load average 2.6 on 2 cores); "
+                         "refresh with 'aipc hw --refresh' when the machine is quiet")
+    cpu["native_dtypes"] = ["fp32"]
+    cpu["train_peak_flops"] = {"fp32": 4.2e11}
+    cpu["measured"]["sources"]["train_peak_flops.fp32"] = _src("measured by aipc hw: linear forward+backward")
+    text, _ = page_text(render_page(d))
+    assert "low confidence: fp32 GEMM measured while the machine was busy" in text
+    assert "aipc hw --refresh" in text and "fp32 linear forward+backward (training)" in text and "420 GFLOP/s" in text
+    assert "Native dtypes" in text
+    text2, _ = page_text(render_page(fixture_data()))  # a quiet profile says nothing of the kind
+    assert "low confidence" not in text2

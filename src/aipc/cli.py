@@ -26,6 +26,10 @@ from aipc.errors import AipcError
 _EXIT = tuple({typer.Exit, getattr(cx, "Exit", typer.Exit)})
 _ABORT = tuple({typer.Abort, getattr(cx, "Abort", typer.Abort)})
 
+# Verbs that run models in this process: they set aipc's allocator behaviour at start-up
+# (aipc.runtime.configure_allocator), the one ``aipc estimate`` models on CPUs.
+MODEL_VERBS = ("train", "generate", "serve", "bench", "validate")
+
 # Verbs in the order `aipc --help` lists them; each is aipc.commands.<verb> with a register(app).
 VERBS = [
     "hw", "models", "devices", "estimate", "validate", "bench", "results", "calibrate",
@@ -79,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("AIPC_DEBUG") == "1"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time unless the user opts in
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    if verb in MODEL_VERBS:
+        from aipc.runtime import configure_allocator
+
+        configure_allocator()
     try:
         rv = command().main(args=argv, prog_name="aipc", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

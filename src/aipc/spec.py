@@ -9,6 +9,7 @@ Import-light: no torch.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,12 @@ from aipc.errors import AipcError
 
 TASKS = ("infer", "train")
 METHODS = ("full", "lora", "qlora", "freeze")
-OPTIMIZERS = ("adamw", "adamw8bit", "sgd", "sgd-momentum")
+# paged-*: bitsandbytes paged optimizers (QLoRA, Dettmers et al. 2023 sec. 3): states in CUDA unified
+# memory that page out to host RAM while the GPU is short; paged-adamw keeps fp32 states (bnb
+# PagedAdamW32bit, qlora.py's default), paged-adamw8bit block-quantized 8-bit states.
+OPTIMIZERS = ("adamw", "adamw8bit", "paged-adamw", "paged-adamw8bit", "sgd", "sgd-momentum")
+PAGED_OPTIMIZERS = ("paged-adamw", "paged-adamw8bit")
+ADAPTER_DTYPES = ("fp32", "bf16", "fp16")
 ATTENTION = ("sdpa", "eager", "flash")
 SHARDING = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp", "tp")
 # Inference engines (aipc.engines): torch (FastLM / HF), llama.cpp (GGUF files), OpenVINO (IR folders)
@@ -81,6 +87,7 @@ class Workload:
     grad_accum: int = 1
     optimizer: str = "adamw"
     lora_rank: int = 16
+    adapter_dtype: str | None = None       # LoRA/QLoRA adapter weights (and their grads): default fp32 (peft's)
     lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
     trainable_layers: int = 2              # method "freeze": train only the top N blocks and the head
     attention: str = "sdpa"                # sdpa / flash: fused (no s^2 scores kept); eager: scores materialized
@@ -98,6 +105,11 @@ class Workload:
         if self.compute_dtype:
             return self.compute_dtype
         return self.weight_dtype if self.weight_dtype in FLOAT_DTYPES else "bf16"
+
+    @property
+    def adapter(self) -> str:
+        """The LoRA adapters' dtype: fp32 unless set (peft keeps adapters in fp32 by default)."""
+        return self.adapter_dtype or "fp32"
 
     @property
     def kv(self) -> str:
@@ -147,6 +159,8 @@ class Workload:
             v = getattr(self, field)
             if v is not None and v not in DTYPE_BYTES:
                 raise AipcError(f"unknown precision {v!r} for {field}; use one of {', '.join(DTYPE_BYTES)}")
+        if self.adapter_dtype is not None and self.adapter_dtype not in ADAPTER_DTYPES:
+            raise AipcError(f"adapter dtype must be one of {', '.join(ADAPTER_DTYPES)} (got {self.adapter_dtype!r})")
         if self.compute not in ("fp32", "bf16", "fp16", "fp8"):
             raise AipcError(f"compute precision must be fp32, bf16, fp16 or fp8 (got {self.compute!r})")
         for field in ("batch_size", "seq_len", "prompt_tokens", "gen_tokens", "grad_accum", "num_devices",
@@ -254,10 +268,39 @@ def precision_fields(preset: str, task: str = "infer") -> dict[str, Any]:
     raise AipcError(f"unknown precision {preset!r}; use one of {options}")
 
 
+# Keys only a Hugging Face model config has (a workload has 'model' and none of these).
+HF_CONFIG_KEYS = frozenset({"model_type", "architectures", "transformers_version", "hidden_size", "n_embd",
+                            "num_hidden_layers", "n_layer", "num_attention_heads", "n_head", "vocab_size",
+                            "intermediate_size", "max_position_embeddings"})
+
+
+def is_hf_config(data: Any) -> bool:
+    """True for a Hugging Face model config (recognised by its keys, whatever the file is called):
+    'model_type' or 'architectures', or two or more other config keys, and no workload 'model' field."""
+    if not isinstance(data, dict) or "model" in data or "workload" in data:
+        return False
+    keys = HF_CONFIG_KEYS & set(data)
+    return bool({"model_type", "architectures"} & keys) or len(keys) >= 2
+
+
+def is_hf_config_file(path: str | Path) -> bool:
+    """True when ``path`` is a readable JSON file holding a Hugging Face model config."""
+    p = Path(path)
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return False
+    try:
+        return is_hf_config(json.loads(p.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+
+
 def load_workload_file(path: str | Path) -> Workload:
     """A Workload from a TOML or JSON file (top level, or a [workload] table)."""
     p = Path(path)
     data = read_data(p, what="workload file", fix="pass a .toml or .json file")
     if isinstance(data, dict) and isinstance(data.get("workload"), dict):
         data = data["workload"]
+    if is_hf_config(data):
+        raise AipcError(f"{p} is a Hugging Face model config, not a workload file; pass it as the model "
+                        f"(e.g. 'aipc estimate {p}') or write a workload file with model = \"{p}\"")
     return workload_from_dict(data, where=str(p))

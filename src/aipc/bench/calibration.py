@@ -59,9 +59,11 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
                 extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers}
         else:
-            peak = C.peak_for(spec, w.compute)
+            peak = C.peak_for(spec, w.compute, train=scen == "train")
             work = c.flops_per_step if scen == "train" else c.prefill_flops
             factor = work / (peak * t) if peak else None
+            if peak:  # the fitted time model's inputs (aipc.estimate.calibrate_linear)
+                extra = {"ideal_s": work / peak, "layers": c.layers}
         if not factor:
             skipped.append(f"{run['id'][:8]}: {spec.name} has no measured peak for {w.compute}")
             continue

@@ -2,7 +2,8 @@
 
 FLOPs and bytes of a sample come from the estimator's formulas for the same workload (so measured
 MFU and the estimator's efficiency are the same quantity):
-- train: ``flops_per_step`` (6N + attention per token, LoRA 4N + adapters) for b x s tokens;
+- train: model FLOPs of the step (``Compute.model_flops_per_step``: 6N + attention per token, LoRA
+  4N + adapters, without checkpointing's recompute, as ``aipc train`` counts them) for b x s tokens;
 - prefill: ``prefill_flops`` (2N + causal attention per prompt token);
 - decode: ``decode_flops_per_step`` and ``decode_bytes_per_step`` (weights + KV cache read per step);
 - generate: prefill + (g - 1) decode steps.
@@ -23,7 +24,7 @@ def _work(scenario: str, est, gen: int) -> tuple[float | None, float | None]:
         return None, None
     c = est.compute
     if scenario == "train":
-        return c.flops_per_step, None
+        return c.model_flops_per_step, None
     if scenario == "prefill":
         return c.prefill_flops, None
     if scenario == "decode":

@@ -43,7 +43,7 @@ class BenchOptions:
     store: bool = True
     measure_peaks: bool = True              # measure this machine's peaks now when no aipc hw profile is cached
     fit_check: bool = True
-    threads: int | None = None              # CPU threads for torch (None: torch's default)
+    threads: int | None = None              # CPU threads for torch (None: chosen by measurement on the CPU)
     allow_pickle: bool = False              # load pickle weights (pytorch_model*.bin) from a model folder
 
     def loop_config(self) -> LoopConfig:
@@ -128,12 +128,30 @@ def run_bench(o: BenchOptions, *, on_progress: Callable[[str, int, float], None]
     import torch
 
     threads_before = torch.get_num_threads()
+    note = f"{o.threads} CPU threads (--threads)" if o.threads else f"{threads_before} CPU threads (torch default)"
     if o.threads:  # before the profile lookup: peaks are measured (and cached) per thread count
         torch.set_num_threads(o.threads)
+    elif "cpu" in devices:
+        note = choose_cpu_threads(o, mspec)
     try:
-        return _run(o, mspec, devices, db, on_progress, t_start)
+        report = _run(o, mspec, devices, db, on_progress, t_start)
+        report["cpu_threads_note"] = note
+        return report
     finally:
         torch.set_num_threads(threads_before)
+
+
+def choose_cpu_threads(o: BenchOptions, mspec) -> str:
+    """Pick the CPU thread count by timing a linear layer of this run's shape at each candidate now
+    (``aipc.runtime.choose_threads``): with all threads a busy CPU runs a step 4-15x slower."""
+    from aipc.estimate.activations import ffn_width_per_token
+    from aipc.runtime import choose_threads
+
+    train = "train" in o.scenarios
+    rows = o.batch * (o.seq if train else o.prompt)
+    prec = o.precision if o.precision != "auto" else auto_precision("cpu")
+    _, _, note = choose_threads(rows, mspec.hidden_size, int(ffn_width_per_token(mspec)), prec, train)
+    return note
 
 
 def load_warning() -> str | None:
@@ -154,6 +172,20 @@ def load_warning() -> str | None:
                     "times longer: consider --threads 1 (peaks are then measured for 1 thread)")
         return msg
     return None
+
+
+def peak_warnings(results: list[dict], mctx) -> list[str]:
+    """An MFU or MBU above 100% means the profile's peak is too low (measured on a busy machine):
+    say so, and the profile's own low-confidence notes, with how to refresh."""
+    out = []
+    for r in results:
+        for key, what in (("mfu_measured", "MFU"), ("mbu_measured", "MBU")):
+            v = r.get(key)
+            if v is not None and v > 1.0:
+                out.append(f"{r['device']} {r['scenario']}: {what} {v:.0%} against the aipc hw profile: its peak is "
+                           "too low (measured while the machine was busy?); refresh with 'aipc hw --refresh' when quiet")
+    out += [f"{dev}: {spec.confidence}" for dev, spec in mctx.specs.items() if spec.confidence]
+    return out
 
 
 def _run(o: BenchOptions, mspec, devices, db, on_progress, t_start) -> dict:
@@ -193,7 +225,7 @@ def _run(o: BenchOptions, mspec, devices, db, on_progress, t_start) -> dict:
         "devices": devices, "scenarios": order, "quick": o.quick, "loop": cfg.__dict__,
         "cpu_threads": torch.get_num_threads(),
         "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "warnings": [warning] if warning else [],
+        "warnings": ([warning] if warning else []) + peak_warnings(results, mctx),
         "definitions": {s: DEFINITIONS[s] for s in order}, "ci_method": CI_METHOD,
         "results": results, "speedup": speedups(results),
         "db": str(db.path) if db is not None else None, "wall_s": time.perf_counter() - t_start,

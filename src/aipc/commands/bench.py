@@ -54,6 +54,8 @@ def render(report: dict) -> None:
     con.print(f"[bold]aipc bench[/bold] {report['model']} ({si(report['params'], digits=3)} params) on "
               f"{report['machine']['host']} ({report['machine']['fingerprint']}); peaks: {report['machine']['peaks']}; "
               f"CPU threads {report['cpu_threads']}")
+    if report.get("cpu_threads_note"):
+        con.print(f"threads: {report['cpu_threads_note']}")
     t = Table(show_lines=False, pad_edge=False)
     for col in ("device", "scenario", "median", "p10–p90", "95% CI", "n", "tokens/s", "FLOP/s", "MFU meas|spec",
                 "MBU meas|spec", "peak mem", "est mem", "J/token", "estimate (err)"):
@@ -124,7 +126,7 @@ def register(app: typer.Typer) -> None:
         min_reps: Optional[int] = typer.Option(None, "--min-reps", help="Minimum timed samples."),
         min_time: Optional[float] = typer.Option(None, "--min-time", help="Minimum timed seconds per scenario."),
         max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop adding samples after this many seconds."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: chosen by timing a layer of the run's shape at each count)."),
         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         no_store: bool = typer.Option(False, "--no-store", help="Do not store the runs."),
         no_fit_check: bool = typer.Option(False, "--no-fit-check", help="Run even when the estimate says it will not fit."),

@@ -32,9 +32,10 @@ def run(w: Workload, names: list[str], *, all_devices: bool, search: bool, catal
 
 
 def _get(cat: dict, name: str):
-    from aipc.hardware.catalog import get_device
+    """A device by name from the catalog in effect (built-in + AIPC_DEVICES + --catalog files)."""
+    from aipc.hardware.catalog import find_device
 
-    return get_device(name)
+    return find_device(cat, name)
 
 
 def _row(e) -> dict[str, Any]:
@@ -64,6 +65,8 @@ def render(r: dict[str, Any]) -> None:
         c.print(t)
         c.print("phases: " + ", ".join(f"{k} {gb(v)}" for k, v in mem["phases"].items())
                 + f"   (weights-only figure: {gb(mem['weights_only_bytes'])})")
+        if mem.get("allocator"):
+            c.print(f"memory describes: {mem['allocator']}", style="dim")
         comp, tm = e["compute"], e["time"]
         if w["task"] == "train":
             c.print(f"compute: {si(comp['flops_per_token'], 'FLOP')} per token, {si(comp['flops_per_step'], 'FLOP')} per step; "

@@ -16,15 +16,26 @@ def register(app: typer.Typer) -> None:
     def hw(
         quick: bool = typer.Option(False, "--quick", help="Shorter measurement (<= 10 s on a 2-core CPU); noisier."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-        refresh: bool = typer.Option(False, "--refresh", help="Ignore the cached profile and measure again."),
+        refresh: bool = typer.Option(False, "--refresh", help="Measure again; each figure keeps the best of this and earlier measurements (peaks are maxima)."),
+        replace: bool = typer.Option(False, "--replace", help="With --refresh: keep only this measurement, forgetting earlier best figures."),
+        wait_quiet: float = typer.Option(0.0, "--wait-quiet", metavar="SECONDS", help="Before measuring, wait up to SECONDS for a quiet machine (others using < 25% CPU, load < half the cores)."),
         export: Optional[Path] = typer.Option(None, "--export", metavar="FILE.toml|FILE.json",
                                               help="Also write this machine as a device catalog file."),
     ) -> None:
         from aipc.hardware import profile as prof
 
+        import math
+
+        from aipc.errors import AipcError
+
         if export is not None:
             export = prof.check_export_path(export)  # bad path fails before a 30 s measurement
-        p = prof.load_or_measure(quick=quick, refresh=refresh)
+        if not math.isfinite(wait_quiet) or not 0 <= wait_quiet <= 3600:
+            raise AipcError(f"--wait-quiet must be 0 to 3600 seconds (got {wait_quiet})")
+        if replace and not refresh:
+            raise AipcError("--replace forgets the kept best figures of a new measurement; use it with --refresh")
+        p = prof.load_or_measure(quick=quick, refresh=refresh, remeasure_if_quiet=True, wait_quiet_s=wait_quiet,
+                                 replace=replace)
         written = prof.export_profile(p, export) if export is not None else None
         if json_out:
             from aipc.render import print_json
@@ -39,8 +50,15 @@ def json_object(p, exported: Path | None) -> dict:
     from aipc.hardware.catalog import device_to_dict
 
     d = p.to_dict()
+    from aipc.hardware import conditions as cond
+
     return {"fingerprint": p.fingerprint, "cached": p.cached, "measured_at": p.measured_at, "mode": p.mode,
-            "measure_wall_s": p.measure_wall_s, "load_avg": p.load_avg, "cache_path": p.cache_path,
+            "measure_wall_s": p.measure_wall_s, "load_avg": p.load_avg, "busy_cpu_percent": p.busy_cpu_percent,
+            "busy": p.busy, "cache_path": p.cache_path,
+            "native_dtypes": {d.device: p.native_dtypes(d.device) for d in p.devices},
+            "fast_dtype": {d.device: {"infer": p.fast_dtype(d.device), "train": p.fast_dtype(d.device, "train")}
+                           for d in p.devices},
+            "low_confidence": {d.device: cond.confidence_note(d) for d in p.devices if cond.confidence_note(d)},
             "machine": d["machine"], "devices": d["devices"],
             "device_specs": [device_to_dict(s) for s in p.device_specs()],
             "exported": str(exported) if exported else None}
@@ -63,9 +81,10 @@ def render(p, exported: Path | None) -> None:
     from rich import box
     from rich.table import Table
 
-    from aipc.render import console, gb, seconds, si
+    from aipc.commands.bench import wide_console
+    from aipc.render import gb, seconds, si
 
-    c = console()
+    c = wide_console()  # the peaks table is wider than 80 columns
     m, sw = p.machine, p.machine.software
     when = f"cached from {p.measured_at}" if p.cached else f"measured {p.measured_at} in {seconds(p.measure_wall_s)}"
     c.print(f"[bold]aipc hw[/bold] — this machine (fingerprint {p.fingerprint}; {p.mode} profile {when})")
@@ -93,32 +112,29 @@ def render(p, exported: Path | None) -> None:
               box=box.SIMPLE_HEAD)
     for col in ("device", "what", "median", "p10..p90", "reps", "per call"):
         t.add_column(col, justify="left" if col in ("device", "what") else "right", no_wrap=True)
+    t.add_column("measured", justify="left", no_wrap=True)
     footnotes = []
     for d in p.devices:
-        if d.threads:
-            footnotes.append(f"{d.device}: {d.threads} threads (torch default)")
-        for dt, g in d.gemm.items():
-            s = g.flops_s
-            t.add_row(d.device, f"{dt} GEMM {g.n}x{g.n}" + (" *" if g.note else ""), si(s.median, "FLOP/s"),
-                      _spread(s), str(s.samples), seconds(s.seconds_per_call))
-            if g.note:
-                footnotes.append(f"* {d.device} {dt}: {g.note}")
-        for kind, b in d.bandwidth.items():
-            s = b.bytes_s
-            t.add_row(d.device, f"memory {kind} {b.buffer_bytes >> 20} MiB", si(s.median, "B/s"),
-                      _spread(s), str(s.samples), seconds(s.seconds_per_call))
-        footnotes += [f"{d.device} {dt} GEMM not measured: {why}" for dt, why in d.skipped.items()]
+        _device_rows(t, d, footnotes, p.measured_at)
     c.print(t)
-    c.print("GEMM: C = A @ B with n x n matrices, 2·n³ FLOP per call (dense). memory copy: b.copy_(a), "
-            "bandwidth counts read + write bytes (2 x buffer per call); memory read: a.sum(), 1 x buffer. "
-            "p10..p90: spread across samples.")
+    c.print("GEMM: C = A @ B with n x n matrices, 2·n³ FLOP per call (dense; CPU through F.linear, as aipc's "
+            "layers run it). train: one linear layer's forward + backward, 6·n³ FLOP per call (what a training "
+            "step's layers run at). memory copy: b.copy_(a), bandwidth counts read + write bytes (2 x buffer per "
+            "call); memory read: a.sum(), 1 x buffer. p10..p90: spread across samples. Each figure is the best "
+            "of this machine's measurements (peaks are maxima); 'measured' says when, at what load, and "
+            "'busy' where others used the CPU.")
+    for d in p.devices:
+        if d.dtype_support:
+            c.print(f"{d.device} dtypes: " + "; ".join(f"{k} {v}" for k, v in d.dtype_support.items())
+                    + f" — fastest here: {p.fast_dtype(d.device)} (inference), {p.fast_dtype(d.device, 'train')} (training)")
     for f in footnotes:
         c.print(f)
-    cores = cpu.logical_cores
-    if p.load_avg and max(p.load_avg) > 0.5 * cores:
-        c.print(f"note: load average {p.load_avg[0]:.1f} before / {p.load_avg[1]:.1f} after measuring on "
-                f"{cores} cores — other processes competed, so these peaks are likely low; "
-                "re-run 'aipc hw --refresh' on an idle machine.")
+    from aipc.hardware import conditions as cond
+
+    for d in p.devices:
+        note = cond.confidence_note(d)
+        if note:
+            c.print(f"note: {d.device} {note}", style="yellow")
     for n in m.notes:
         c.print(f"note: {n}")
     if exported:
@@ -126,3 +142,32 @@ def render(p, exported: Path | None) -> None:
                 f"(load with 'aipc devices --catalog {exported}' or AIPC_DEVICES)")
     elif p.cache_path:
         c.print(f"profile cache: {p.cache_path}")
+
+
+def _when(r, latest: str) -> str:
+    """'now, load 0.4' / '2026-01-02 10:11, load 2.3, busy' for the figure's kept measurement."""
+    c = r.conditions or {}
+    at = c.get("measured_at") or ""
+    load = (c.get("load_avg") or [None])[0]
+    when = "this run" if at == latest else at[5:16].replace("T", " ")
+    return f"{when} load {load:.1f}" + (" busy" if c.get("busy") else "") if load is not None else when
+
+
+def _device_rows(t, d, footnotes: list[str], latest: str) -> None:
+    """The table rows of one measured device: GEMM and train per dtype, then bandwidth."""
+    from aipc.render import seconds, si
+
+    if d.threads:
+        footnotes.append(f"{d.device}: {d.threads} threads (torch default)")
+    for label, table in (("GEMM", d.gemm), ("train", d.train_gemm)):
+        for dt, g in table.items():
+            s = g.flops_s
+            t.add_row(d.device, f"{dt} {label} {g.n}x{g.n}" + (" *" if g.note else ""), si(s.median, "FLOP/s"),
+                      _spread(s), str(s.samples), seconds(s.seconds_per_call), _when(g, latest))
+            if g.note:
+                footnotes.append(f"* {d.device} {dt} {label}: {g.note}")
+    for kind, b in d.bandwidth.items():
+        s = b.bytes_s
+        t.add_row(d.device, f"memory {kind} {b.buffer_bytes >> 20} MiB", si(s.median, "B/s"),
+                  _spread(s), str(s.samples), seconds(s.seconds_per_call), _when(b, latest))
+    footnotes += [f"{d.device} {dt} not measured: {why}" for dt, why in d.skipped.items()]

@@ -18,6 +18,7 @@ import typing
 from typing import Any
 
 from aipc import rules as R
+from aipc.serve.server import SERVE_RULES  # import-light: no torch, no uvicorn
 
 _DB = R.PathRule("out-file", url=True)  # a SQLite file, or a postgresql:// URL
 FLAG_RULES: dict[str, Any] = {
@@ -51,7 +52,7 @@ VERB_RULES: dict[str, dict[str, Any]] = {
     "bench": {"--device": R.DEVICES, "--scenario": R.Words("aipc.bench.scenarios:SCENARIOS", sep=","),
               "--precision": R.Words("aipc.bench.runner:BENCH_PRECISIONS"), "--method": R.Words(("full", "lora"))},
     "generate": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS")},
-    "serve": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS")},
+    "serve": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS"), **SERVE_RULES},
     "convert": {"--output": R.PathRule("out-any"), "--to": R.Words("aipc.commands.convert:TARGETS"), "--quant": R.Words(pattern=r"[a-z0-9_]{1,16}",
                                                                                       names="a quant type name")},
     "validate": {"--set": R.Words(("small", "full"))},

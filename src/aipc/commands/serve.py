@@ -36,6 +36,12 @@ def register(app: typer.Typer) -> None:
         max_prompt_tokens: Optional[int] = typer.Option(None, "--max-prompt-tokens", help="Longest prompt accepted."),
         max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="Largest request body."),
         max_queue: int = typer.Option(256, "--max-queue", help="Requests waiting for a slot before 503."),
+        max_connections: int = typer.Option(512, "--max-connections",
+                                            help="Open connections; at the limit the oldest idle one is closed, "
+                                                 "and when all are busy a new one gets 503."),
+        header_timeout: float = typer.Option(10.0, "--header-timeout",
+                                             help="Seconds a client has to send its request headers."),
+        body_timeout: float = typer.Option(30.0, "--body-timeout", help="Seconds a client has to send its request body."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: measure 1 vs all at startup, keep the faster)."),
         graceful_timeout: float = typer.Option(30.0, "--graceful-timeout", help="Seconds to finish in-flight requests on shutdown."),
         allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
@@ -51,6 +57,8 @@ def register(app: typer.Typer) -> None:
                             audit_content=audit_content, served_name=served_name, dtype=dtype, engine=engine, device=device,
                             max_batch=max_batch, max_len=max_len, max_tokens=max_tokens,
                             max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body_bytes, max_queue=max_queue,
+                            max_connections=max_connections, header_timeout_s=header_timeout,
+                            body_timeout_s=body_timeout,
                             threads=threads, graceful_timeout_s=graceful_timeout, access_log=not quiet,
                             allow_pickle=allow_pickle,
                             log_level="warning" if quiet else "info")

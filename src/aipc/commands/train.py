@@ -21,6 +21,7 @@ def _summary_rows(r: dict) -> list[tuple[str, str]]:
     rows = [
         ("steps", f"{r['start_step']} -> {r['steps']}"),
         ("device / precision", f"{r['device']} / {r['precision']} x{r['world_size']} process(es)"),
+        ("threads", r.get("threads_note") or "-"),
         ("parameters (trainable)", f"{si(r['params'])} ({si(r['trainable_params'])})"),
         ("final train loss", "-" if r["final_loss"] is None else f"{r['final_loss']:.4f}"),
         ("validation loss", "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}"),

@@ -18,7 +18,7 @@ _OPTS: dict[str, tuple[Any, Any]] = {
     "method": (Optional[str], typer.Option(None, "--method", help="full, lora, qlora or freeze")),
     "precision": (Optional[str], typer.Option(None, "--precision", help="fp32, bf16, fp16, amp-bf16, mixed-bf16, int8, int4, nf4, q4_0, q4_k_m, q5_k_m, q6_k, q8_0")),
     "kv_dtype": (Optional[str], typer.Option(None, "--kv-dtype", help="KV cache precision (default: compute)")),
-    "optimizer": (Optional[str], typer.Option(None, "--optimizer", help="adamw, adamw8bit, sgd, sgd-momentum")),
+    "optimizer": (Optional[str], typer.Option(None, "--optimizer", help="adamw, adamw8bit, paged-adamw, paged-adamw8bit, sgd, sgd-momentum")),
     "batch_size": (Optional[int], typer.Option(None, "--batch", help="sequences per device per micro-step")),
     "seq_len": (Optional[int], typer.Option(None, "--seq-len", help="training sequence length")),
     "prompt_tokens": (Optional[int], typer.Option(None, "--prompt-tokens", help="inference prompt length")),
@@ -27,6 +27,7 @@ _OPTS: dict[str, tuple[Any, Any]] = {
     "grad_ckpt": (Optional[bool], typer.Option(None, "--grad-ckpt/--no-grad-ckpt", help="full activation checkpointing")),
     "grad_accum": (Optional[int], typer.Option(None, "--grad-accum", help="gradient accumulation steps")),
     "lora_rank": (Optional[int], typer.Option(None, "--lora-rank", help="LoRA rank r")),
+    "adapter_dtype": (Optional[str], typer.Option(None, "--adapter-dtype", help="LoRA/QLoRA adapter dtype: fp32 (peft's default), bf16 or fp16")),
     "lora_targets": (Optional[str], typer.Option(None, "--lora-targets", help="comma-separated modules or all-linear")),
     "attention": (Optional[str], typer.Option(None, "--attention", help="sdpa, flash or eager")),
     "num_devices": (Optional[int], typer.Option(None, "--num-devices", help="devices to spread over")),
@@ -56,12 +57,13 @@ def with_workload_options(f: Callable) -> Callable:
 
 def build_workload(ref: str, wopts: dict[str, Any]):
     """A validated Workload from MODEL (or a workload .toml/.json) plus flags (flags override the file)."""
-    from aipc.spec import load_workload_file, precision_fields, workload_from_dict
+    from aipc.spec import is_hf_config_file, load_workload_file, precision_fields, workload_from_dict
 
     given = {k: v for k, v in wopts.items() if v is not None}
     p = Path(ref)
     base: dict[str, Any] = {}
-    if p.suffix.lower() in (".toml",) or (p.suffix.lower() == ".json" and p.name != "config.json"):
+    if p.suffix.lower() in (".toml",) or (p.suffix.lower() == ".json" and p.name != "config.json"
+                                          and not is_hf_config_file(p)):
         base = load_workload_file(p).to_dict()
     else:
         base = {"model": ref}

@@ -8,11 +8,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from aipc.errors import AipcError
-from aipc.estimate.compute import compute_for
-from aipc.estimate.efficiency import efficiency_for
+from aipc.estimate.core import evaluate
 from aipc.estimate.fit import devices_needed, suggestions
-from aipc.estimate.memory import memory_breakdown
-from aipc.estimate.roofline import timing
 from aipc.estimate.storage import storage_for
 from aipc.estimate.types import Estimate
 from aipc.hardware.local import local_devices, resolve_device
@@ -38,21 +35,8 @@ def estimate(workload: Workload, device: str | DeviceSpec, *, model: ModelSpec |
     w = workload.validate()
     m = model or resolve_model(w.model)
     d = resolve_device(device)
-    warnings: list[str] = []
-    if w.context > m.max_position:
-        warnings.append(f"context {w.context} exceeds {m.name}'s maximum {m.max_position} positions")
-    if not m.is_decoder and not w.is_train and w.gen_tokens > 0:
-        warnings.append(f"{m.name} is an encoder: no generation; only the forward of the prompt is estimated")
-    if w.sharding == "tp" and w.num_devices > m.num_kv_heads and m.kv_lora_rank is None:
-        warnings.append(f"tensor parallel over {w.num_devices} devices exceeds {m.num_kv_heads} KV heads: KV heads get replicated")
-    if w.sharding == "tp" and w.num_devices > m.num_heads:
-        raise AipcError(f"tensor parallel splits attention heads: {m.name} has {m.num_heads}, "
-                        f"so at most {m.num_heads} devices; use --num-devices <= {m.num_heads}")
-    mem = memory_breakdown(m, w, d)
-    comp = compute_for(m, w)
-    eff = efficiency_for(d, comp.flops_per_token, workload=w)
-    t, twarn = timing(d, w, comp, eff)
-    warnings += twarn + list(mem.notes)
+    ev = evaluate(m, w, d)
+    mem, comp, eff, t, warnings = ev.memory, ev.compute, ev.efficiency, ev.time, list(ev.warnings)
     cap = d.usable_memory_bytes
     fits = mem.peak_bytes <= cap
     need = 1 if fits and w.num_devices == 1 else devices_needed(m, w, d)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "aipc-calibration"
-VERSION = 3
+VERSION = 4  # 4: train factors against the linear forward+backward peak; fitted time models (calibrate_linear)
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
@@ -57,13 +57,14 @@ def path() -> Path:
     return home() / FILE_NAME
 
 
-def peak_for(spec, compute_dtype: str) -> float | None:
+def peak_for(spec, compute_dtype: str, train: bool = False) -> float | None:
     """The peak FLOP/s the estimator's roofline uses for a compute dtype: that dtype, then the other
-    16-bit type, then fp32 (``aipc.estimate.roofline``)."""
+    16-bit type, then fp32 (``aipc.estimate.roofline``); ``train``: the measured linear
+    forward+backward peak of that dtype where there is one (``DeviceSpec.train_peak``)."""
     if spec is None:
         return None
     for dt in (compute_dtype, "bf16" if compute_dtype == "fp16" else "fp16", "fp32"):
-        p = spec.peak(dt)
+        p = spec.train_peak(dt) if train else spec.peak(dt)
         if p:
             return p
     return None
@@ -126,12 +127,21 @@ def _entry(device_name: str, scenario: str) -> dict | None:
 
 
 def lookup(device_name: str, scenario: str, flops_per_token: float | None,
-           tokens: float | None = None) -> tuple[float, str] | None:
+           tokens: float | None = None, *, ideal_s: float | None = None,
+           layers: int | None = None) -> tuple[float, str] | None:
     """(factor, one-line source) for a device and scenario ('train', 'prefill', 'decode'), or None.
-    ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median."""
+    ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median.
+    With the step's ideal compute time ``ideal_s`` (FLOPs / peak) and ``layers`` too, an entry's
+    fitted time model answers (``aipc.estimate.calibrate_linear``); the size buckets otherwise."""
     entry = _entry(device_name, scenario)
     if not entry or not entry.get("buckets"):
         return None
+    if entry.get("linear") and ideal_s and tokens and layers:
+        from aipc.estimate import calibrate_linear
+
+        f = calibrate_linear.factor(entry["linear"], ideal_s, tokens, layers)
+        if f:
+            return f, entry.get("source", "calibrated")
     per_size = [[b["fpt"], _bucket_factor(b, tokens), b["n"]] for b in entry["buckets"]]
     return interpolate(per_size, flops_per_token), entry.get("source", "calibrated")
 
@@ -141,10 +151,20 @@ def lookup_decode(device_name: str, batch: float | None = None) -> tuple[float, 
     entry = _entry(device_name, "decode")
     if not entry or not entry.get("by_batch"):
         return None
+    if entry.get("joint"):  # one model over every batch size (aipc.estimate.calibrate_linear.fit_decode)
+        from aipc.estimate import calibrate_linear
+
+        mbu, layer_s = calibrate_linear.decode_terms(entry["joint"], batch)
+        return mbu, layer_s, entry.get("source", "calibrated")
     rows = entry["by_batch"]
     mbu = interpolate([[r[0], r[1], r[3]] for r in rows], batch)
     layer_s = interpolate([[r[0], r[2], r[3]] for r in rows], batch)
     return mbu, layer_s, entry.get("source", "calibrated")
+
+
+def snapshot() -> dict:
+    """The table lookups answer from right now (a ``using`` override, else the file; {} for none)."""
+    return (_override[-1] if _override else load()) or {}
 
 
 @contextmanager
@@ -173,7 +193,10 @@ def fit(points: list[dict], source: str = "") -> dict:
     devices: dict[str, dict] = {}
     for (dev, scen), pts in by.items():
         if scen == "decode":
-            devices.setdefault(dev, {})[scen] = {"by_batch": _fit_decode(pts), "n_runs": len(pts), "source": source}
+            from aipc.estimate import calibrate_linear
+
+            devices.setdefault(dev, {})[scen] = {"by_batch": _fit_decode(pts), "n_runs": len(pts), "source": source,
+                                                 "joint": calibrate_linear.fit_decode(pts)}
             continue
         out = []
         for centre, _, n, members in _size_groups(pts):
@@ -183,7 +206,10 @@ def fit(points: list[dict], source: str = "") -> dict:
                     by_tok.setdefault(float(m["tokens"]), []).append(m["factor"])
             out.append({"fpt": centre, "factor": statistics.median(m["factor"] for m in members), "n": n,
                         "by_tokens": [[t, statistics.median(v), len(v)] for t, v in sorted(by_tok.items())]})
-        devices.setdefault(dev, {})[scen] = {"buckets": out, "n_runs": len(pts), "source": source}
+        from aipc.estimate import calibrate_linear
+
+        devices.setdefault(dev, {})[scen] = {"buckets": out, "n_runs": len(pts), "source": source,
+                                             "linear": calibrate_linear.fit(pts)}
     return {"format": FORMAT, "version": VERSION, "devices": devices}
 
 

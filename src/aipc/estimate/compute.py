@@ -3,9 +3,14 @@
 Conventions (FIELD-NOTES; Kaplan et al. 2020; nanoGPT's estimate_mfu):
 - N is the matmul parameter count (embedding lookups excluded, the head's V*h included); MoE counts
   only the experts a token visits.
-- Training: 6N per token plus attention 12*L*a*d*s (non-causal count, as nanoGPT/PaLM MFU do);
-  full recomputation adds a forward: 8N + 16*L*a*d*s. LoRA: the frozen base needs no weight gradients:
-  4N + 6*N_lora (+2N more with recomputation). 'freeze': 2N for frozen blocks, 6N for trained ones.
+- Training, *model* FLOPs per token (what MFU counts; PaLM appendix B): 6N plus attention
+  12*L*a*d*s (score and value matmuls, non-causal count, as nanoGPT/PaLM MFU do). LoRA: the frozen
+  base needs no weight gradients: 4N + 6*N_lora + attention. 'freeze': 2N for frozen blocks, 6N for
+  trained ones.
+- *Hardware* FLOPs add what gradient checkpointing recomputes: one more forward of the blocks
+  (2*N_blocks + 4*L*a*d*s, the head is not recomputed; LoRA adapters' forward too). The estimator's
+  times use hardware FLOPs; MFU (``aipc train``, ``aipc bench``) uses model FLOPs. Both come from
+  :func:`train_flops_per_token`, the one place this is computed.
 - Inference: 2N per token plus causal attention 4*L*a*d*ctx per token (prefill: ctx ~ p/2 on average).
 """
 
@@ -24,20 +29,29 @@ def attention_flops_per_token(m: ModelSpec, ctx: float, train: bool) -> float:
     return 3 * fwd if train else fwd
 
 
-def train_flops_per_token(m: ModelSpec, w: Workload) -> float:
-    """Training FLOPs per token by method (see module docstring)."""
+def head_params(m: ModelSpec) -> int:
+    """The output head's matmul parameters (V*h, tied or not; 0 for encoders without one)."""
+    return m.vocab_size * m.hidden_size if m.is_decoder else 0
+
+
+def train_flops_per_token(m: ModelSpec, w: Workload, *, recompute: bool | None = None) -> float:
+    """Training FLOPs per trained token by method (module docstring). ``recompute`` (default: the
+    workload's ``grad_ckpt``) adds checkpointing's second forward of the blocks: hardware FLOPs;
+    ``recompute=False`` gives model FLOPs (what MFU counts)."""
     n = P.matmul_params(m)
-    s = w.seq_len
-    attn = attention_flops_per_token(m, s, train=True)
-    recompute = w.grad_ckpt
+    blocks = max(n - head_params(m), 0)
+    attn = attention_flops_per_token(m, w.seq_len, train=True)
+    attn_fwd = attn / 3
+    recompute = w.grad_ckpt if recompute is None else recompute
     if w.method in ("lora", "qlora"):
-        base = 4 * n + 6 * P.lora_params(m, w) + attn
-        return base + (2 * n + attn / 3 if recompute else 0)
+        lora = P.lora_params(m, w)
+        return 4 * n + 6 * lora + attn + ((2 * blocks + 2 * lora + attn_fwd) if recompute else 0)
     if w.method == "freeze":
         frac = min(w.trainable_layers, m.num_layers) / m.num_layers
-        base = 2 * n * (1 - frac) + 6 * n * frac + attn * frac + attn / 3 * (1 - frac)
-        return base + (2 * n * frac if recompute else 0)
-    return (8 * n + attn * 4 / 3) if recompute else (6 * n + attn)
+        frozen = blocks * (1 - frac)
+        base = 2 * frozen + 6 * (n - frozen) + attn * frac + attn_fwd * (1 - frac)
+        return base + ((2 * blocks * frac + attn_fwd * frac) if recompute else 0)
+    return 6 * n + attn + ((2 * blocks + attn_fwd) if recompute else 0)
 
 
 def compute_for(m: ModelSpec, w: Workload) -> Compute:
@@ -63,15 +77,16 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
     decode_bytes = (wbytes + kv_cache_bytes(m, w, int(ctx_mid))) / tp
     if w.is_train:
         fpt = train_flops_per_token(m, w)
+        model_fpt = train_flops_per_token(m, w, recompute=False)
         fps = fpt * w.tokens_per_step
         comm = comm_bytes_per_step(m, w)
     else:
-        fpt = 2 * n + attention_flops_per_token(m, ctx_mid, False)
+        fpt = model_fpt = 2 * n + attention_flops_per_token(m, ctx_mid, False)
         fps = prefill
         comm = 0.0
     return Compute(
         params=total, active_params=active, trainable_params=P.trainable_params(m, w),
-        flops_per_token=fpt, flops_per_step=fps, prefill_flops=prefill,
+        flops_per_token=fpt, flops_per_step=fps, model_flops_per_token=model_fpt, prefill_flops=prefill,
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
         layers=m.num_layers,
     )

@@ -42,14 +42,17 @@ def default_efficiency(device: DeviceSpec) -> Efficiency:
     return Efficiency(mfu_train=t, mfu_prefill=p, mbu_decode=d, source=src)
 
 
-def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None) -> Efficiency:
+def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None, *,
+                   ideal_s: dict[str, float] | None = None, layers: int | None = None) -> Efficiency:
     """Calibrated factors for this device where ``aipc calibrate`` stored them, else the defaults.
-    ``workload`` (optional) gives the tokens per forward the calibration is also keyed by."""
+    ``workload`` (optional) gives the tokens per forward the calibration is also keyed by;
+    ``ideal_s`` (scenario -> FLOPs / peak of the step) and ``layers`` let a fitted time model answer."""
     eff = default_efficiency(device)
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
-        hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario))
+        hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario),
+                               ideal_s=(ideal_s or {}).get(scenario), layers=layers)
         if hit:
             found[scenario] = hit
     layer_s = 0.0

@@ -47,47 +47,81 @@ def devices_needed(m: ModelSpec, w: Workload, d: DeviceSpec) -> int | None:
     return hi
 
 
-def _variants(m: ModelSpec, w: Workload) -> list[tuple[str, Workload]]:
-    """Changes a user can make, as (flag text, workload)."""
+def _train_variants(w: Workload, d: DeviceSpec | None) -> list[tuple[str, Workload]]:
+    """Training changes: method, checkpointing, optimizer, adapter dtype and rank, batch, sequence."""
     out: list[tuple[str, Workload]] = []
-    if w.is_train:
-        if w.method == "full":
-            out.append(("--method lora", _with(w, method="lora")))
-        if w.method in ("full", "lora"):
-            out.append(("--method qlora", _with(w, method="qlora", weight_dtype="nf4", compute_dtype="bf16")))
-        if not w.grad_ckpt:
-            out.append(("--grad-ckpt", _with(w, grad_ckpt=True)))
-        if w.optimizer == "adamw" and w.method == "full":
-            out.append(("--optimizer adamw8bit", _with(w, optimizer="adamw8bit")))
-        if w.batch_size > 1:
-            out.append((f"--batch 1 --grad-accum {w.batch_size * w.grad_accum}",
-                        _with(w, batch_size=1, grad_accum=w.batch_size * w.grad_accum)))
-        if w.seq_len > 512:
-            out.append((f"--seq-len {w.seq_len // 2}", _with(w, seq_len=w.seq_len // 2)))
-        if not w.grad_ckpt and w.method != "qlora":
-            out.append(("--method qlora --grad-ckpt", _with(w, method="qlora", weight_dtype="nf4",
-                                                            compute_dtype="bf16", grad_ckpt=True)))
-    else:
-        for q in ("int8", "q4_k_m"):
-            if w.weight_dtype not in (q, "int4", "nf4", "q4_0", "q4_k_m"):
-                out.append((f"--precision {q}", _with(w, weight_dtype=q, compute_dtype="bf16")))
-        if w.kv != "fp8" and m.is_decoder:
-            out.append(("--kv-dtype fp8", _with(w, kv_dtype="fp8")))
-        if w.batch_size > 1:
-            out.append(("--batch 1", _with(w, batch_size=1)))
-        if w.context > 4096:
-            out.append((f"--prompt-tokens {w.prompt_tokens // 2}", _with(w, prompt_tokens=max(w.prompt_tokens // 2, 1))))
+    lora = w.method in ("lora", "qlora")
+    if w.method == "full":
+        out.append(("--method lora", _with(w, method="lora")))
+    if w.method in ("full", "lora"):
+        out.append(("--method qlora", _with(w, method="qlora", weight_dtype="nf4", compute_dtype="bf16")))
+    if not w.grad_ckpt:
+        out.append(("--grad-ckpt", _with(w, grad_ckpt=True)))
+    gpu = d is not None and d.kind == "gpu"
+    if w.optimizer in ("adamw", "paged-adamw"):
+        out.append(("--optimizer adamw8bit", _with(w, optimizer="adamw8bit")))
+    if gpu and w.optimizer in ("adamw", "adamw8bit", "paged-adamw"):
+        out.append(("--optimizer paged-adamw8bit", _with(w, optimizer="paged-adamw8bit")))
+    if lora and w.adapter == "fp32":
+        half = w.compute if w.compute in ("bf16", "fp16") else "bf16"
+        out.append((f"--adapter-dtype {half}", _with(w, adapter_dtype=half)))
+    if lora and w.lora_rank >= 8:
+        out.append((f"--lora-rank {w.lora_rank // 2}", _with(w, lora_rank=w.lora_rank // 2)))
+    if w.batch_size > 1:
+        out.append((f"--batch 1 --grad-accum {w.batch_size * w.grad_accum}",
+                    _with(w, batch_size=1, grad_accum=w.batch_size * w.grad_accum)))
+    if w.seq_len > 512:
+        out.append((f"--seq-len {w.seq_len // 2}", _with(w, seq_len=w.seq_len // 2)))
     return out
 
 
+def _variants(m: ModelSpec, w: Workload, d: DeviceSpec | None = None) -> list[tuple[str, Workload]]:
+    """Changes a user can make, as (flag text, workload)."""
+    if w.is_train:
+        return _train_variants(w, d)
+    out: list[tuple[str, Workload]] = []
+    for q in ("int8", "q4_k_m"):
+        if w.weight_dtype not in (q, "int4", "nf4", "q4_0", "q4_k_m"):
+            out.append((f"--precision {q}", _with(w, weight_dtype=q, compute_dtype="bf16")))
+    if w.kv != "fp8" and m.is_decoder:
+        out.append(("--kv-dtype fp8", _with(w, kv_dtype="fp8")))
+    if w.batch_size > 1:
+        out.append(("--batch 1", _with(w, batch_size=1)))
+    if w.context > 4096:
+        out.append((f"--prompt-tokens {w.prompt_tokens // 2}", _with(w, prompt_tokens=max(w.prompt_tokens // 2, 1))))
+    return out
+
+
+def _combined(m: ModelSpec, w: Workload, d: DeviceSpec, max_changes: int = 6) -> tuple[list[str], int] | None:
+    """Greedy: apply the change that lowers the peak most, again and again, until the workload fits
+    (at most ``max_changes``); (flags, peak) of the first combination that fits, else None."""
+    cap, flags, cur = d.usable_memory_bytes, [], w
+    best = _peak(m, w, d)
+    for _ in range(max_changes):
+        scored = [(_peak(m, v, d), flag, v) for flag, v in _variants(m, cur, d)]
+        if not scored:
+            return None
+        p, flag, v = min(scored, key=lambda t: t[0])
+        if p >= best:
+            return None
+        flags, cur, best = [*flags, flag], v, p
+        if p <= cap:
+            return flags, p
+    return None
+
+
 def suggestions(m: ModelSpec, w: Workload, d: DeviceSpec, peak: int, need: int | None) -> list[str]:
-    """What would make it fit on this device (each with its peak), then how many devices it needs."""
+    """What would make it fit on this device (each with its peak): single changes that fit, else the
+    fewest combined changes found greedily; then how many devices it needs as it is."""
     cap = d.usable_memory_bytes
     fits, misses = [], []
-    for flag, v in _variants(m, w):
+    for flag, v in _variants(m, w, d):
         p = _peak(m, v, d)
         (fits if p <= cap else misses).append((p, flag))
     out = [f"{flag}: {gb(p)} (fits)" for p, flag in sorted(fits)[:4]]
+    combo = None if out else _combined(m, w, d)
+    if combo:
+        out.append(f"{' '.join(combo[0])}: {gb(combo[1])} (fits)")
     if not out and misses:
         p, flag = min(misses)
         out.append(f"closest single change {flag}: {gb(p)}, still over {gb(cap)}")

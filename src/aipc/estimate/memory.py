@@ -12,7 +12,7 @@ from aipc.estimate import params as P
 from aipc.estimate.types import MemoryBreakdown
 from aipc.hardware.spec import DeviceSpec
 from aipc.models.spec import ModelSpec
-from aipc.spec import QUANTIZED, Workload, dtype_bytes
+from aipc.spec import PAGED_OPTIMIZERS, QUANTIZED, Workload, dtype_bytes
 
 GB = 1e9
 
@@ -33,8 +33,10 @@ def weights_bytes(m: ModelSpec, w: Workload) -> float:
 
     Float: P * bytes(weight dtype). Quantized (int8/int4/nf4): block linears at the quantized size
     (incl. scales), embeddings/head/norms at 16 bit — QLoRA's prepare_model_for_kbit_training upcasts
-    those to fp32 (FIELD-NOTES: peft/bitsandbytes). GGUF (llama.cpp): every tensor at the type's bits
-    per weight (a simplification: llama.cpp keeps some tensors at higher precision)."""
+    those to fp32 (FIELD-NOTES: peft/bitsandbytes), unless the adapters are 16-bit: the QLoRA
+    paper's qlora.py casts the LoRA layers, embeddings and head back to bf16 under --bf16. GGUF
+    (llama.cpp): every tensor at the type's bits per weight (a simplification: llama.cpp keeps some
+    tensors at higher precision)."""
     total = P.total_params(m)
     wd = w.weight_dtype
     if wd not in QUANTIZED:
@@ -42,18 +44,19 @@ def weights_bytes(m: ModelSpec, w: Workload) -> float:
     if wd.startswith("q"):
         return total * _eb(wd)
     lin = P.block_linear_params(m)
-    rest_bytes = 4.0 if (w.is_train and w.method == "qlora") else _eb(w.compute)
+    rest_bytes = 4.0 if (w.is_train and w.method == "qlora" and w.adapter == "fp32") else _eb(w.compute)
     return lin * dtype_bytes(wd, w.int4_group_size) + (total - lin) * rest_bytes
 
 
 def lora_adapter_bytes(m: ModelSpec, w: Workload) -> float:
-    """LoRA adapters r*(in+out) per target module, kept in fp32 (peft's default autocast_adapter_dtype)."""
-    return P.lora_params(m, w) * 4.0 if w.method in ("lora", "qlora") and w.is_train else 0.0
+    """LoRA adapters r*(in+out) per target module at the adapter dtype: fp32 unless set
+    (peft's default autocast_adapter_dtype; the QLoRA paper's script keeps them in bf16)."""
+    return P.lora_params(m, w) * _eb(w.adapter) if w.method in ("lora", "qlora") and w.is_train else 0.0
 
 
 def _param_bytes_trainable(w: Workload) -> float:
-    """Bytes per trainable parameter: fp32 for LoRA adapters, else the weight dtype."""
-    return 4.0 if w.method in ("lora", "qlora") else _eb(w.weight_dtype)
+    """Bytes per trainable parameter: the adapter dtype for LoRA/QLoRA, else the weight dtype."""
+    return _eb(w.adapter) if w.method in ("lora", "qlora") else _eb(w.weight_dtype)
 
 
 def gradient_bytes(m: ModelSpec, w: Workload) -> float:
@@ -68,20 +71,32 @@ def master_weight_bytes(m: ModelSpec, w: Workload) -> float:
 
 def optimizer_state_bytes(m: ModelSpec, w: Workload) -> float:
     """AdamW: 2 states (m, v) * P_t * bytes(state dtype) — torch keeps them in the param dtype unless
-    told otherwise; 8-bit AdamW: 2 * P_t * 1 byte (+ block scales, ~0.4%); SGD: 0; SGD+momentum: 1 state."""
+    told otherwise; 8-bit AdamW (bitsandbytes, paged or not): 2 * P_t * 1 byte (+ block scales,
+    ~0.4%); paged AdamW (bnb PagedAdamW32bit): 2 * P_t * 4; SGD: 0; SGD+momentum: 1 state."""
     if not w.is_train:
         return 0.0
     pt = P.trainable_params(m, w)
     sb = _eb(w.optim_dtype) if w.optim_dtype else (4.0 if w.master_weights else _param_bytes_trainable(w))
-    return {"adamw": 2 * pt * sb, "adamw8bit": 2 * pt * 1.004, "sgd": 0.0, "sgd-momentum": pt * sb}[w.optimizer]
+    return {"adamw": 2 * pt * sb, "adamw8bit": 2 * pt * 1.004, "paged-adamw8bit": 2 * pt * 1.004,
+            "paged-adamw": 2 * pt * 4.0, "sgd": 0.0, "sgd-momentum": pt * sb}[w.optimizer]
+
+
+def paged_out(w: Workload, device: DeviceSpec) -> bool:
+    """True when optimizer states may live in host RAM outside the optimizer step: a paged
+    optimizer on a discrete GPU (CUDA unified memory pages them out while forward/backward need the
+    room, and back in for the step; QLoRA sec. 3). On CPUs and unified-memory devices they stay."""
+    return w.is_train and w.optimizer in PAGED_OPTIMIZERS and device.kind == "gpu"
 
 
 def optimizer_temp_bytes(m: ModelSpec, w: Workload, device: DeviceSpec) -> float:
     """Temporaries of the optimizer step. torch AdamW on CPU runs per tensor (no foreach): about two
     temporaries of the largest trainable tensor (sqrt(v) and the update); on GPUs its foreach path
-    allocates one temporary per parameter at once: ~P_t * bytes."""
+    allocates one temporary per parameter at once: ~P_t * bytes; bitsandbytes' optimizers (8-bit,
+    paged) update in place in fused kernels: none."""
     if not w.is_train or w.optimizer == "sgd":
         return 0.0
+    if w.optimizer != "adamw" and w.optimizer != "sgd-momentum" and device.kind == "gpu":
+        return 0.0  # bitsandbytes' 8-bit / paged optimizers update each tensor in one fused kernel
     pb = 4.0 if w.master_weights else _param_bytes_trainable(w)
     if device.kind == "cpu":
         if w.method in ("lora", "qlora"):
@@ -126,8 +141,8 @@ def lora_cast_bytes_per_token(m: ModelSpec, w: Workload) -> float:
     (``_cast_input_dtype``) and lora_A saves that copy, while the frozen base linears (and frozen
     norms) no longer save their 16-bit inputs. Per token and block:
     sum_targets in*4 - sum_unique_inputs in*e. Zero for fp32 compute (the cast is a no-op and
-    lora_A saves the same tensor a full fine-tune would)."""
-    if w.method not in ("lora", "qlora") or w.compute == "fp32" or not w.is_train:
+    lora_A saves the same tensor a full fine-tune would) and for adapters in the compute dtype."""
+    if w.method not in ("lora", "qlora") or w.compute == "fp32" or not w.is_train or w.adapter != "fp32":
         return 0.0
     e = _eb(w.compute)
     per_layer = {}
@@ -160,19 +175,28 @@ def logits_bytes(m: ModelSpec, w: Workload, phase: str) -> float:
     forward (in the loss): logits at bytes(compute) + their fp32 upcast + the saved fp32 log-softmax
     output: b*s*V*(e + 4 + 4) (8 when compute is fp32: the upcast is the same tensor);
     backward (loss grad): the saved output, the incoming gradient and the input gradient, all fp32:
-    12*b*s*V. Without fp32 upcast, 3*e*b*s*V in backward. A fused chunked loss (aipc train) holds
-    one chunk of logits (chunk*V*(e+8)), the head's fp32 gradient (V*h*4) and the hidden gradient."""
+    12*b*s*V. Without fp32 upcast, 3*e*b*s*V in backward. Heads that save more per logit (soft-capping:
+    see _extra_logit_bytes) add that in both phases. A fused chunked loss (aipc train) holds one chunk
+    of logits (chunk*V*(e+8)), the head's fp32 gradient (V*h*4) and the hidden gradient."""
     bsv = w.batch_size * w.seq_len * m.vocab_size
     e = _eb(w.compute)
     if w.fused_loss:  # aipc train's LinearCrossEntropy: a chunk of logits at a time, grads made in forward
         chunk = min(w.batch_size * w.seq_len, max(256, (1 << 23) // m.vocab_size))
         return (chunk * m.vocab_size * (e + 8) + m.vocab_size * m.hidden_size * 4
                 + w.batch_size * w.seq_len * m.hidden_size * e)
+    extra = _extra_logit_bytes(m, w) if w.is_train else 0.0
     if not w.logits_fp32:
-        return bsv * (2 * e if phase == "forward" else 3 * e)
+        return bsv * ((2 * e if phase == "forward" else 3 * e) + extra)
     if phase == "forward":
-        return bsv * (8.0 if e == 4 else e + 8.0)
-    return bsv * 12.0
+        return bsv * ((8.0 if e == 4 else e + 8.0) + extra)
+    return bsv * (12.0 + extra)
+
+
+def _extra_logit_bytes(m: ModelSpec, w: Workload) -> float:
+    """Bytes per logit a model's output head saves beyond the loss's fp32 log-softmax output (4 B):
+    the derived activation table's c_V - 4 — e.g. Gemma-2's final logit soft-capping keeps
+    tanh(logits / cap) for backward (c_V = 6 in bf16, 8 in fp32); 0 for plain heads."""
+    return max(act.loss_saved_bytes_per_token(m, w.compute, w.attention) / max(m.vocab_size, 1) - 4.0, 0.0)
 
 
 def kv_cache_bytes(m: ModelSpec, w: Workload, tokens: int) -> float:
@@ -215,6 +239,21 @@ def framework_bytes(device: DeviceSpec) -> float:
     return CPU_FRAMEWORK_BYTES if device.kind in ("cpu", "apu") else 0.0
 
 
+def allocator_behaviour(device: DeviceSpec) -> str:
+    """What the peak describes, by device kind. CPU: a process whose glibc malloc returns large
+    blocks on free (mmap threshold 64 KiB), as aipc's own processes set it (aipc.runtime); under
+    glibc's default other programs can peak higher (docs/validation.md measures both). GPU: torch's
+    caching allocator (max_memory_allocated) plus the CUDA context and a 5% margin."""
+    if device.kind == "gpu":
+        return ("PyTorch CUDA caching allocator: tensors at their peak (torch.cuda.max_memory_allocated) "
+                "+ CUDA context + 5% fragmentation margin")
+    if device.kind == "cpu":
+        return ("peak RSS with glibc malloc's mmap threshold at 64 KiB (freed large blocks return to the OS), "
+                "as aipc train/generate/serve/bench set it; under glibc's default malloc other programs can "
+                "peak higher (docs/validation.md)")
+    return "unified memory: tensors at their peak + warm-up + 5% margin"
+
+
 def _shard(w: Workload) -> dict[str, float]:
     """Fraction of each model-state component one device holds under the sharding scheme."""
     n = w.num_devices
@@ -252,6 +291,11 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
         acts = activation_bytes(m, w)
         casts = autocast_copy_bytes(m, w)
         carried = grads if w.grad_accum > 1 else 0.0  # accumulated grads live through later micro-steps
+        states = base["optimizer_states"]
+        if paged_out(w, device):  # paged to host RAM while forward/backward need the room
+            base["optimizer_states"] = 0.0
+            notes.append(f"paged optimizer: {states / GB:.2f} GB of states page out to host RAM outside the "
+                         "optimizer step (CUDA unified memory)")
         if w.method == "qlora":
             base["dequant_buffer"] = P.max_linear_params(m) * _eb(w.compute)
         phases["forward"] = {**base, "gradients": carried, "activations": acts, "autocast_copies": casts,
@@ -264,7 +308,7 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
             head = (m.vocab_size * m.hidden_size if w.method in ("full", "freeze") else 0) * _param_bytes_trainable(w)
             phases["recompute"] = {**base, "gradients": max(carried, head * f["grads"] + grads / max(m.num_layers, 1)),
                                    "activations": acts, "autocast_copies": casts}
-        phases["optimizer"] = {**base, "gradients": grads,
+        phases["optimizer"] = {**base, "optimizer_states": states, "gradients": grads,
                                "optimizer_temp": optimizer_temp_bytes(m, w, device) * f["optimizer"]}
     else:
         kv_f = f["act"]
@@ -293,4 +337,5 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
         phases={k: int(round(v)) for k, v in totals.items()},
         weights_only_bytes=int(round(weights_bytes(m, w))),
         notes=tuple(notes),
+        allocator=allocator_behaviour(device),
     )

@@ -28,11 +28,11 @@ def default_link(device: DeviceSpec, w: Workload) -> str:
 
 
 def _peak(device: DeviceSpec, w: Workload) -> float | None:
-    for dt in (w.compute, "bf16" if w.compute == "fp16" else "fp16", "fp32"):
-        p = device.peak(dt)
-        if p:
-            return p
-    return None
+    """The FLOP/s a workload's matmuls run at: for training the measured linear forward+backward
+    peak where ``aipc hw`` has one (``DeviceSpec.train_peak``), else the dense GEMM peak."""
+    from aipc.estimate.calibrate import peak_for
+
+    return peak_for(device, w.compute, train=w.is_train)
 
 
 def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tuple[Timing, list[str]]:

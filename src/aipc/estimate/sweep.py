@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aipc.estimate import calibrate
 from aipc.estimate.api import resolve_model
+from aipc.estimate.core import evaluate
 from aipc.hardware.local import resolve_device
-from aipc.estimate.compute import compute_for
-from aipc.estimate.efficiency import efficiency_for
-from aipc.estimate.memory import memory_breakdown
-from aipc.estimate.roofline import timing
 from aipc.hardware.spec import DeviceSpec
 from aipc.spec import Workload
 
@@ -25,19 +23,18 @@ class SweepPoint:
 
 
 def sweep(workloads: list[Workload], device: str | DeviceSpec) -> list[SweepPoint]:
-    """Estimate every workload on one device kind (models resolved once each)."""
+    """Estimate every workload on one device kind through the same path as ``estimate()``
+    (``aipc.estimate.core.evaluate``): each workload validated and estimated with its own shape."""
     d = resolve_device(device)
     cap = d.usable_memory_bytes
-    eff = None
     out = []
-    for w in workloads:
-        m = resolve_model(w.model)
-        mem = memory_breakdown(m, w, d)
-        c = compute_for(m, w)
-        eff = eff or efficiency_for(d, c.flops_per_token)
-        t, _ = timing(d, w, c, eff)
-        secs = t.step_s if w.is_train else t.request_s
-        tps = t.train_tokens_per_s if w.is_train else t.decode_tokens_per_s
-        out.append(SweepPoint(workload=w, peak_bytes=mem.peak_bytes, fits=mem.peak_bytes <= cap, seconds=secs,
-                              tokens_per_s=tps))
+    with calibrate.using(calibrate.snapshot()):  # the calibration table read once, not per workload
+        for w in workloads:
+            w = w.validate()
+            ev = evaluate(resolve_model(w.model), w, d)
+            t = ev.time
+            secs = t.step_s if w.is_train else t.request_s
+            tps = t.train_tokens_per_s if w.is_train else t.decode_tokens_per_s
+            out.append(SweepPoint(workload=w, peak_bytes=ev.memory.peak_bytes, fits=ev.memory.peak_bytes <= cap,
+                                  seconds=secs, tokens_per_s=tps))
     return out

@@ -20,6 +20,7 @@ class MemoryBreakdown:
     phases: dict[str, int]
     weights_only_bytes: int
     notes: tuple[str, ...] = ()
+    allocator: str = ""              # the allocator behaviour the peak describes (memory.allocator_behaviour)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +39,14 @@ class Compute:
     decode_bytes_per_step: float     # weights + KV cache read per decode step (per device)
     comm_bytes_per_step: float = 0.0 # multi-device: bytes each device sends+receives per training step
     layers: int = 0                  # transformer blocks one decode step runs through (per-layer overhead)
+    model_flops_per_token: float = 0.0  # what MFU counts: flops_per_token without checkpointing's recompute
+
+    @property
+    def model_flops_per_step(self) -> float:
+        """Training: model FLOPs of one optimizer step (MFU's numerator); inference: the prefill."""
+        if not self.model_flops_per_token or not self.flops_per_token:
+            return self.flops_per_step
+        return self.flops_per_step * self.model_flops_per_token / self.flops_per_token
 
 
 @dataclass(frozen=True, kw_only=True)

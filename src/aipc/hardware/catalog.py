@@ -47,9 +47,12 @@ QUANTITIES = {
     "price_usd": {"price_usd": 1},
 }
 PEAK_KEYS = {"peak_flops": 1, "peak_tflops": TERA}
+TRAIN_PEAK_KEYS = {"train_peak_flops": 1, "train_peak_tflops": TERA}
 NUMBER_KEYS = {k for q in QUANTITIES.values() for k in q}
 TEXT_KEYS = {"name", "label", "vendor", "kind", "category", "notes", "source", "as_of"}
-ENTRY_KEYS = NUMBER_KEYS | set(PEAK_KEYS) | TEXT_KEYS | {"refs", "cloud", "measured", "replace"}
+TEXT_KEYS = TEXT_KEYS | {"confidence"}
+ENTRY_KEYS = NUMBER_KEYS | set(PEAK_KEYS) | set(TRAIN_PEAK_KEYS) | TEXT_KEYS | {"refs", "cloud", "measured", "replace",
+                                                                               "native_dtypes"}
 NUMBER_TABLE_KEYS = {"value", "source", "as_of", "ref", "note"}
 OFFER_KEYS = {"provider", "instance", "usd_per_hour", "usd_per_instance_hour", "devices_per_instance",
               "source", "as_of", "ref", "note"}
@@ -131,7 +134,7 @@ def _expand_entry(entry: Any, where: _Where, file_refs: dict, file_default: tupl
     out = {k: v for k, v in entry.items() if k not in ("refs", "source", "as_of")}
     for key in NUMBER_KEYS & set(entry):
         out[key] = _expand_number(entry[key], where, key, refs, default)
-    for key in PEAK_KEYS.keys() & set(entry):
+    for key in (PEAK_KEYS.keys() | TRAIN_PEAK_KEYS.keys()) & set(entry):
         if not isinstance(entry[key], dict):
             raise where.error(key, "must be a table of dtype = number, e.g. {bf16 = {value = ..., source = ...}}")
         out[key] = {d: _expand_number(v, where, f"{key}.{d}", refs, default) for d, v in entry[key].items()}
@@ -275,6 +278,9 @@ def _build(name: str, entry: dict, where: _Where) -> DeviceSpec:
         values[qty] = got[0] if got else None
         if got:
             sources[qty] = got[1]
+    for qty in ("memory_bytes", "usable_memory_bytes"):
+        if values[qty] is not None and values[qty] < 1:  # 0.5 bytes would round to a device with no memory
+            raise where.error(qty, f"must be at least 1 byte (got {values[qty]!r} bytes)")
     if values["usable_memory_bytes"] is None:  # discrete memory: all of it is the device's
         values["usable_memory_bytes"], sources["usable_memory_bytes"] = values["memory_bytes"], sources["memory_bytes"]
     if values["usable_memory_bytes"] > values["memory_bytes"]:
@@ -282,15 +288,19 @@ def _build(name: str, entry: dict, where: _Where) -> DeviceSpec:
     peak_keys = [k for k in PEAK_KEYS if k in entry]
     if len(peak_keys) != 1:
         raise where.error("peak_tflops", "is required once (peak_tflops in TFLOP/s or peak_flops in FLOP/s)")
-    peak_flops = {}
-    for dtype, num in entry[peak_keys[0]].items():
-        field = f"{peak_keys[0]}.{dtype}"
-        if dtype not in DTYPES:
-            raise where.error(field, f"is not a known dtype; use one of {', '.join(DTYPES)}")
-        peak_flops[dtype] = _scaled(num.get("value"), PEAK_KEYS[peak_keys[0]], where, field)
-        sources[f"peak_flops.{dtype}"] = _sourced(num.get("source"), num.get("as_of"), where, field)
+    peak_flops = _peaks(entry, peak_keys[0], PEAK_KEYS, "peak_flops", sources, where)
     if not peak_flops:
         raise where.error(peak_keys[0], "needs at least one dtype")
+    train_keys = [k for k in TRAIN_PEAK_KEYS if k in entry]
+    if len(train_keys) > 1:
+        raise where.error("train_peak_tflops", "give train_peak_tflops or train_peak_flops, not both")
+    train = _peaks(entry, train_keys[0], TRAIN_PEAK_KEYS, "train_peak_flops", sources, where) if train_keys else {}
+    native = entry.get("native_dtypes", [])
+    if not isinstance(native, list) or any(d not in DTYPES for d in native):
+        raise where.error("native_dtypes", f"must be a list of dtypes ({', '.join(DTYPES)})")
+    confidence = entry.get("confidence", "")
+    if not isinstance(confidence, str):
+        raise where.error("confidence", "must be text")
     measured = entry.get("measured", False)
     if not isinstance(measured, bool):
         raise where.error("measured", "must be true or false")
@@ -305,7 +315,20 @@ def _build(name: str, entry: dict, where: _Where) -> DeviceSpec:
         usable_memory_bytes=int(round(values["usable_memory_bytes"])),
         bandwidth_bytes_s=float(values["bandwidth_bytes_s"]), peak_flops=peak_flops,
         power_w=values["power_w"], price_usd=values["price_usd"], cloud=cloud,
-        sources=sources, measured=measured, notes=notes.strip())
+        sources=sources, measured=measured, notes=notes.strip(), train_peak_flops=train,
+        native_dtypes=tuple(native), confidence=confidence.strip())
+
+
+def _peaks(entry: dict, key: str, keys: dict, name: str, sources: dict, where: _Where) -> dict[str, float]:
+    """A {dtype: FLOP/s} table (peak_tflops / train_peak_tflops ...), each number with its source."""
+    out = {}
+    for dtype, num in entry[key].items():
+        field = f"{key}.{dtype}"
+        if dtype not in DTYPES:
+            raise where.error(field, f"is not a known dtype; use one of {', '.join(DTYPES)}")
+        out[dtype] = _scaled(num.get("value"), keys[key], where, field)
+        sources[f"{name}.{dtype}"] = _sourced(num.get("source"), num.get("as_of"), where, field)
+    return out
 
 
 # ---------------------------------------------------------------- public API
@@ -335,6 +358,12 @@ def device_to_dict(spec: DeviceSpec) -> dict:
         if value is not None:
             out[field] = num(field, value)
     out["peak_flops"] = {d: num(f"peak_flops.{d}", v) for d, v in spec.peak_flops.items()}
+    if spec.train_peak_flops:
+        out["train_peak_flops"] = {d: num(f"train_peak_flops.{d}", v) for d, v in spec.train_peak_flops.items()}
+    if spec.native_dtypes:
+        out["native_dtypes"] = list(spec.native_dtypes)
+    if spec.confidence:
+        out["confidence"] = spec.confidence
     if spec.cloud:
         out["cloud"] = [{"provider": o.provider, **({"instance": o.instance} if o.instance else {}),
                          "usd_per_hour": o.usd_per_hour, "devices_per_instance": o.devices_per_instance,

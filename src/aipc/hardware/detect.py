@@ -331,7 +331,9 @@ def detect_software(torch, cpu: CpuInfo, has_cuda: bool, notes: list[str]) -> So
         "math_enabled": _call(getattr(b, "math_sdp_enabled", None)),
         "cudnn_enabled": _call(getattr(b, "cudnn_sdp_enabled", None)),
     }
-    native = cpu.features.get("avx512_bf16") or cpu.features.get("amx_bf16") or cpu.features.get("bf16")
+    from aipc.hardware.isa import cpu_dtype_support
+
+    bf16 = cpu_dtype_support(cpu.features, cpu.arch, os.environ)["bf16"]
     return SoftwareInfo(
         os=os_name, python=platform.python_version(), torch=str(torch.__version__), torch_build=build,
         cuda_runtime=cuda or hip, cuda_driver=_nvidia_driver() if has_cuda and not hip else None,
@@ -340,7 +342,7 @@ def detect_software(torch, cpu: CpuInfo, has_cuda: bool, notes: list[str]) -> So
         torch_threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
         omp_threads=_parallel_value(pinfo, "omp_get_max_threads()"),
         mkl_threads=_parallel_value(pinfo, "mkl_get_max_threads()"),
-        cpu_bf16="native" if native else "emulated", sdpa=sdpa)
+        cpu_bf16=bf16.split(" ")[0], sdpa=sdpa)
 
 
 def detect() -> MachineInfo:

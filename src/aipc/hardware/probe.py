@@ -1,10 +1,17 @@
 """Measure a device's peaks: dense GEMM FLOP/s per dtype and memory bandwidth.
 
 Method (same for every device; docs/hw.md explains it):
-- GEMM: C = A @ B with square n x n matrices counts 2·n³ FLOPs per call. The size n is chosen
+- GEMM: C = A @ B with square n x n matrices counts 2·n³ FLOPs per call; on the CPU through
+  ``F.linear`` (x @ W.T, W stored (out, in) as nn.Linear keeps it), the call aipc's layers make — in
+  bf16 on a CPU without native bf16 ``torch.matmul(out=)`` runs ~8x slower than ``F.linear``, so a
+  peak measured that way misdescribes every bf16 layer. The size n is chosen
   per device and dtype (``choose_gemm_size``): grow n (x2) while calls stay within ``max_call_s``
   (from ``min_gemm_n`` on: while the next size's predicted call time, x8, does); the largest size
   that fits wins, so each call takes at least a few ms.
+- Train peak (CPU): one linear layer's forward and backward (dX and dW) at the same n through the
+  path ``aipc train`` uses (fp32: ``aipc.cpu_gemm.train_linear``; 16-bit: ``F.linear`` with autograd),
+  6·n³ FLOPs per call — where backward kernels are slower than the forward GEMM (emulated bf16:
+  several times), a training step runs at this rate, not at the GEMM peak.
 - Bandwidth: ``b.copy_(a)`` on buffers well beyond the last-level cache, counting read + write
   bytes (2·N per call, STREAM "copy" convention); plus a read-only ``a.sum()`` (N bytes per call).
 - Timing: warm up, then repeat until both ``min_reps`` samples and ``min_time_s`` have passed
@@ -67,9 +74,10 @@ class Stats:
 class GemmResult:
     dtype: str
     n: int                                # square matrices n x n
-    flops_per_call: float                 # 2·n³
+    flops_per_call: float                 # 2·n³ (train: 6·n³)
     flops_s: Stats
     note: str = ""
+    conditions: dict = field(default_factory=dict)  # measured_at, mode, load_avg, busy_cpu_percent (profile fills it)
 
 
 @dataclass(kw_only=True)
@@ -78,6 +86,7 @@ class BandwidthResult:
     buffer_bytes: int                     # size of one buffer
     bytes_per_call: float                 # copy: 2·buffer (read + write); read: buffer
     bytes_s: Stats
+    conditions: dict = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -85,7 +94,9 @@ class DeviceMeasurement:
     device: str                           # cpu | cuda:0 | mps | xpu:0
     threads: int | None                   # CPU: torch.get_num_threads() used
     gemm: dict[str, GemmResult] = field(default_factory=dict)
+    train_gemm: dict[str, GemmResult] = field(default_factory=dict)   # CPU: linear forward + backward
     bandwidth: dict[str, BandwidthResult] = field(default_factory=dict)
+    dtype_support: dict[str, str] = field(default_factory=dict)       # dtype -> "native (...)" | "emulated (...)"
     skipped: dict[str, str] = field(default_factory=dict)  # what was not measured -> why
     wall_s: float = 0.0
 
@@ -148,9 +159,35 @@ def _inner_calls(call_s: float, settings: ProbeSettings, device: str) -> int:
 
 # ---------------------------------------------------------------- device plumbing
 
+def flops_per_call(n: int, backend: str = "torch") -> float:
+    """2·n³ for one GEMM; 6·n³ for a linear layer's forward + backward (``backend="train"``)."""
+    return (6.0 if backend == "train" else 2.0) * n**3
+
+
+def _train_fn(torch, dtype: str, n: int) -> Callable[[], object]:
+    """One CPU linear layer's forward and backward (dX, dW) in ``dtype``, through the kernels
+    ``aipc train`` uses (fp32: aipc.cpu_gemm.train_linear, which picks oneDNN or MKL as measured)."""
+    from aipc import cpu_gemm
+
+    tdt = getattr(torch, TORCH_DTYPES[dtype])
+    x = torch.randn(n, n, dtype=tdt, requires_grad=True)
+    w = torch.randn(n, n, dtype=tdt, requires_grad=True)
+    gy = torch.randn(n, n, dtype=tdt)
+    fwd = cpu_gemm.train_linear if dtype == "fp32" else torch.nn.functional.linear
+
+    def step():
+        x.grad = w.grad = None
+        fwd(x, w).backward(gy)
+    return step
+
+
 def _gemm_fn(torch, device: str, dtype: str, n: int, backend: str = "torch") -> Callable[[], object]:
-    """A closure doing one n x n GEMM in ``dtype`` on ``device`` (fp8 through torch._scaled_mm;
-    ``backend="onednn"``: a CPU fp32 GEMM through oneDNN's linear, as ``aipc.cpu_gemm`` runs it)."""
+    """A closure doing one n x n GEMM in ``dtype`` on ``device``: CPUs through ``F.linear`` (no
+    autograd), accelerators through ``torch.matmul``, fp8 through torch._scaled_mm;
+    ``backend="onednn"``: a CPU fp32 GEMM through oneDNN's linear, as ``aipc.cpu_gemm`` runs it;
+    ``backend="train"``: a CPU linear layer's forward + backward (:func:`_train_fn`)."""
+    if backend == "train":
+        return _train_fn(torch, dtype, n)
     if backend == "onednn":
         a, b = torch.randn(n, n), torch.randn(n, n)
         bt = b.t()  # linear computes a @ weight.T: weight = b.T gives a @ b
@@ -162,6 +199,11 @@ def _gemm_fn(torch, device: str, dtype: str, n: int, backend: str = "torch") -> 
         return lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
     tdt = getattr(torch, TORCH_DTYPES[dtype])
     a, b = torch.randn(n, n, device=device, dtype=tdt), torch.randn(n, n, device=device, dtype=tdt)
+    if device == "cpu":
+        def linear():
+            with torch.inference_mode():
+                return torch.nn.functional.linear(a, b)
+        return linear
     c = torch.empty(n, n, device=device, dtype=tdt)
     return lambda: torch.matmul(a, b, out=c)
 
@@ -181,7 +223,7 @@ class _Tf32:
 
 
 def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, mem_limit_bytes: float,
-                     backend: str = "torch") -> tuple[int, float]:
+                     backend: str = "torch", min_n: int = 0) -> tuple[int, float]:
     """(n, seconds per call): the largest candidate size whose call stays under about max_call_s.
 
     Candidates grow x2. Below ``min_gemm_n`` the next size is tried while a call stays under
@@ -189,10 +231,12 @@ def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, me
     from ``min_gemm_n`` on, growth stops once 8 x this call (a GEMM's work grows as n³) would pass
     max_call_s. A size whose call takes over 2 x max_call_s is dropped for the previous one (a slow
     kernel, e.g. fp16 on most CPUs); sizes whose A, B and C (3·n²·bytes) pass ``mem_limit_bytes``
-    are not tried."""
+    are not tried; sizes below ``min_n`` neither (a layer's forward+backward at n = 128 measures
+    autograd's per-call cost, not its GEMMs)."""
     sync = sync_fn(device)
     best: tuple[int, float] | None = None
-    for n in settings.gemm_sizes:
+    sizes = [n for n in settings.gemm_sizes if n >= min_n] or [max(settings.gemm_sizes)]
+    for n in sizes:
         if best and 3 * n * n * DTYPE_BYTES[dtype] > mem_limit_bytes:
             break
         t = _once(_gemm_fn(torch, device, dtype, n, backend), sync, limit_s=2 * settings.max_call_s)
@@ -206,16 +250,16 @@ def choose_gemm_size(torch, device: str, dtype: str, settings: ProbeSettings, me
 
 
 def measure_gemm(torch, device: str, dtype: str, settings: ProbeSettings, n: int | None = None,
-                 mem_limit_bytes: float = 4e9, backend: str = "torch") -> GemmResult:
+                 mem_limit_bytes: float = 4e9, backend: str = "torch", min_n: int = 0) -> GemmResult:
     """Dense GEMM FLOP/s for ``dtype``: 2·n³ FLOPs per call over the median call time."""
     with _Tf32(torch, dtype == "tf32") if device.startswith("cuda") else _nullcontext():
         call_s = None
         if n is None:
-            n, call_s = choose_gemm_size(torch, device, dtype, settings, mem_limit_bytes, backend)
+            n, call_s = choose_gemm_size(torch, device, dtype, settings, mem_limit_bytes, backend, min_n)
         fn = _gemm_fn(torch, device, dtype, n, backend)
         inner = _inner_calls(call_s if call_s is not None else _once(fn, sync_fn(device)), settings, device)
         secs = time_calls(fn, sync_fn(device), settings, inner=inner)
-    flops = 2.0 * n**3
+    flops = flops_per_call(n, backend)
     return GemmResult(dtype=dtype, n=n, flops_per_call=flops, flops_s=throughput_stats(secs, flops))
 
 
@@ -281,33 +325,53 @@ def gpu_dtypes(torch, gpu) -> tuple[list[str], dict[str, str]]:
     return dts, skipped
 
 
+def _why(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
+
 def measure_device(torch, device: str, dtypes: list[str], copy_bytes: int, settings: ProbeSettings,
-                   mem_limit_bytes: float, skipped: dict[str, str] | None = None) -> DeviceMeasurement:
-    """All GEMM dtypes then bandwidth on one device; a dtype that fails is recorded as skipped."""
+                   mem_limit_bytes: float, skipped: dict[str, str] | None = None,
+                   dtype_support: dict[str, str] | None = None) -> DeviceMeasurement:
+    """All GEMM dtypes (CPU: also each dtype's linear forward + backward), then bandwidth on one
+    device; a dtype that fails is recorded as skipped."""
     t0 = time.perf_counter()
     m = DeviceMeasurement(device=device, threads=torch.get_num_threads() if device == "cpu" else None,
-                          skipped=dict(skipped or {}))
+                          skipped=dict(skipped or {}), dtype_support=dict(dtype_support or {}))
     for dt in dtypes:
         try:
             m.gemm[dt] = measure_gemm(torch, device, dt, settings, mem_limit_bytes=mem_limit_bytes)
         except Exception as e:  # noqa: BLE001 - an unsupported dtype must not stop the probe
-            m.skipped[dt] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            m.skipped[dt] = _why(e)
     if device == "cpu" and "fp32" in m.gemm:
         _best_cpu_fp32(torch, m, settings, mem_limit_bytes)
-    fp32 = m.gemm.get("fp32")
-    for dt, r in m.gemm.items():
-        if fp32 and dt != "fp32" and r.flops_s.median < 0.25 * fp32.flops_s.median:
-            r.note = (f"slow: {fp32.flops_s.median / r.flops_s.median:.0f}x below fp32; "
-                      f"no fast {dt} GEMM kernel on this device")
+    for dt in list(m.gemm) if device == "cpu" else []:
+        try:
+            m.train_gemm[dt] = measure_gemm(torch, device, dt, settings, mem_limit_bytes=mem_limit_bytes,
+                                            backend="train", min_n=min(512, m.gemm[dt].n))
+        except Exception as e:  # noqa: BLE001
+            m.skipped[f"{dt} train"] = _why(e)
+    _slow_notes(m)
     try:
         m.bandwidth = measure_bandwidth(torch, device, copy_bytes, settings)
     except Exception as e:  # noqa: BLE001 - e.g. out of memory on a busy GPU
-        m.skipped["bandwidth"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        m.skipped["bandwidth"] = _why(e)
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     m.wall_s = time.perf_counter() - t0
     return m
 
+
+def _slow_notes(m: DeviceMeasurement) -> None:
+    """Say where a 16-bit dtype runs below fp32, and why when the ISA tells (emulated bf16/fp16)."""
+    for table in (m.gemm, m.train_gemm):
+        fp32 = table.get("fp32")
+        for dt, r in table.items():
+            how = m.dtype_support.get(dt, "")
+            if fp32 and dt != "fp32" and r.flops_s.median < 0.25 * fp32.flops_s.median:
+                why = how if how.startswith("emulated") else f"no fast {dt} kernel on this device"
+                r.note = f"slow: {fp32.flops_s.median / r.flops_s.median:.0f}x below fp32; {why}"
+            elif how.startswith("emulated") and dt != "fp32":
+                r.note = how
 
 def _best_cpu_fp32(torch, m: DeviceMeasurement, settings: ProbeSettings, mem_limit_bytes: float) -> None:
     """The CPU's fp32 peak is the faster of torch.matmul (MKL) and oneDNN: aipc's own CPU paths use
@@ -320,7 +384,7 @@ def _best_cpu_fp32(torch, m: DeviceMeasurement, settings: ProbeSettings, mem_lim
     try:
         dnn = measure_gemm(torch, "cpu", "fp32", settings, mem_limit_bytes=mem_limit_bytes, backend="onednn")
     except Exception as e:  # noqa: BLE001 - oneDNN missing or failing: keep torch.matmul's figure
-        m.skipped["fp32 oneDNN"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        m.skipped["fp32 oneDNN"] = _why(e)
         return
     a, b = mkl.flops_s.median, dnn.flops_s.median
     if b > a:
@@ -335,12 +399,19 @@ def measure_all(info, settings: ProbeSettings) -> list[DeviceMeasurement]:
     """Measure the CPU and every detected accelerator (``info`` is a detect.MachineInfo)."""
     import torch
 
+    import os
+
+    from aipc.hardware.isa import cpu_dtype_support
+
+    support = cpu_dtype_support(info.cpu.features, info.cpu.arch, os.environ)
     out = [measure_device(torch, "cpu", cpu_dtypes(),
                           cpu_copy_bytes(info.cpu.llc_bytes, info.ram_available_bytes, settings),
-                          settings, mem_limit_bytes=(info.ram_available_bytes or info.ram_total_bytes) / 4)]
+                          settings, mem_limit_bytes=(info.ram_available_bytes or info.ram_total_bytes) / 4,
+                          dtype_support=support)]
     for gpu in info.gpus:
         dts, skipped = gpu_dtypes(torch, gpu)
         mem = gpu.usable_memory_bytes or gpu.memory_bytes or 8e9
+        gsupport = {"fp32": "native", "bf16": gpu.bf16, "fp16": "native"}
         out.append(measure_device(torch, gpu.device, dts, int(min(settings.gpu_copy_bytes, mem // 8)),
-                                  settings, mem_limit_bytes=mem / 4, skipped=skipped))
+                                  settings, mem_limit_bytes=mem / 4, skipped=skipped, dtype_support=gsupport))
     return out

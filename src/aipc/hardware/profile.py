@@ -21,11 +21,13 @@ from pathlib import Path
 
 from aipc import __version__
 from aipc.errors import AipcError
+from aipc.hardware import conditions as cond
 from aipc.hardware.detect import CpuInfo, GpuInfo, MachineInfo, NpuInfo, SoftwareInfo, detect
 from aipc.hardware.probe import BandwidthResult, DeviceMeasurement, GemmResult, ProbeSettings, Stats
 from aipc.hardware.spec import DeviceSpec, Sourced
 
-PROBE_VERSION = 1         # bump when the measuring method changes: old caches are then ignored
+PROBE_VERSION = 2         # bump when the measuring method changes: old caches are then ignored
+# 2: CPU GEMMs through F.linear, linear forward+backward (train) peaks, per-figure conditions, best of runs
 SCHEMA = 1
 measure_count = 0         # how many times this process measured (tests assert cache hits with it)
 
@@ -40,6 +42,7 @@ class MachineProfile:
     load_avg: list[float] | None                # 1-min load average before and after measuring
     machine: MachineInfo
     devices: list[DeviceMeasurement]
+    busy_cpu_percent: float | None = None       # CPU in use (all processes) just before measuring
     cached: bool = False                        # True when read from the cache (not serialized)
     cache_path: str | None = None
 
@@ -82,6 +85,30 @@ class MachineProfile:
         g = m.gemm.get(dtype) if m else None
         return g.flops_s.median if g else None
 
+    def native_dtypes(self, device: str | None = None) -> list[str]:
+        """Dtypes with native kernels on ``device`` (CPU: from its ISA flags and ISA caps, see
+        ``aipc.hardware.isa``); [] when not known."""
+        from aipc.hardware.isa import native
+
+        m = self.measurement(device)
+        return native(m.dtype_support) if m else []
+
+    def fast_dtype(self, device: str | None = None, task: str = "infer") -> str:
+        """The dtype that runs fastest here among the native ones, by the measured peaks (training:
+        the linear forward + backward peaks): fp32 where 16-bit is emulated."""
+        m = self.measurement(device)
+        if m is None:
+            return "fp32"
+        table = m.train_gemm if task == "train" and m.train_gemm else m.gemm
+        cands = [d for d in (self.native_dtypes(device) or ["fp32"]) if d in table]
+        return max(cands, key=lambda d: table[d].flops_s.median) if cands else "fp32"
+
+    @property
+    def busy(self) -> bool:
+        """True when this measurement itself ran on a busy machine (see aipc.hardware.conditions)."""
+        before = self.load_avg[0] if self.load_avg else None
+        return cond.is_busy(before, self.busy_cpu_percent, self.machine.cpu.logical_cores)
+
     def bandwidth_bytes_s(self, device: str | None = None) -> float | None:
         """Measured median copy bandwidth (read + write bytes per second) of ``device``."""
         m = self.measurement(device)
@@ -101,11 +128,18 @@ class MachineProfile:
         sources = {
             "bandwidth_bytes_s": Sourced(source=f"{how}: b.copy_(a) on {copy.buffer_bytes >> 20} MiB fp32 buffers, "
                                                 f"read+write bytes, median of {copy.bytes_s.samples}", as_of=self.date)}
-        peaks = {}
+        peaks, train = {}, {}
+        call = "F.linear" if m.device == "cpu" else "torch.matmul"
         for dt, g in m.gemm.items():
             peaks[dt] = g.flops_s.median
             sources[f"peak_flops.{dt}"] = Sourced(
-                source=f"{how}: torch.matmul {dt} {g.n}x{g.n}, 2*n^3 FLOPs, median of {g.flops_s.samples}", as_of=self.date)
+                source=f"{how}: {call} {dt} {g.n}x{g.n}, 2*n^3 FLOPs, median of {g.flops_s.samples}{_when(g)}",
+                as_of=self.date)
+        for dt, g in m.train_gemm.items():
+            train[dt] = g.flops_s.median
+            sources[f"train_peak_flops.{dt}"] = Sourced(
+                source=f"{how}: linear forward+backward {dt} {g.n}x{g.n}, 6*n^3 FLOPs, median of "
+                       f"{g.flops_s.samples}{_when(g)}", as_of=self.date)
         notes = [f"measured {self.mode} on {self.measured_at} with torch {sw.torch} ({sw.torch_build})"]
         if m.threads:
             notes.append(f"{m.threads} CPU threads")
@@ -130,10 +164,13 @@ class MachineProfile:
             label = f"{gpu.name} — this machine"
             vendor, kind = gpu.vendor, "apu" if gpu.backend == "mps" else "gpu"
         sources["memory_bytes"] = sources["usable_memory_bytes"] = Sourced(source=f"{how}: {mem_src}", as_of=self.date)
+        from aipc.hardware.isa import native
+
         return DeviceSpec(name=f"this-machine:{m.device}", label=label, vendor=vendor, kind=kind,
                           category="this-machine", memory_bytes=int(mem), usable_memory_bytes=int(usable),
                           bandwidth_bytes_s=float(copy.bytes_s.median), peak_flops=peaks, sources=sources,
-                          measured=True, notes="; ".join(notes))
+                          measured=True, notes="; ".join(notes), train_peak_flops=train,
+                          native_dtypes=tuple(native(m.dtype_support)), confidence=cond.confidence_note(m))
 
 
 def _plain(obj):
@@ -147,10 +184,20 @@ def _plain(obj):
     return obj
 
 
+def _when(r) -> str:
+    """', measured <time> at load <x>' for a figure kept from an earlier measurement or a busy one."""
+    c = r.conditions or {}
+    load = (c.get("load_avg") or [None])[0]
+    return f" (measured {c.get('measured_at')}, load {load:.1f}{', busy' if c.get('busy') else ''})" \
+        if c.get("measured_at") and load is not None else ""
+
+
 def _measurement(d: dict) -> DeviceMeasurement:
-    gemm = {k: GemmResult(**{**v, "flops_s": Stats(**v["flops_s"])}) for k, v in d["gemm"].items()}
+    def gemms(t: dict) -> dict:
+        return {k: GemmResult(**{**v, "flops_s": Stats(**v["flops_s"])}) for k, v in t.items()}
     bw = {k: BandwidthResult(**{**v, "bytes_s": Stats(**v["bytes_s"])}) for k, v in d["bandwidth"].items()}
-    return DeviceMeasurement(**{**d, "gemm": gemm, "bandwidth": bw})
+    return DeviceMeasurement(**{**d, "gemm": gemms(d["gemm"]), "train_gemm": gemms(d.get("train_gemm", {})),
+                                "bandwidth": bw})
 
 
 # ---------------------------------------------------------------- fingerprint and cache
@@ -160,9 +207,12 @@ def fingerprint(info: MachineInfo) -> str:
     RAM (to 256 MiB), GPU names and memory, torch version and build, CUDA runtime and driver,
     torch thread count, and the probe method version."""
     sw = info.software
+    from aipc.hardware.isa import isa_caps
+
     facts = {
         "cpu": [info.cpu.model, info.cpu.arch, info.cpu.physical_cores, info.cpu.logical_cores,
-                sorted(k for k, v in info.cpu.features.items() if v)],
+                sorted(k for k, v in info.cpu.features.items() if v), info.cpu.torch_capability,
+                isa_caps(os.environ)],
         "ram": round(info.ram_total_bytes / 2**28),
         "gpus": [[g.backend, g.name, g.memory_bytes] for g in info.gpus],
         "torch": [sw.torch, sw.torch_build, sw.cuda_runtime, sw.cuda_driver, sw.torch_threads],
@@ -198,43 +248,55 @@ def _write_cache(p: MachineProfile) -> Path:
     return path
 
 
-def _loadavg() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
-def measure(quick: bool = False, settings: ProbeSettings | None = None, info: MachineInfo | None = None) -> MachineProfile:
-    """Detect and measure now (no cache)."""
+def measure(quick: bool = False, settings: ProbeSettings | None = None, info: MachineInfo | None = None,
+            wait_quiet_s: float = 0.0) -> MachineProfile:
+    """Detect and measure now (no cache). Every figure records the conditions it was measured under
+    (``aipc.hardware.conditions``); ``wait_quiet_s`` first waits up to that long for a quiet machine."""
     global measure_count
     from aipc.hardware.probe import measure_all
 
     info = info or detect()
     settings = settings or (ProbeSettings.quick() if quick else ProbeSettings.full())
+    cores = info.cpu.logical_cores
+    if wait_quiet_s > 0:
+        cond.wait_quiet(cores, wait_quiet_s)
     measure_count += 1
-    before, t0 = _loadavg(), time.perf_counter()
+    busy = cond.cpu_busy_percent()
+    before, t0 = cond.loadavg(), time.perf_counter()
     devices = measure_all(info, settings)
-    wall, after = time.perf_counter() - t0, _loadavg()
+    wall, after = time.perf_counter() - t0, cond.loadavg()
+    mode = "quick" if quick else "full"
+    at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    c = cond.conditions(measured_at=at, mode=mode, load_before=before, load_after=after, busy_percent=busy,
+                        cores=cores)
+    for d in devices:
+        for table in (d.gemm, d.train_gemm, d.bandwidth):
+            for r in table.values():
+                r.conditions = dict(c)
     return MachineProfile(
-        fingerprint=fingerprint(info), mode="quick" if quick else "full",
-        measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        aipc_version=__version__, measure_wall_s=wall,
+        fingerprint=fingerprint(info), mode=mode, measured_at=at, aipc_version=__version__, measure_wall_s=wall,
         load_avg=[before, after] if before is not None and after is not None else None,
-        machine=info, devices=devices)
+        machine=info, devices=devices, busy_cpu_percent=busy)
+
+
+def _cached_modes(fp: str, modes: tuple[str, ...]) -> list[MachineProfile]:
+    return [p for p in (_read_cache(cache_path(fp, m)) for m in modes) if p is not None]
 
 
 def cached_profile(quick: bool = True) -> MachineProfile | None:
     """The cached profile for this machine without measuring (full preferred; quick accepted when
-    ``quick``), or None. Detection still runs to compute the fingerprint."""
+    ``quick``), or None; with both cached, each figure is the best of the two (peaks are maxima).
+    Detection still runs to compute the fingerprint."""
     info = detect()
     fp = fingerprint(info)
-    for mode in ("full", "quick") if quick else ("full",):
-        p = _read_cache(cache_path(fp, mode))
-        if p is not None:
-            p.machine = info  # fresh transient facts (available RAM); the hardware matched
-            return p
-    return None
+    found = _cached_modes(fp, ("full", "quick") if quick else ("full",))
+    if not found:
+        return None
+    p = found[0]
+    if len(found) > 1:
+        cond.merge_devices(p.devices, [o.devices for o in found[1:]])
+    p.machine = info  # fresh transient facts (available RAM); the hardware matched
+    return p
 
 
 load_cached = cached_profile  # alias used by other modules
@@ -243,25 +305,42 @@ load_cached = cached_profile  # alias used by other modules
 def newest_cached() -> MachineProfile | None:
     """The most recent cached profile (full preferred over quick) without detecting or importing
     torch — for the light verbs (estimate, decide) that must stay fast. It may be stale after a
-    hardware or software change; ``cached_profile`` checks the fingerprint."""
+    hardware or software change; ``cached_profile`` checks the fingerprint. Its figures are the best
+    of the full and quick profiles of the same fingerprint."""
     from aipc.paths import profiles_dir
 
     files = sorted(profiles_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in [p for p in files if p.stem.endswith("-full")] + [p for p in files if not p.stem.endswith("-full")]:
         prof = _read_cache(path)
         if prof is not None:
+            others = [o for o in _cached_modes(prof.fingerprint, ("full", "quick")) if o.mode != prof.mode]
+            if others:
+                cond.merge_devices(prof.devices, [o.devices for o in others])
             return prof
     return None
 
 
-def load_or_measure(quick: bool = False, refresh: bool = False, settings: ProbeSettings | None = None) -> MachineProfile:
+def load_or_measure(quick: bool = False, refresh: bool = False, settings: ProbeSettings | None = None, *,
+                    remeasure_if_quiet: bool = False, wait_quiet_s: float = 0.0,
+                    replace: bool = False) -> MachineProfile:
     """This machine's profile: cached when the fingerprint matches (a full profile also answers a
-    quick request), measured and cached otherwise or when ``refresh``."""
+    quick request), measured and cached otherwise or when ``refresh``. A new measurement is merged
+    with the cached ones, figure by figure keeping the best (``replace``: keep only the new one).
+    ``remeasure_if_quiet``: a cached profile with figures measured on a busy machine is measured
+    again when the machine is quiet now."""
     if not refresh:
         p = cached_profile(quick=quick)
         if p is not None:
-            return p
-    p = measure(quick=quick, settings=settings)
+            if not (remeasure_if_quiet and any(cond.low_confidence(d) for d in p.devices)
+                    and cond.quiet_now(p.machine.cpu.logical_cores)[0]):
+                return p
+    p = measure(quick=quick, settings=settings, wait_quiet_s=wait_quiet_s)
+    if not replace:
+        olds = _cached_modes(p.fingerprint, ("full", "quick"))
+        cond.merge_devices(p.devices, [o.devices for o in olds])
+    else:  # forget every kept figure of this machine, the other mode's too
+        for mode in ("full", "quick"):
+            cache_path(p.fingerprint, mode).unlink(missing_ok=True)
     p.cache_path = str(_write_cache(p))
     return p
 

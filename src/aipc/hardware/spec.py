@@ -46,6 +46,12 @@ class DeviceSpec:
     sources: dict[str, Sourced] = field(default_factory=dict)  # field name -> source, e.g. "bandwidth_bytes_s"
     measured: bool = False         # True when the numbers were measured here (aipc hw), not spec
     notes: str = ""
+    # measured devices only (aipc hw): a linear layer's forward + backward FLOP/s per dtype (6·n³ per
+    # call, through the kernels aipc's training uses), what training runs at where backward kernels
+    # are slower than the forward GEMM (emulated bf16: several times); {} = use peak_flops
+    train_peak_flops: dict[str, float] = field(default_factory=dict)
+    native_dtypes: tuple[str, ...] = ()  # dtypes with native kernels here (aipc hw); () = not known
+    confidence: str = ""           # why a measured figure may be low, and how to refresh it ("" = fine)
 
     def peak(self, dtype: str) -> float | None:
         """Dense peak FLOP/s for a compute dtype; fp16/bf16 fall back to each other."""
@@ -53,3 +59,8 @@ class DeviceSpec:
             return self.peak_flops[dtype]
         alias = {"bf16": "fp16", "fp16": "bf16"}.get(dtype)
         return self.peak_flops.get(alias) if alias else None
+
+    def train_peak(self, dtype: str) -> float | None:
+        """FLOP/s a training step's layers reach in ``dtype`` (forward + backward): the measured
+        train peak where there is one, else the dense GEMM peak."""
+        return self.train_peak_flops.get(dtype) or self.peak(dtype)

@@ -47,6 +47,15 @@ MODELS = [
          config=dict(model_type="llama", hidden_size=16384, intermediate_size=53248, num_hidden_layers=126,
                      num_attention_heads=128, num_key_value_heads=8, vocab_size=128256,
                      max_position_embeddings=131072, tie_word_embeddings=False, **_LLAMA31_ROPE)),
+    # LLaMA 65B (Touvron et al. 2023, arXiv 2302.13971, Table 2: dim 8192, 64 heads, 80 layers, 65.2B
+    # params); intermediate_size 22016, vocab 32000, 2048 positions as transformers' LLaMA conversion
+    # (convert_llama_weights_to_hf.py) writes them, e.g. https://huggingface.co/huggyllama/llama-65b/blob/main/config.json
+    # The model of the QLoRA paper's 65B fine-tune (docs/estimate.md).
+    dict(name="llama-65b", hf_id="huggyllama/llama-65b", as_of="2023-02-24", published="65.2B",
+         published_source="https://arxiv.org/abs/2302.13971 (LLaMA paper, Table 2: 65.2B parameters)",
+         config=dict(model_type="llama", hidden_size=8192, intermediate_size=22016, num_hidden_layers=80,
+                     num_attention_heads=64, num_key_value_heads=64, vocab_size=32000,
+                     max_position_embeddings=2048, tie_word_embeddings=False, rope_theta=10000.0)),
     # https://huggingface.co/TinyLlama/TinyLlama-1.1B-Chat-v1.0/blob/main/config.json
     dict(name="tinyllama-1.1b", hf_id="TinyLlama/TinyLlama-1.1B-Chat-v1.0", as_of="2023-12-30", published="1.1B",
          published_source="https://github.com/jzhang38/TinyLlama (README: 1.1B parameters)",

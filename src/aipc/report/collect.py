@@ -112,6 +112,9 @@ def machine_section(prof, catalog: dict) -> dict[str, Any]:
                 "the catalog lists no CPUs: spec peaks of this CPU are not available" if spec.kind == "cpu"
                 else "no catalog entry matches this device's name"),
             "notes": spec.notes,
+            "confidence": spec.confidence,           # "" or why a figure may be low and how to refresh
+            "native_dtypes": list(spec.native_dtypes),
+            "train_peak_flops": dict(spec.train_peak_flops),
         })
     return {
         "available": True, "fingerprint": prof.fingerprint, "mode": prof.mode, "measured_at": prof.measured_at,

@@ -58,9 +58,17 @@ def machine_html(data: dict) -> str:
     if load:
         pairs.append(("Load average", f"{load[0]:.1f} before, {load[1]:.1f} after measuring "
                                       f"({cpu['logical_cores']} logical cores; higher means other work competed)"))
+    for d in m["devices"]:
+        if d.get("confidence"):
+            pairs.append((f"Confidence ({d['name']})", d["confidence"]))
+        if d.get("native_dtypes"):
+            pairs.append((f"Native dtypes ({d['name']})", ", ".join(d["native_dtypes"])))
     rows = []
     for d in m["devices"]:
         meas, spec = d["measured"], d.get("spec")
+        for dt, v in (d.get("train_peak_flops") or {}).items():
+            src = (meas["sources"].get(f"train_peak_flops.{dt}") or {}).get("source", "-")
+            rows.append([d["label"], f"{dt} linear forward+backward (training)", si(v, "FLOP/s"), "-", "-", src])
         dts = list(dict.fromkeys([*meas["peak_flops"], *((spec or {}).get("peak_flops") or {})]))
         for dt in dts:
             mv = meas["peak_flops"].get(dt)

@@ -8,15 +8,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aipc.errors import AipcError
 
-def train_flops_per_token(matmul_params: int, layers: int, hidden: int, seq_len: int, method: str) -> float:
-    """Model FLOPs per trained token: 6·N + 12·L·h·s (full); 4·N + 12·L·h·s (LoRA/QLoRA).
 
-    N counts parameters used in matmuls (the embedding lookup is free, a tied head is not);
-    12·L·h·s is attention's score and value matmuls, forward and backward (nanoGPT, PaLM appendix B).
-    Recomputation from gradient checkpointing is not counted (that would be hardware FLOPs)."""
-    per_param = 6 if method == "full" else 4
-    return per_param * matmul_params + 12 * layers * hidden * seq_len
+def model_flops_per_token(cfg, model_config, *, precision: str, world: int) -> float:
+    """Model FLOPs per trained token of this run (what MFU counts): the estimator's
+    ``aipc.estimate.compute.train_flops_per_token`` with ``recompute=False`` for the same Workload
+    ``aipc bench`` and the preflight estimate use, so ``aipc train`` and ``aipc bench`` report the
+    same MFU for the same run. The model is described by its catalog entry / config file, or by the
+    loaded model's config when the reference does not resolve."""
+    from aipc.estimate import resolve_model
+    from aipc.estimate.compute import train_flops_per_token
+    from aipc.models.spec import ModelSpec
+    from aipc.spec import Workload
+    from aipc.train.preflight import workload_fields
+
+    w = Workload(**workload_fields(cfg, precision=precision, world=world, train_tokens=0)).validate()
+    try:
+        spec = resolve_model(cfg.model)
+    except AipcError:
+        spec = ModelSpec.from_hf_config(model_config.to_dict(), name=str(cfg.model), source="loaded model config")
+    return train_flops_per_token(spec, w, recompute=False)
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float | None, devices: int = 1) -> float | None:

@@ -43,7 +43,7 @@ def fields_of(cfg: TrainConfig) -> Fields:
 def prepare(cfg: TrainConfig, place: Placement, world: int) -> Prepared:
     """Read and pack the data, load the model (+LoRA), check they fit together."""
     from aipc.train.lora import apply_lora, load_qlora_base
-    from aipc.train.metrics import train_flops_per_token
+    from aipc.train.metrics import model_flops_per_token
 
     records = read_records(cfg.data, fields_of(cfg))
     if cfg.method == "qlora":
@@ -63,14 +63,11 @@ def prepare(cfg: TrainConfig, place: Placement, world: int) -> Prepared:
         raise AipcError("the training split has no target tokens (every label is masked); "
                         "check the completion/assistant fields of the data")
     fp_model = model_io.fingerprint(model)
-    n_matmul = model_io.matmul_params(model)
-    cfgm = model.config
-    layers = getattr(cfgm, "num_hidden_layers", None) or getattr(cfgm, "n_layer", 0)
-    hidden = getattr(cfgm, "hidden_size", None) or getattr(cfgm, "n_embd", 0)
     if cfg.method in ("lora", "qlora"):
         model = apply_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                            targets=cfg.lora_targets)
     hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    fpt = model_flops_per_token(cfg, hf.config, precision=place.precision, world=world)
     if cfg.grad_ckpt:  # non-reentrant: works with frozen inputs (LoRA) and keeps RNG for dropout
         if hasattr(hf, "activation_checkpointing_enable"):  # transformers >= 5.x name
             hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -82,7 +79,7 @@ def prepare(cfg: TrainConfig, place: Placement, world: int) -> Prepared:
     p = Prepared(model=model, hf=hf, tokenizer=tok, tokenizer_source=tok_src, train=train, val=val,
                  model_fingerprint=fp_model, data_fingerprint=packing.fingerprint(packed),
                  total_steps=steps, params=total, trainable_params=trainable,
-                 flops_per_token=train_flops_per_token(n_matmul, layers, hidden, cfg.seq_len, cfg.method))
+                 flops_per_token=fpt)
     p.settings = {**cfg.trajectory_settings(), "device": place.kind, "precision": place.precision,
                   "world_size": world, "data_fingerprint": p.data_fingerprint, "total_steps": steps}
     p.settings_hash = settings_hash(p.settings)

@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     from aipc.train.launch import ERROR_ENV, RESULT_ENV
     from aipc.train.loop import train
 
+    from aipc.runtime import configure_allocator
+
+    configure_allocator()  # the allocator behaviour aipc estimate models (aipc.runtime)
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

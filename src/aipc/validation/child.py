@@ -1,8 +1,10 @@
 """Measure one workload in a fresh process: peak memory above the post-import baseline, and time.
 
-Run as ``python -m aipc.validation.child '<workload json>'``; prints one JSON line. The parent sets
-``MALLOC_MMAP_THRESHOLD_=65536`` so that large blocks are mmapped and returned on free (glibc's
-default keeps freed large blocks in the heap and makes peak RSS depend on history; FIELD-NOTES).
+Run as ``python -m aipc.validation.child '<workload json>'``; prints one JSON line. It sets the
+allocator the way aipc's own processes do (``aipc.runtime.configure_allocator``: glibc's mmap
+threshold at 64 KiB, so large blocks are returned on free) unless the parent passes
+``AIPC_MALLOC=default`` (glibc's default keeps freed large blocks in the heap and makes peak RSS
+depend on history; FIELD-NOTES) — ``aipc validate --allocator`` measures both.
 CPU peak = VmHWM (reset via /proc/self/clear_refs after building the model) minus VmRSS right after
 importing torch + transformers; CUDA peak = torch.cuda.max_memory_allocated.
 """
@@ -18,6 +20,9 @@ from aipc.measure import proc_status_bytes, reset_peak_rss, sync_fn
 
 
 def run(d: dict) -> dict:
+    from aipc.runtime import allocator, configure_allocator
+
+    configure_allocator()  # before torch: as `aipc train/generate/bench` (the CLI) do it
     if d["workload"].get("engine", "torch") != "torch":  # llama.cpp, ...: measured through aipc.engines
         from aipc.validation.engine_child import run as run_engine
 
@@ -56,7 +61,7 @@ def run(d: dict) -> dict:
         timing = _infer(model, w, spec, device, g)
     peak = (torch.cuda.max_memory_allocated() if cuda else proc_status_bytes("VmHWM") - baseline)
     return {"peak_bytes": int(peak), "baseline_rss_bytes": baseline, "build_s": build_s, **timing,
-            "torch": torch.__version__, "transformers": transformers.__version__}
+            "torch": torch.__version__, "transformers": transformers.__version__, "allocator": allocator()}
 
 
 def _train(model, w, spec, device: str, g, *, steps: int) -> dict:

@@ -3,7 +3,11 @@ and off, GQA and MHA, small and 150k-262k vocabularies, fp32 and bf16, from smal
 
 ``FULL`` uses catalog models (random weights, real architectures); ``SMALL`` uses small configs of the
 same architectures written to a temporary folder, for CI (a couple of minutes on 2 cores); :func:`small`
-fits it to the CPU at hand."""
+fits it to the CPU at hand.
+``UNSEEN``: runs of four architectures the estimator's constants were never fitted or checked on
+(Mistral, Phi-3, Gemma-2, Qwen3-MoE; configs of their real families at shapes chosen for a 2-core
+CPU), covering full, LoRA, checkpointing, bf16 and generation — the held-out check of the memory
+model (docs/validation.md)."""
 
 from __future__ import annotations
 
@@ -79,3 +83,40 @@ def small(bf16_native: bool) -> list[dict[str, Any]]:
         if w not in out:
             out.append(w)
     return out
+
+
+# Architectures outside FULL and SMALL (and outside the machine where the constants were measured).
+UNSEEN_MODELS: dict[str, dict[str, Any]] = {
+    "unseen-mistral": dict(model_type="mistral", hidden_size=512, intermediate_size=1408, num_hidden_layers=6,
+                           num_attention_heads=8, num_key_value_heads=2, vocab_size=32768,
+                           max_position_embeddings=4096, sliding_window=None, tie_word_embeddings=False),
+    "unseen-phi3": dict(model_type="phi3", hidden_size=768, intermediate_size=2048, num_hidden_layers=6,
+                        num_attention_heads=12, num_key_value_heads=12, vocab_size=32064,
+                        max_position_embeddings=4096, tie_word_embeddings=False),
+    "unseen-gemma2": dict(model_type="gemma2", hidden_size=576, intermediate_size=1536, num_hidden_layers=6,
+                          num_attention_heads=4, num_key_value_heads=2, head_dim=128, vocab_size=256000,
+                          max_position_embeddings=8192, sliding_window=4096, tie_word_embeddings=True),
+    "unseen-qwen3moe": dict(model_type="qwen3_moe", hidden_size=384, intermediate_size=1024, moe_intermediate_size=256,
+                            num_experts=8, num_experts_per_tok=2, num_hidden_layers=4, num_attention_heads=6,
+                            num_key_value_heads=2, head_dim=64, vocab_size=32000, max_position_embeddings=4096,
+                            tie_word_embeddings=False, decoder_sparse_step=1, mlp_only_layers=[]),
+}
+_PHI3_LORA = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+_ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+UNSEEN: list[dict[str, Any]] = [
+    _w("unseen-mistral", T, precision="fp32", batch_size=4, seq_len=256),
+    _w("unseen-mistral", T, precision="bf16", batch_size=4, seq_len=512, method="lora", grad_ckpt=True),
+    _w("unseen-mistral", I, precision="bf16", batch_size=1, prompt_tokens=256, gen_tokens=64),
+    _w("unseen-phi3", T, precision="bf16", batch_size=2, seq_len=512),
+    _w("unseen-phi3", T, precision="fp32", batch_size=4, seq_len=256, method="lora", lora_targets=_PHI3_LORA),
+    _w("unseen-phi3", I, precision="fp32", batch_size=2, prompt_tokens=512, gen_tokens=32),
+    _w("unseen-gemma2", T, precision="fp32", batch_size=2, seq_len=256, grad_ckpt=True),
+    _w("unseen-gemma2", T, precision="bf16", batch_size=2, seq_len=256, method="lora"),
+    _w("unseen-gemma2", I, precision="bf16", batch_size=1, prompt_tokens=128, gen_tokens=64),
+    _w("unseen-qwen3moe", T, precision="fp32", batch_size=4, seq_len=256),
+    _w("unseen-qwen3moe", T, precision="fp32", batch_size=2, seq_len=512, method="lora", lora_targets=_ATTN,
+       grad_ckpt=True),
+    _w("unseen-qwen3moe", I, precision="fp32", batch_size=1, prompt_tokens=256, gen_tokens=64),
+]
+SETS = ("small", "full", "unseen")

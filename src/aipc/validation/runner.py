@@ -18,8 +18,10 @@ from aipc.hardware.spec import DeviceSpec
 from aipc.spec import workload_from_dict
 from aipc.validation import configs
 
-CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-             "TOKENIZERS_PARALLELISM": "false"}
+CHILD_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+# The allocator behaviour a child runs under (aipc.runtime.configure_allocator): "aipc" — what aipc's
+# own processes set and what the estimate models; "default" — glibc's default malloc, for comparison.
+ALLOCATORS = {"aipc": "aipc", "default": "default"}
 
 # The estimator's CPU memory model needs a CPU device; capacity is irrelevant for the comparison.
 _CPU = DeviceSpec(name="validate:cpu", label="this CPU", vendor="unknown", kind="cpu", category="this-machine",
@@ -62,6 +64,17 @@ def describe(w: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
+def config_set(folder: Path, models: dict[str, dict], workloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``workloads`` with model names replaced by config.json paths of ``models`` written under ``folder``."""
+    paths = {}
+    for name, cfg in models.items():
+        d = folder / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.json").write_text(json.dumps(cfg))
+        paths[name] = str(d / "config.json")
+    return [{**w, "model": paths[w["model"]]} for w in workloads]
+
+
 def small_set(folder: Path, bf16_native: bool | None = None) -> list[dict[str, Any]]:
     """The small set for this CPU (``configs.small``; ``bf16_native`` None: read from the CPU) with model
     names replaced by config.json paths written under ``folder``."""
@@ -69,18 +82,28 @@ def small_set(folder: Path, bf16_native: bool | None = None) -> list[dict[str, A
         from aipc.hardware.local import cpu_bf16_native
 
         bf16_native = cpu_bf16_native()
-    paths = {}
-    for name, cfg in configs.SMALL_MODELS.items():
-        d = folder / name
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "config.json").write_text(json.dumps(cfg))
-        paths[name] = str(d / "config.json")
-    return [{**w, "model": paths[w["model"]]} for w in configs.small(bf16_native)]
+    return config_set(folder, configs.SMALL_MODELS, configs.small(bf16_native))
 
 
-def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", allow_pickle: bool = False) -> dict[str, Any]:
-    """Run one workload in a fresh subprocess and return its measurement."""
-    env = {**os.environ, **CHILD_ENV}
+def workloads_of(which: str, folder: Path) -> list[dict[str, Any]]:
+    """The workloads of a validation set ('small', 'full' or 'unseen')."""
+    if which not in configs.SETS:
+        raise AipcError(f"--set must be one of {', '.join(configs.SETS)} (got {which!r})")
+    if which == "full":
+        return list(configs.FULL)
+    if which == "unseen":
+        return config_set(folder, configs.UNSEEN_MODELS, configs.UNSEEN)
+    return small_set(folder)
+
+
+def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", allow_pickle: bool = False,
+            allocator: str = "aipc") -> dict[str, Any]:
+    """Run one workload in a fresh subprocess under ``allocator`` ('aipc' or 'default') and return
+    its measurement."""
+    if allocator not in ALLOCATORS:
+        raise AipcError(f"--allocator must be one of {', '.join(ALLOCATORS)} (got {allocator!r})")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(CHILD_ENV, AIPC_MALLOC=ALLOCATORS[allocator])
     job = {"workload": w, "device": device, "allow_pickle": allow_pickle}
     if w.get("engine", "torch") != "torch":
         job["model_path"] = engine_model_file(w, allow_pickle=allow_pickle)
@@ -113,27 +136,36 @@ def engine_model_file(w: dict[str, Any], *, allow_pickle: bool = False) -> str:
     return str(cached_gguf(w["model"], fmt, allow_pickle=allow_pickle))
 
 
-def compare(w: dict[str, Any], measured: dict[str, Any]) -> Row:
-    """Estimate beside measurement. Measured is above the post-import baseline, so the estimate's
-    framework-baseline component (the import's RSS) is left out of the comparison."""
+# CUDA: torch.cuda.max_memory_allocated counts tensors only, so the estimate's CUDA context and
+# allocator margin (its runtime component) are left out of the comparison there.
+_GPU = DeviceSpec(name="validate:cuda", label="this GPU", vendor="nvidia", kind="gpu", category="this-machine",
+                  memory_bytes=1 << 50, usable_memory_bytes=1 << 50, bandwidth_bytes_s=1e12, peak_flops={"bf16": 1e14})
+
+
+def compare(w: dict[str, Any], measured: dict[str, Any], device: str = "cpu") -> Row:
+    """Estimate beside measurement. CPU: measured is above the post-import baseline, so the
+    estimate's framework-baseline component (the import's RSS) is left out; CUDA: measured is
+    torch.cuda.max_memory_allocated, so framework and runtime (context, margin) are left out."""
     wl = workload_from_dict(w)
-    est = estimate(wl, _CPU)
-    runtime = est.memory.components.get("framework", 0)
+    cuda = device.startswith("cuda")
+    est = estimate(wl, _GPU if cuda else _CPU)
+    left_out = est.memory.components.get("framework", 0) + (est.memory.components.get("runtime", 0) if cuda else 0)
     return Row(name=describe(w), workload=w, measured_bytes=measured["peak_bytes"],
-               estimated_bytes=est.memory.peak_bytes - runtime, weights_only_bytes=est.memory.weights_only_bytes,
+               estimated_bytes=est.memory.peak_bytes - left_out, weights_only_bytes=est.memory.weights_only_bytes,
                peak_phase=est.memory.peak_phase, measured=measured)
 
 
-def run_set(which: str = "full", progress: Callable[[str], None] | None = None) -> list[Row]:
-    """Measure every workload of the set ('full' or 'small') and compare."""
+def run_set(which: str = "full", progress: Callable[[str], None] | None = None, allocator: str = "aipc",
+            device: str = "cpu") -> list[Row]:
+    """Measure every workload of the set ('full', 'small' or 'unseen') and compare."""
     tmp = tempfile.TemporaryDirectory(prefix="aipc-validate-")
-    ws = configs.FULL if which == "full" else small_set(Path(tmp.name))
+    ws = workloads_of(which, Path(tmp.name))
     rows = []
     try:
         for i, w in enumerate(ws, 1):
             if progress:
                 progress(f"[{i}/{len(ws)}] {describe(w)}")
-            rows.append(compare(w, measure(w)))
+            rows.append(compare(w, measure(w, allocator=allocator, device=device), device=device))
     finally:
         tmp.cleanup()
     return rows

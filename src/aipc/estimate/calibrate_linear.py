@@ -1,0 +1,118 @@
+"""The time models ``aipc calibrate`` fits per device and scenario. Train and prefill:
+
+    t = a * I + b * I / T + c * L
+
+with I the step's ideal compute time (the estimator's FLOPs / the peak it uses), T the tokens one
+forward carries (train b x s, prefill b x p) and L the layers. The first term is compute at a
+sustained fraction 1/a of the peak; the second is proportional to the FLOPs per token (~2N), i.e. to
+the model's weights — the time to stream them once per forward, which dominates at small T (a GEMM
+over 32 rows is memory-bound); the third a fixed time per layer (operator dispatch). Fitted by
+non-negative least squares on relative error over all runs of the device and scenario, across models,
+it extrapolates where size buckets could only take the nearest factor: on the calibration runs of
+docs/validation.md, held-out (leave-one-shape-out) max |error| 20% train and 16% prefill against 49%
+and 36% for the bucket interpolation. As an efficiency factor (what the roofline multiplies the peak
+by): factor = I / t = 1 / (a + b / T + c * L / I).
+
+Decode, one model over every batch size (:func:`fit_decode`):
+
+    t = a * I + c * L + d * B * L
+
+with I the bytes a step reads over the bandwidth, L the layers and B the sequences decoded together:
+a per-layer time that grows with the batch (each sequence's attention and cache update). As the
+roofline's terms: MBU = 1 / a and a per-layer time c + d * B. On the decode runs of
+docs/validation.md, held-out max |error| 19% against 30% for per-batch fits interpolated between
+batch sizes.
+
+Import-light: pure Python (a 3-variable least squares on every sign pattern).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+MIN_POINTS = 4
+
+
+def _solve(rows: list[list[float]], y: list[float]) -> list[float] | None:
+    """Least squares x for rows @ x ~ y (normal equations, Gauss-Jordan); None when singular."""
+    n = len(rows[0])
+    ata = [[sum(r[i] * r[j] for r in rows) for j in range(n)] for i in range(n)]
+    aty = [sum(r[i] * v for r, v in zip(rows, y)) for i in range(n)]
+    m = [ata[i] + [aty[i]] for i in range(n)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[piv][col]) < 1e-30:
+            return None
+        m[col], m[piv] = m[piv], m[col]
+        for r in range(n):
+            if r != col:
+                f = m[r][col] / m[col][col]
+                m[r] = [a - f * b for a, b in zip(m[r], m[col])]
+    return [m[i][n] / m[i][i] for i in range(n)]
+
+
+def _nnls(rows: list[list[float]], y: list[float]) -> list[float] | None:
+    """Non-negative least squares by trying every subset of the (three) columns."""
+    n, best = len(rows[0]), None
+    for k in range(1, n + 1):
+        for sub in itertools.combinations(range(n), k):
+            x = _solve([[r[i] for i in sub] for r in rows], y)
+            if x is None or min(x) < 0:
+                continue
+            full = [0.0] * n
+            for i, v in zip(sub, x):
+                full[i] = v
+            res = sum((sum(a * b for a, b in zip(r, full)) - v) ** 2 for r, v in zip(rows, y))
+            if best is None or res < best[0]:
+                best = (res, full)
+    return best[1] if best else None
+
+
+def features(ideal_s: float, tokens: float, layers: float) -> list[float]:
+    return [ideal_s, ideal_s / tokens, float(layers)]
+
+
+def _fit(points: list[dict], feats) -> tuple[list[float], int] | None:
+    """Non-negative coefficients of ``feats(point)`` fitting each point's time (ideal_s / factor) by
+    least squares on relative error; None with fewer than MIN_POINTS usable points."""
+    pts = [p for p in points if p.get("ideal_s") and p.get("tokens") and p.get("layers") and p.get("factor")]
+    if len(pts) < MIN_POINTS:
+        return None
+    rows = []
+    for p in pts:
+        t = p["ideal_s"] / p["factor"]
+        rows.append([v / t for v in feats(p)])  # relative error: every row's target is 1
+    x = _nnls(rows, [1.0] * len(rows))
+    return (x, len(pts)) if x is not None and all(math.isfinite(v) for v in x) else None
+
+
+def fit(points: list[dict]) -> dict | None:
+    """Train / prefill: {a, b, c, n} from points carrying ideal_s, tokens, layers and factor."""
+    got = _fit(points, lambda p: features(p["ideal_s"], p["tokens"], p["layers"]))
+    if got is None or (got[0][0] <= 0 and got[0][1] <= 0):
+        return None
+    (a, b, c), n = got
+    return {"a": a, "b": b, "c": c, "n": n}
+
+
+def fit_decode(points: list[dict]) -> dict | None:
+    """Decode over all batch sizes: {a, c, d, n} of t = a*I + c*L + d*B*L (``tokens`` = batch B)."""
+    got = _fit(points, lambda p: [p["ideal_s"], float(p["layers"]), p["tokens"] * float(p["layers"])])
+    if got is None or got[0][0] <= 0:
+        return None
+    (a, c, d), n = got
+    return {"a": a, "c": c, "d": d, "n": n}
+
+
+def decode_terms(model: dict, batch: float | None) -> tuple[float, float]:
+    """(MBU, seconds per layer per step) at ``batch`` sequences from a :func:`fit_decode` model."""
+    return 1.0 / model["a"], model["c"] + model["d"] * (batch or 1.0)
+
+
+def factor(model: dict, ideal_s: float, tokens: float, layers: float) -> float | None:
+    """The efficiency factor I / t the fitted model gives for one step; None when it cannot."""
+    if not ideal_s or not tokens or ideal_s <= 0 or tokens <= 0:
+        return None
+    t = sum(k * v for k, v in zip((model["a"], model["b"], model["c"]), features(ideal_s, tokens, layers or 0)))
+    return ideal_s / t if t > 0 else None
