@@ -52,7 +52,30 @@ if ! "$VENV/bin/python" -c 'import torch' >/dev/null 2>&1; then
 fi
 
 LLAMA_CPP_PY="$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | head -n 1 | cut -d= -f3)"
-if ! "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
+# GCC < 14's _tile_loadconfig tells the optimiser it reads 8 bytes, so the stores that fill llama.cpp's
+# AMX tile configuration are dropped and its AMX kernels (Q4/Q5/Q6/Q8 weights) die with SIGILL on CPUs
+# with AMX. There llama-cpp-python is built without AMX (once per machine; the wheel is kept).
+amx_gcc_bug() {
+  grep -qw amx_tile /proc/cpuinfo 2>/dev/null || return 1
+  local hdr
+  hdr="$(${CC:-gcc} -print-file-name=include 2>/dev/null)/amxtileintrin.h"
+  [ -f "$hdr" ] && grep -q '(const void \*\*)__config' "$hdr"
+}
+llama_has_amx() {
+  "$VENV/bin/python" -c 'import llama_cpp, sys; sys.exit("AMX_INT8 = 1" not in llama_cpp.llama_print_system_info().decode())' \
+    >/dev/null 2>&1
+}
+if amx_gcc_bug && { ! "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1 || llama_has_amx; }; then
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/aipc/wheels/llama-cpp-python-$LLAMA_CPP_PY-noamx"
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "setup.sh: building llama-cpp-python $LLAMA_CPP_PY without AMX (this GCC drops llama.cpp's AMX tile" \
+         "configuration): about 15-40 minutes on 2 cores, once per machine (kept in $wheels)" >&2
+    noamx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    CMAKE_ARGS="${CMAKE_ARGS:-} -DCMAKE_C_FLAGS='$noamx' -DCMAKE_CXX_FLAGS='$noamx'" \
+      "${PIP[@]}" wheel --no-deps --no-cache-dir --no-binary llama-cpp-python "llama-cpp-python==$LLAMA_CPP_PY" -w "$wheels"
+  fi
+  "${PIP[@]}" install --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
+elif ! "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
   echo "setup.sh: installing llama-cpp-python $LLAMA_CPP_PY; where no binary wheel fits, pip builds it from source" \
        "for this CPU (about 12-15 minutes on 2 cores, once per machine: pip caches the wheel)" >&2
 fi

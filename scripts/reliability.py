@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 TESTS = ["tests/test_fuzz_workload.py", "tests/test_fuzz_models.py", "tests/test_fuzz_catalog.py",
          "tests/test_fuzz_data.py", "tests/test_fuzz_cli.py", "tests/test_faults_train_kill.py",
-         "tests/test_faults_server.py"]
+         "tests/test_faults_server.py", "tests/test_serve_connections.py"]
 
 
 def machine() -> dict:
@@ -166,6 +166,8 @@ def render(recs: list[dict], tests: dict[str, str], info: dict) -> str:
                 f"requests, {rss['half']} MiB at half, {rss['end']} MiB at the end; bound asserted: "
                 f"{fl['rss_bound']}.", "",
                 _table([[k, v] for k, v in fl["by_kind"].items()], ["request kind", "count"])]
+    out += server_connections_section(by.get("faults: server connections (aipc serve)"),
+                                      by.get("faults: server out of descriptors"))
     db = by.get("faults: concurrent results-DB writers")
     out += ["", "## 4. Concurrent writers of one results database", ""]
     if db:
@@ -211,6 +213,40 @@ def run_parts(parts: set[str], info: dict, tmp: Path) -> dict[str, str]:
             body = job(tmp / name)
             out[name] = _block(name, body.replace("\n\n", "\n\n" + head, 1) + f"\n\n({time.perf_counter() - t0:.0f} s)")
             print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def server_connections_section(rec: dict | None, emfile: dict | None = None) -> list[str]:
+    """Section 3b: the server against idle, slow and hostile connections (tests/test_serve_connections.py)."""
+    out = ["", "## 3b. `aipc serve` under idle, slow and hostile connections", ""]
+    if not rec:
+        return out + ["(no record: the test did not reach its end — see pytest result above)"]
+    slow = rec["slow_outcomes"]
+    out += [f"One client process against the real server (`--max-connections {rec['max_connections']} --header-timeout "
+            f"{rec['header_timeout_s']:g} --body-timeout {rec['body_timeout_s']:g}`, access log on): "
+            f"{rec['connections']:,} idle or slow connections opened in about 2 s ({sum(slow['idle'].values()):,} sending "
+            f"nothing, {sum(slow['loris'].values())} trickling header bytes, {sum(slow['body'].values())} trickling a body, "
+            "a byte every 0.4 s) while two threads sent "
+            f"{rec['hostile_requests']:,} malformed or hostile HTTP requests, and /health was polled on a fresh connection "
+            f"every 0.1 s from a second process; {rec['seconds']} s in all, load average at the end {rec['load_avg']}.", "",
+            f"- /health: {rec['health_polls']} polls, slowest {rec['health_max_s']} s, "
+            f"{len(rec['health_failures'])} failed or slower than 1 s"
+            + (f" ({'; '.join(rec['health_failures'])})" if rec["health_failures"] else ""),
+            f"- log growth: {rec['log_growth_bytes'] / 1024:.0f} KiB (limit 1 MiB); server descriptors at most "
+            f"{rec['server_peak_fds']}; connections the server never closed: {rec['left_open']}",
+            "- how the idle and slow connections ended (HTTP status the client read first; `closed`: the connection "
+            "was closed or reset before the client read an answer): "
+            + "; ".join(f"{k}: {', '.join(f'{a} × {n}' for a, n in sorted(v.items()))}" for k, v in slow.items()),
+            "- slowest cut-off after the connection opened (408): "
+            + ", ".join(f"{k} {v} s" for k, v in rec["cut_after_s_max"].items() if v is not None), "",
+            _table([[kind, ", ".join(f"{o} × {n}" for o, n in sorted(v.items()))]
+                    for kind, v in sorted(rec["hostile_outcomes"].items())], ["hostile request", "outcome"])]
+    if emfile:
+        out += ["", f"Out of descriptors (a server process allowed 64 open files but 1,000 connections — a setting "
+                    f"`aipc serve` refuses at start): {emfile['held']} idle connections held for {emfile['seconds']} s "
+                    f"made accept() fail with EMFILE {emfile['accept_error_lines'] + emfile['accept_errors_not_logged']:,} "
+                    f"times (asyncio retries in a loop); the log took {emfile['accept_error_lines']} one-line entries "
+                    f"({emfile['log_bytes']:,} bytes in all), and the server answered again once the connections closed."]
     return out
 
 

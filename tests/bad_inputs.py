@@ -30,7 +30,7 @@ from aipc.commands.options import _base_type, flag_of, rule_for
 WORK = ["aipc.commands.train.run", "aipc.commands.generate._run", "aipc.serve.server.run",
         "aipc.bench.runner.run_bench", "aipc.serve.loadtest.run", "aipc.hardware.profile.load_or_measure",
         "aipc.validation.runner.measure", "aipc.validation.runner.run_set", "aipc.report.collect.collect",
-        "aipc.bench.context.machine_context"]
+        "aipc.bench.context.machine_context", "aipc.engines.gguf_convert.convert"]
 # Text flags whose words are a fixed set: one word outside it each.
 CHOICE_BAD = {"--method": "dora", "--precision": "fp7", "--device": "nope9", "--task": "serve-it",
               "--optimizer": "lion9", "--kv-dtype": "int3", "--attention": "flash9", "--sharding": "zero9",
@@ -85,7 +85,7 @@ def bases(root: Path, tiny: Path) -> dict[str, tuple[list[str], dict[str, str]]]
         "decide": ([str(root / "needs.toml")], {}), "report": ([], {"--out": str(root / "report")}),
         "train": ([str(tiny)], {"--data": str(root / "data.txt"), "--out": str(root / "run")}),
         "generate": ([str(tiny)], {"--prompt": "hi"}), "serve": ([str(tiny)], {}),
-        "loadtest": (["http://127.0.0.1:9"], {}),
+        "loadtest": (["http://127.0.0.1:9"], {}), "convert": ([str(tiny)], {"--output": str(root / "t.gguf")}),
         "seal": ([str(plain)], {"--output": str(root / "out.sealed"), "--key-file": k}),
         "unseal": ([str(root / "plain.txt.sealed")], {"--output": str(root / "out.txt"), "--key-file": k}),
     }

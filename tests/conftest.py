@@ -50,3 +50,30 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_ggufs(tiny_llama_dir, tmp_path_factory):
+    """Tiny models converted once per session by llama.cpp's converter (two runs, side by side) and
+    quantize API: 'f32'/'f16' of the tiny Llama (hidden 64, the weights of ``tiny_llama_dir``), and
+    'qwen_f16'/'q8_0'/'q4_0'/'q4_k_m' of a tiny Qwen2 (``qwen_dir``) with hidden 256, wide enough for
+    real K-quant blocks (256 values per row), tied embeddings."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aipc.engines.gguf_convert import convert, quantize
+    from aipc.models.tiny import make_tiny_folder
+
+    d = tmp_path_factory.mktemp("gguf")
+    qwen = make_tiny_folder(d / "tiny-qwen2", "qwen2", hidden_size=256, intermediate_size=512,
+                            num_attention_heads=4, num_key_value_heads=2)
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(convert, src, d / f"{name}-f32.gguf", quant="f32")
+                for name, src in (("tiny-llama", tiny_llama_dir), ("tiny-qwen2", qwen))]
+        llama32, qwen32 = (j.result() for j in jobs)
+    out = {"f32": llama32, "f16": d / "tiny-llama-f16.gguf", "qwen_dir": qwen, "qwen_f16": d / "tiny-qwen2-f16.gguf"}
+    quantize(llama32, out["f16"], "f16", progress=lambda *a: None)
+    quantize(qwen32, out["qwen_f16"], "f16", progress=lambda *a: None)
+    for q in ("q8_0", "q4_0", "q4_k_m"):
+        out[q] = d / f"tiny-qwen2-{q}.gguf"
+        quantize(qwen32, out[q], q, progress=lambda *a: None)
+    return out

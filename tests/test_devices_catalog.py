@@ -188,6 +188,14 @@ def test_device_from_dict_validates(catalog):
         device_from_dict(d)
 
 
+def test_memory_that_rounds_to_no_bytes_is_refused(catalog):
+    # found by the random-seed catalog fuzz: memory_bytes 0.5 was accepted as a device with 0 bytes
+    d = device_to_dict(catalog["l4"])
+    d["memory_bytes"]["value"] = 0.5
+    with pytest.raises(AipcError, match=r"\[l4\] memory_bytes must be at least 1 byte \(got 0.5 bytes\)"):
+        device_from_dict(d)
+
+
 def test_apple_m2_and_m3_families_with_sources():
     from aipc.hardware.catalog import load_catalog
 

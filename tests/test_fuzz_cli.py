@@ -8,7 +8,7 @@ exit 0 (with ``--json``: exactly one JSON object on stdout) or exit 2 with one l
 stderr — never a traceback.
 
 Verbs whose work is a long measurement or a server (train, generate, serve, bench, loadtest, hw,
-validate, report) get their flags parsed and validated for real; the work function they then call is
+validate, report, convert) get their flags parsed and validated for real; the work function they then call is
 replaced by a stub that records "reached". The others run for real (estimate, models, devices,
 decide, results, calibrate, seal, unseal).
 """
@@ -44,11 +44,12 @@ def _reached(*a, **k):
 
 STUBS = ["aipc.commands.train.run", "aipc.commands.generate._run", "aipc.serve.server.run",
          "aipc.bench.runner.run_bench", "aipc.serve.loadtest.run", "aipc.hardware.profile.load_or_measure",
-         "aipc.validation.runner.measure", "aipc.validation.runner.run_set", "aipc.report.collect.collect"]
+         "aipc.validation.runner.measure", "aipc.validation.runner.run_set", "aipc.report.collect.collect",
+         "aipc.engines.gguf_convert.convert"]
 COMMANDS = typer.main.get_command(app).commands
 VERB_WEIGHTS = {"estimate": 4, "decide": 2, "models": 2, "devices": 2, "train": 3, "serve": 2, "generate": 2,
                 "bench": 2, "loadtest": 2, "results": 2, "calibrate": 1, "seal": 2, "unseal": 2, "hw": 1,
-                "validate": 1, "report": 1}
+                "validate": 1, "report": 1, "convert": 2}
 
 # ------------------------------------------------------------------ input files (written once)
 
@@ -115,7 +116,8 @@ NAMED = {
     "--link": ["pcie4", "nvlink4", "ib-ndr", "x"], "--lora-targets": ["all-linear", "q_proj,v_proj", "", ","],
     "--category": ["ai-pc", "workstation", "datacenter", "this-machine", "x"], "--kind": ["gpu", "apu", "bench", "x"],
     "--scenario": ["train", "prefill,decode", "generate", "", "x"], "--set": ["small", "full", "x"],
-    "--dtype": ["fp32", "bf16", "fp16", "int8"], "--endpoint": ["completions", "chat", "embeddings"],
+    "--dtype": ["fp32", "bf16", "fp16", "int8", "q4_k_m"], "--quant": ["q4_k_m", "q8_0", "f16", "q9", ""],
+    "--to": ["gguf", "GGUF", "openvino", "onnx", ""], "--engine": ["torch", "llamacpp", "openvino", "llama", ""], "--endpoint": ["completions", "chat", "embeddings"],
     "--concurrency": ["1", "1,4,16", "0", "5000", "a,b", ""], "--rate": ["0.5,2", "0", "-1", "inf", "x", "1"],
     "--host": ["127.0.0.1", "0.0.0.0", "localhost", "::1", "example.com"], "--threads": ["1", "2", "auto", "0", "-1"],
     "--machine": ["this", "abc"], "--id": ["abc", ""], "--rdzv-endpoint": ["127.0.0.1:29500", "x"],

@@ -63,8 +63,10 @@ def test_more_requests_than_slots_all_correct(model_type):
     for p, got, r in zip(prompts, ids, reqs):
         assert got == _hf(model, p, 12)
         assert r.finish_reason == "length" and r.output_tokens == 12 and r.t_first <= r.t_done
-    assert metrics.generation_tokens.get() == 48 and metrics.prompt_tokens.get() == sum(map(len, prompts))
-    assert metrics.batch.sum / metrics.batch.count > 1  # requests were decoded together
+    assert metrics.value("aipc_generation_tokens_total") == 48
+    assert metrics.value("aipc_prompt_tokens_total") == sum(map(len, prompts))
+    batches = metrics.value("aipc_decode_batch_size_sum") / metrics.value("aipc_decode_batch_size_count")
+    assert batches > 1  # requests were decoded together
     assert engine.load() == (0, 0)
 
 

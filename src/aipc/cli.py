@@ -33,7 +33,7 @@ MODEL_VERBS = ("train", "generate", "serve", "bench", "validate")
 # Verbs in the order `aipc --help` lists them; each is aipc.commands.<verb> with a register(app).
 VERBS = [
     "hw", "models", "devices", "estimate", "validate", "bench", "results", "calibrate",
-    "decide", "report", "train", "generate", "serve", "loadtest", "seal",
+    "decide", "report", "train", "convert", "generate", "serve", "loadtest", "seal",
 ]
 
 app = typer.Typer(

@@ -54,7 +54,8 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Makes sampling repeatable."),
         stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable); not included in the output."),
         ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Keep generating past the end-of-sequence token."),
-        dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32 | bf16 | fp16 (default: fp32 on CPU, bf16 on GPU)."),
+        engine: Optional[str] = typer.Option(None, "--engine", help="torch | llamacpp (default: llamacpp for a .gguf file or a GGUF quant type, else torch)."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", "--weight-format", help="torch: fp32 | bf16 | fp16 (default fp32 on CPU, bf16 on GPU); llamacpp: q4_k_m | q8_0 | f16 ... (a .gguf keeps its own)."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto."),
         threads: str = typer.Option("auto", "--threads", help="CPU threads, or 'auto' (measure 1 vs all, keep the faster)."),
         compile_: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the decode step (30-80 s to compile on CPU for a ~1.1x faster step)."),
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
         if not prompt:
             raise AipcError("--prompt is empty; give some text")
         with offline_guard(allow_network=allow_network):
-            result = _run(model, prompt, chat, system, params, dtype, device, n_threads, compile_, fast, mbu,
+            result = _run(model, prompt, chat, system, params, engine, dtype, device, n_threads, compile_, fast, mbu,
                           stream and not json_out, allow_pickle)
         if json_out:
             from aipc.render import print_json
@@ -98,35 +99,27 @@ def register(app: typer.Typer) -> None:
         console().print(t)
 
 
-def _run(model, prompt, chat, system, params, dtype, device, n_threads, compile_, fast, mbu, stream,
+def _run(model, prompt, chat, system, params, engine, dtype, device, n_threads, compile_, fast, mbu, stream,
          allow_pickle=False) -> dict:
     import dataclasses
 
-    import torch
-
+    from aipc.engines import load
     from aipc.errors import AipcError
-    from aipc.models.live import load_or_build
-    from aipc.serve.generate import DEFINITIONS, encode_prompt, generate, measured_bandwidth, pick_threads
-    from aipc.serve.hfrunner import make_runner
+    from aipc.serve.generate import DEFINITIONS, encode_prompt, generate, measured_bandwidth
 
-    if n_threads:
-        torch.set_num_threads(n_threads)
-    loaded = load_or_build(model, dtype=dtype, device=device, allow_pickle=allow_pickle, need_decoder="generation",
-                           tokenizer=True)
+    loaded = load(model, engine=engine, weight_format=dtype, device=device, threads=n_threads,
+                  allow_pickle=allow_pickle, **({} if fast else {"fast": False}))
     ids = encode_prompt(loaded.tokenizer, prompt, chat=chat, system=system)
-    cfg = loaded.model.config
-    ctx = int(getattr(cfg, "max_position_embeddings", 0) or 0) or len(ids) + params.max_tokens
+    ctx = loaded.context or len(ids) + params.max_tokens
     if len(ids) >= ctx:
         raise AipcError(f"the prompt has {len(ids)} tokens; the model's context is {ctx}; shorten it")
-    runner = make_runner(loaded.model, max_len=min(ctx, len(ids) + params.max_tokens + 16), fast=fast)
+    loaded.resize(max_len=min(ctx, len(ids) + params.max_tokens + 16))
+    runner = loaded.runner
     if compile_:
         if not hasattr(runner, "compile"):
-            raise AipcError("--compile needs the fast runner (a Llama-family model); drop --compile")
+            raise AipcError("--compile needs the torch engine's fast runner (a Llama-family model); drop --compile")
         runner.compile()
-    note = "set with --threads"
-    if n_threads is None and loaded.device == "cpu" and torch.get_num_threads() > 1 and runner.max_len >= 16:
-        best, med = pick_threads(runner, sorted({torch.get_num_threads(), 1}, reverse=True))
-        note = "auto: " + ", ".join(f"{c} → {s * 1e3:.1f} ms/step" for c, s in med.items())
+    threads, note = _choose_threads(runner, loaded.device, n_threads)
     bandwidth = measured_bandwidth(loaded.device) if mbu else (None, "n/a (--no-mbu)")
     if loaded.random_weights:
         print("note: random weights (no trained weights on this machine): the text is noise, the speed is real",
@@ -145,6 +138,21 @@ def _run(model, prompt, chat, system, params, dtype, device, n_threads, compile_
     if stream:
         sys.stdout.write("\n")
     return {"model": loaded.name, "random_weights": loaded.random_weights, "text": res.text,
-            "token_ids": res.token_ids, "runner": type(runner).__name__, "dtype": loaded.dtype, "device": loaded.device,
-            "threads": torch.get_num_threads(), "threads_note": note, "compiled": bool(compile_),
+            "token_ids": res.token_ids, "engine": loaded.engine, "runner": type(runner).__name__,
+            "dtype": loaded.weight_format, "weight_format": loaded.weight_format, "device": loaded.device,
+            "threads": threads, "threads_note": note, "compiled": bool(compile_),
             "stats": dataclasses.asdict(res.stats), "definitions": DEFINITIONS}
+
+
+def _choose_threads(runner, device: str, n_threads: int | None) -> tuple[int, str]:
+    """(threads, how chosen): --threads as given, else measured (1 vs all) on a CPU."""
+    from aipc.engines import runner_threads, thread_candidates
+    from aipc.serve.generate import pick_threads
+
+    if n_threads is not None:
+        return n_threads, "set with --threads"
+    cands = thread_candidates(runner)
+    if device != "cpu" or len(cands) < 2 or runner.max_len < 16:
+        return runner_threads(runner), "default"
+    best, med = pick_threads(runner, cands)
+    return best, "auto: " + ", ".join(f"{c} → {s * 1e3:.1f} ms/step" for c, s in med.items())

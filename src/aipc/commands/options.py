@@ -18,6 +18,7 @@ import typing
 from typing import Any
 
 from aipc import rules as R
+from aipc.serve.server import SERVE_RULES  # import-light: no torch, no uvicorn
 
 _DB = R.PathRule("out-file", url=True)  # a SQLite file, or a postgresql:// URL
 FLAG_RULES: dict[str, Any] = {
@@ -31,7 +32,7 @@ FLAG_RULES: dict[str, Any] = {
     "--num-requests": R.COUNT, "--prompt-words": R.COUNT, "--warmup": R.COUNT0, "--min-reps": R.COUNT,
     # one meaning everywhere
     "--seed": R.SEED, "--threads": R.THREADS, "--port": R.PORT, "--temperature": R.TEMPERATURE,
-    "--top-p": R.PROB, "--top-k": R.COUNT0,
+    "--top-p": R.PROB, "--top-k": R.COUNT0, "--engine": R.Words("aipc.spec:ENGINES"),
     # durations and rates
     "--min-time": R.SECONDS0, "--max-time": R.SECONDS, "--duration": R.SECONDS, "--timeout": R.SECONDS,
     "--slo-ttft": R.SECONDS, "--slo-tpot": R.SECONDS, "--slo-e2e": R.SECONDS, "--graceful-timeout": R.SECONDS0,
@@ -50,8 +51,10 @@ VERB_RULES: dict[str, dict[str, Any]] = {
     "hw": {"--export": R.PathRule("out-file")},
     "bench": {"--device": R.DEVICES, "--scenario": R.Words("aipc.bench.scenarios:SCENARIOS", sep=","),
               "--precision": R.Words("aipc.bench.runner:BENCH_PRECISIONS"), "--method": R.Words(("full", "lora"))},
-    "generate": {"--device": R.DEVICE, "--dtype": R.Words(("auto", "fp32", "bf16", "fp16"))},
-    "serve": {"--device": R.DEVICE, "--dtype": R.Words(("auto", "fp32", "bf16", "fp16"))},
+    "generate": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS")},
+    "serve": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS"), **SERVE_RULES},
+    "convert": {"--output": R.PathRule("out-any"), "--to": R.Words("aipc.commands.convert:TARGETS"), "--quant": R.Words(pattern=r"[a-z0-9_]{1,16}",
+                                                                                      names="a quant type name")},
     "validate": {"--set": R.Words(("small", "full"))},
     "results": {"--export": R.PathRule("out-file")},
     "report": {"--out": R.PathRule("out-dir")},

@@ -278,6 +278,9 @@ def _build(name: str, entry: dict, where: _Where) -> DeviceSpec:
         values[qty] = got[0] if got else None
         if got:
             sources[qty] = got[1]
+    for qty in ("memory_bytes", "usable_memory_bytes"):
+        if values[qty] is not None and values[qty] < 1:  # 0.5 bytes would round to a device with no memory
+            raise where.error(qty, f"must be at least 1 byte (got {values[qty]!r} bytes)")
     if values["usable_memory_bytes"] is None:  # discrete memory: all of it is the device's
         values["usable_memory_bytes"], sources["usable_memory_bytes"] = values["memory_bytes"], sources["memory_bytes"]
     if values["usable_memory_bytes"] > values["memory_bytes"]:

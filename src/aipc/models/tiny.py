@@ -71,7 +71,13 @@ def byte_tokenizer(vocab_size: int = 384):
         vocab[ch] = len(vocab)
     if len(vocab) > vocab_size:
         raise ValueError(f"byte tokenizer needs vocab_size >= {len(vocab)}")
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    # One merge that never fires (byte 0xFF, shown as "ÿ", never occurs in UTF-8 text): tokenization is
+    # unchanged, and llama.cpp, which refuses a BPE vocabulary without merges, can load a GGUF of it.
+    merges = []
+    if vocab_size > len(vocab):
+        vocab["ÿÿ"] = len(vocab)
+        merges = [("ÿ", "ÿ")]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(

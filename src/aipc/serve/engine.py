@@ -83,8 +83,21 @@ class Engine:
     def max_len(self) -> int:
         return self.runner.max_len
 
+    @property
+    def vocab_size(self) -> int:
+        return self.runner.vocab_size
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` has run (the engine thread may have ended since)."""
+        return self._thread is not None
+
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="aipc-engine", daemon=True)
+        """Start the engine thread; calling it again is a no-op."""
+        with self.cond:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="aipc-engine", daemon=True)
         self._thread.start()
 
     def submit(self, req: Request) -> None:
@@ -142,9 +155,9 @@ class Engine:
                 self._flush()
                 continue
             req.slot, req.pos = free, len(req.prompt_ids)
+            self.slots[free] = req  # first: if anything below fails, the error path finishes it too
             req.stream = TextStream(self.tokenizer, tuple(req.params.stop))
             req.gen = req.params.generator(self.runner.device)
-            self.slots[free] = req
             logits = self.runner.prefill(free, torch.tensor(req.prompt_ids, device=self.runner.device))
             self._accept(req, sample(logits, req.params, req.gen))
             self._flush()

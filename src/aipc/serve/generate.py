@@ -166,9 +166,10 @@ def pick_threads(runner, candidates: list[int], steps: int = 4, rounds: int = 2,
             runner.decode(tokens, pos + i).argmax(-1).tolist()
 
     per: dict[int, list[float]] = {c: [] for c in candidates}
+    set_threads = getattr(runner, "set_threads", torch.set_num_threads)  # engines with their own thread pool
     for _ in range(rounds):
         for c in candidates:
-            torch.set_num_threads(c)
+            set_threads(c)
             t = time.perf_counter()
             for i in range(steps):
                 step(i)
@@ -177,5 +178,5 @@ def pick_threads(runner, candidates: list[int], steps: int = 4, rounds: int = 2,
         runner.free(slot)
     med = {c: statistics.median(v) for c, v in per.items()}
     best = min(med, key=med.get)
-    torch.set_num_threads(best)
+    set_threads(best)
     return best, med

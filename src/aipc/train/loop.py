@@ -125,15 +125,52 @@ def _check_resume(cfg: TrainConfig, prep: Prepared, run_dir: Path) -> tuple[Path
     return path, state
 
 
+@dataclass(eq=False)
+class _Run:
+    """Everything one training run holds while it runs (built by :func:`_setup`)."""
+
+    cfg: TrainConfig
+    dist: D.Dist
+    place: Placement
+    hooks: Hooks
+    prep: Prepared
+    pred: Any
+    threads_note: str
+    inner: Any            # the CausalLMLoss module (weights + loss)
+    wrapped: Any          # DDP / FSDP / inner itself
+    module: Any           # wrapped, or its torch.compile
+    opt: Any
+    sched: Any
+    scaler: Any
+    log: JsonlLog
+    order: Order
+    start: int = 0
+    resume_path: Path | None = None
+    peak: float | None = None
+    peak_src: str = "mfu off"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.out)
+
+
 def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Result:
-    import numpy as np
+    r = _setup(cfg, dist, place, hooks)
+    progress = Progress(r.prep.total_steps, r.start, enabled=cfg.progress and dist.main)
+    try:
+        losses, times, val_loss, last_ckpt = _loop(r, progress)
+    finally:
+        progress.close()
+    return _finish(r, losses, times, val_loss, last_ckpt)
+
+
+def _setup(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> _Run:
+    """Preflight, data and model, resume check, threads, optimizer; restored from the checkpoint when resuming."""
     import torch
 
-    from aipc.train.loss import CausalLMLoss
-    from aipc.train.preflight import Prediction, compare, predict, refuse_if_unfit
+    from aipc.train.preflight import Prediction, predict, refuse_if_unfit
 
     seed_all(cfg.seed)
-    run_dir = Path(cfg.out)
     if cfg.export and Path(cfg.export).exists() and any(Path(cfg.export).iterdir()):
         raise AipcError(f"export folder {cfg.export} exists and is not empty; choose a new --export folder")
     pred = Prediction(None, "preflight off")
@@ -143,9 +180,27 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
                        train_tokens=tokens)
         refuse_if_unfit(pred)
     prep = prepare(cfg, place, dist.world)
-    resume_path, state = _check_resume(cfg, prep, run_dir)
+    resume_path, state = _check_resume(cfg, prep, Path(cfg.out))
     threads_note = choose_threads(cfg, place, dist, prep, state)
-    total = prep.total_steps
+    inner, wrapped, module = _modules(cfg, dist, place, prep)
+    opt = make_optimizer(inner, cfg, place)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, prep.total_steps, cfg.min_lr_ratio))
+    order = Order(len(prep.train), batch=cfg.batch_size, accum=cfg.grad_accum, world=dist.world, seed=cfg.seed)
+    r = _Run(cfg=cfg, dist=dist, place=place, hooks=hooks, prep=prep, pred=pred, threads_note=threads_note,
+             inner=inner, wrapped=wrapped, module=module, opt=opt, sched=sched, scaler=place.scaler(),
+             log=JsonlLog(Path(cfg.out) / "metrics.jsonl", enabled=dist.main), order=order,
+             resume_path=resume_path)
+    _restore_or_start(r, state)
+    if cfg.mfu and dist.main:
+        r.peak, r.peak_src = measured_peak_flops(place.precision, place.device)
+    return r
+
+
+def _modules(cfg: TrainConfig, dist: D.Dist, place: Placement, prep: Prepared):
+    """(inner, wrapped, module): the loss module on its device, its DDP/FSDP wrapper, and what runs a step."""
+    import torch
+
+    from aipc.train.loss import CausalLMLoss
 
     inner = CausalLMLoss(prep.model, fused=cfg.fused_loss)
     if cfg.method != "qlora":  # a 4-bit model is placed at load time and refuses .to()
@@ -155,122 +210,141 @@ def _run(cfg: TrainConfig, dist: D.Dist, place: Placement, hooks: Hooks) -> Resu
 
         cpu_gemm.patch_linears(inner)
     wrapped = D.wrap(inner, dist, fsdp=cfg.fsdp, device=place.device)  # DDP / FSDP / itself
-    module = torch.compile(wrapped) if cfg.compile else wrapped
-    opt = make_optimizer(inner, cfg, place)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, total, cfg.min_lr_ratio))
-    scaler = place.scaler()
+    return inner, wrapped, (torch.compile(wrapped) if cfg.compile else wrapped)
 
-    start = 0
-    log = JsonlLog(run_dir / "metrics.jsonl", enabled=dist.main)
-    if resume_path is not None:
-        weights, optim_state, rngs = ck.load_tensors(resume_path, place.device)
-        D.load_full_state(inner, opt, weights, optim_state, fsdp=cfg.fsdp)
-        sched.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+
+def _restore_or_start(r: _Run, state: dict | None) -> None:
+    """Load the checkpoint being resumed, or start a fresh run folder (run.json, empty metrics)."""
+    cfg, dist, prep = r.cfg, r.dist, r.prep
+    if r.resume_path is not None:
+        weights, optim_state, rngs = ck.load_tensors(r.resume_path, r.place.device)
+        D.load_full_state(r.inner, r.opt, weights, optim_state, fsdp=cfg.fsdp)
+        r.sched.load_state_dict(state["scheduler"])
+        if r.scaler is not None and state.get("scaler"):
+            r.scaler.load_state_dict(state["scaler"])
         ck.set_rng_state(rngs[dist.rank])
-        start = int(state["step"])
-        log.truncate_after(start)
-    if dist.main and resume_path is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log.truncate_after(0)  # a fresh start: drop metrics of an attempt killed before its first checkpoint
-        _write_json(run_dir / "run.json", {"config": cfg.to_dict(), "settings": prep.settings,
-                                           "settings_hash": prep.settings_hash, "model_fingerprint":
-                                           prep.model_fingerprint, "tokenizer": prep.tokenizer_source})
+        r.start = int(state["step"])
+        r.log.truncate_after(r.start)
+    elif dist.main:
+        r.run_dir.mkdir(parents=True, exist_ok=True)
+        r.log.truncate_after(0)  # a fresh start: drop metrics of an attempt killed before its first checkpoint
+        _write_json(r.run_dir / "run.json", {"config": cfg.to_dict(), "settings": prep.settings,
+                                             "settings_hash": prep.settings_hash, "model_fingerprint":
+                                             prep.model_fingerprint, "tokenizer": prep.tokenizer_source})
 
-    peak, peak_src = (None, "mfu off")
-    if cfg.mfu and dist.main:
-        peak, peak_src = measured_peak_flops(place.precision, place.device)
 
-    order = Order(len(prep.train), batch=cfg.batch_size, accum=cfg.grad_accum, world=dist.world, seed=cfg.seed)
-    inputs = torch.from_numpy(prep.train.inputs)
-    labels = torch.from_numpy(prep.train.labels)
-    tokens_per_step = order.global_batch * cfg.seq_len
-    progress = Progress(total, start, enabled=cfg.progress and dist.main)
-    inner.train()
-    losses: list[float] = []
-    val_loss = None
-    last_ckpt = None
-    times: list[float] = []
+def _loop(r: _Run, progress: Progress) -> tuple[list[float], list[float], float | None, str | None]:
+    """Steps ``start..total``: (losses and step seconds at each log point, last val loss, last checkpoint)."""
+    import torch
+
+    cfg, dist, place, prep = r.cfg, r.dist, r.place, r.prep
+    total = prep.total_steps
+    inputs, labels = torch.from_numpy(prep.train.inputs), torch.from_numpy(prep.train.labels)
     targets = (prep.train.labels != IGNORE).sum(axis=1)          # target tokens per sequence
+    tokens_per_step = r.order.global_batch * cfg.seq_len
+    r.inner.train()
+    losses: list[float] = []
+    times: list[float] = []
+    val_loss = last_ckpt = None
     synchronize(place)
     t_mark, n_window = time.perf_counter(), 0                    # time since the last log point
-    try:
-        for step in range(start, total):
-            n_window += 1
-            n_target = int(targets[order.step_entries(step)].sum())
-            scale = dist.world / max(1, n_target)
-            loss_acc = torch.zeros((), dtype=torch.float32, device=place.device)
-            for a in range(cfg.grad_accum):
-                idx = torch.from_numpy(order.micro(step, a, dist.rank))
-                x = inputs.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
-                y = labels.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
-                last = a == cfg.grad_accum - 1
-                if cfg.fsdp and dist.enabled:  # FSDP2: reduce-scatter only after the last micro-batch
-                    wrapped.set_requires_gradient_sync(last)
-                ctx = wrapped.no_sync() if not last and hasattr(wrapped, "no_sync") else nullcontext()
-                with ctx:
-                    with place.autocast():
-                        loss_sum, _ = module(x, y)
-                    scaled = loss_sum * scale
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                loss_acc += loss_sum.detach().float()
-            if scaler is not None:
-                scaler.unscale_(opt)
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(inner.parameters(), cfg.max_grad_norm)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            done = step + 1
-            logged = done % cfg.log_every == 0 or done == total
-            if logged:
-                synchronize(place)
-                dt = (time.perf_counter() - t_mark) / n_window     # per step, device work included
-                loss_g, = D.all_reduce_sum([float(loss_acc)], dist, place.device)
-                loss = loss_g / max(1, n_target)
-                losses.append(loss)
-                times.append(dt)
-                tps = tokens_per_step / dt
-                m = mfu(tps, prep.flops_per_token, peak, dist.world)
-                log.write({"step": done, "loss": loss, "lr": sched.get_last_lr()[0], "tokens": done * tokens_per_step,
-                           "epoch": order.epoch_of(done), "step_s": dt, "tokens_per_s": tps, "mfu": m})
-                progress.update(done, info_line(loss, tps, m))
-            if prep.val is not None and cfg.eval_every and done % cfg.eval_every == 0 and done != total:
-                val_loss = _evaluate(inner, prep, cfg, dist, place)
-                log.write({"step": done, "val_loss": val_loss})
-            if (cfg.save_every and done % cfg.save_every == 0) or done == total:
-                last_ckpt = _save(inner, opt, sched, scaler, prep, cfg, dist, run_dir, done, order, hooks)
-            if hooks.after_step is not None:
-                hooks.after_step(done)
-            if logged:  # evaluation and checkpoint time stay out of the step time
-                t_mark, n_window = time.perf_counter(), 0
-    finally:
-        progress.close()
+    for step in range(r.start, total):
+        n_window += 1
+        n_target = int(targets[r.order.step_entries(step)].sum())
+        loss_acc = _step(r, step, inputs, labels, scale=dist.world / max(1, n_target))
+        done = step + 1
+        logged = done % cfg.log_every == 0 or done == total
+        if logged:
+            synchronize(place)
+            dt = (time.perf_counter() - t_mark) / n_window     # per step, device work included
+            loss_g, = D.all_reduce_sum([float(loss_acc)], dist, place.device)
+            losses.append(loss_g / max(1, n_target))
+            times.append(dt)
+            _log_step(r, progress, done, losses[-1], dt, tokens_per_step)
+        if prep.val is not None and cfg.eval_every and done % cfg.eval_every == 0 and done != total:
+            val_loss = _evaluate(r.inner, prep, cfg, dist, place)
+            r.log.write({"step": done, "val_loss": val_loss})
+        if (cfg.save_every and done % cfg.save_every == 0) or done == total:
+            last_ckpt = _save(r.inner, r.opt, r.sched, r.scaler, prep, cfg, dist, r.run_dir, done, r.order, r.hooks)
+        if r.hooks.after_step is not None:
+            r.hooks.after_step(done)
+        if logged:  # evaluation and checkpoint time stay out of the step time
+            t_mark, n_window = time.perf_counter(), 0
+    return losses, times, val_loss, last_ckpt
+
+
+def _step(r: _Run, step: int, inputs, labels, *, scale: float):
+    """One optimizer step: ``grad_accum`` micro-batches (gradients synced on the last), clip, step, schedule.
+    Returns the summed token loss of this process (a device tensor: no host sync here)."""
+    import torch
+
+    cfg, dist, place, scaler = r.cfg, r.dist, r.place, r.scaler
+    loss_acc = torch.zeros((), dtype=torch.float32, device=place.device)
+    for a in range(cfg.grad_accum):
+        idx = torch.from_numpy(r.order.micro(step, a, dist.rank))
+        x = inputs.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
+        y = labels.index_select(0, idx).to(place.device, non_blocking=True)   # (B, T)
+        last = a == cfg.grad_accum - 1
+        if cfg.fsdp and dist.enabled:  # FSDP2: reduce-scatter only after the last micro-batch
+            r.wrapped.set_requires_gradient_sync(last)
+        ctx = r.wrapped.no_sync() if not last and hasattr(r.wrapped, "no_sync") else nullcontext()
+        with ctx:
+            with place.autocast():
+                loss_sum, _ = r.module(x, y)
+            scaled = loss_sum * scale
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        loss_acc += loss_sum.detach().float()
+    if scaler is not None:
+        scaler.unscale_(r.opt)
+    if cfg.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(r.inner.parameters(), cfg.max_grad_norm)
+    if scaler is not None:
+        scaler.step(r.opt)
+        scaler.update()
+    else:
+        r.opt.step()
+    r.sched.step()
+    r.opt.zero_grad(set_to_none=True)
+    return loss_acc
+
+
+def _log_step(r: _Run, progress: Progress, done: int, loss: float, dt: float, tokens_per_step: int) -> None:
+    tps = tokens_per_step / dt
+    m = mfu(tps, r.prep.flops_per_token, r.peak, r.dist.world)
+    r.log.write({"step": done, "loss": loss, "lr": r.sched.get_last_lr()[0], "tokens": done * tokens_per_step,
+                 "epoch": r.order.epoch_of(done), "step_s": dt, "tokens_per_s": tps, "mfu": m})
+    progress.update(done, info_line(loss, tps, m))
+
+
+def _finish(r: _Run, losses: list[float], times: list[float], val_loss: float | None,
+            last_ckpt: str | None) -> Result:
+    """Final validation, the steady step time (first logged window dropped), peak memory, export; the Result."""
+    import numpy as np
+
+    from aipc.train.preflight import compare
+
+    cfg, dist, place, prep = r.cfg, r.dist, r.place, r.prep
+    total = prep.total_steps
     if prep.val is not None:
-        val_loss = _evaluate(inner, prep, cfg, dist, place)
-        if start < total:  # a resume of a finished run logs nothing new
-            log.write({"step": total, "val_loss": val_loss})
-    if start == total and dist.main:  # a resume of a finished run: the checkpoint it verified
-        last_ckpt = str(resume_path)
+        val_loss = _evaluate(r.inner, prep, cfg, dist, place)
+        if r.start < total:  # a resume of a finished run logs nothing new
+            r.log.write({"step": total, "val_loss": val_loss})
+    if r.start == total and dist.main:  # a resume of a finished run: the checkpoint it verified
+        last_ckpt = str(r.resume_path)
     steady = times[1:] if len(times) > 1 else times
     step_s = float(np.median(steady)) if steady else 0.0
-    tps = tokens_per_step / step_s if step_s else 0.0
+    tps = r.order.global_batch * cfg.seq_len / step_s if step_s else 0.0
     peak_bytes, peak_note = peak_memory_bytes(place)
-    m = mfu(tps, prep.flops_per_token, peak, dist.world)
-    exported = _export(inner, prep, cfg, dist) if cfg.export else None
-    log.close()
-    return Result(steps=total, start_step=start, final_loss=losses[-1] if losses else None, val_loss=val_loss,
-                  tokens_per_s=tps, step_s=step_s, mfu=m, mfu_note=peak_src, peak_bytes=peak_bytes,
+    m = mfu(tps, prep.flops_per_token, r.peak, dist.world)
+    exported = _export(r.inner, prep, cfg, dist) if cfg.export else None
+    r.log.close()
+    return Result(steps=total, start_step=r.start, final_loss=losses[-1] if losses else None, val_loss=val_loss,
+                  tokens_per_s=tps, step_s=step_s, mfu=m, mfu_note=r.peak_src, peak_bytes=peak_bytes,
                   peak_note=peak_note, device=place.device, precision=place.precision, world_size=dist.world,
-                  params=prep.params, trainable_params=prep.trainable_params, fused_loss=inner.fused,
-                  checkpoint=last_ckpt, export=exported, metrics=str(run_dir / "metrics.jsonl"),
-                  predicted=compare(pred, peak_bytes=peak_bytes, tokens_per_s=tps, step_s=step_s), losses=losses,
-                  threads_note=threads_note)
+                  params=prep.params, trainable_params=prep.trainable_params, fused_loss=r.inner.fused,
+                  checkpoint=last_ckpt, export=exported, metrics=str(r.run_dir / "metrics.jsonl"),
+                  predicted=compare(r.pred, peak_bytes=peak_bytes, tokens_per_s=tps, step_s=step_s),
+                  losses=losses, threads_note=r.threads_note)
 
 
 def choose_threads(cfg: TrainConfig, place: Placement, dist: D.Dist, prep: Prepared, state: dict | None) -> str:

@@ -23,6 +23,10 @@ def run(d: dict) -> dict:
     from aipc.runtime import allocator, configure_allocator
 
     configure_allocator()  # before torch: as `aipc train/generate/bench` (the CLI) do it
+    if d["workload"].get("engine", "torch") != "torch":  # llama.cpp, ...: measured through aipc.engines
+        from aipc.validation.engine_child import run as run_engine
+
+        return run_engine(d)
     import torch  # noqa: F401  (the baseline includes torch and transformers)
     import transformers  # noqa: F401
 

@@ -51,6 +51,8 @@ def describe(w: dict[str, Any]) -> str:
     """A short label: 'smollm2-135m train lora bf16 b4 s512 ckpt'."""
     model = Path(w["model"]).parent.name if w["model"].endswith(".json") else w["model"]
     parts = [model, w["task"], w.get("method", "full") if w["task"] == "train" else "", w.get("precision", "")]
+    if w.get("engine", "torch") != "torch":
+        parts += [w["engine"], w.get("weight_dtype", "")]
     if w["task"] == "train":
         parts.append(f"b{w.get('batch_size', 1)} s{w.get('seq_len')}")
     else:
@@ -102,13 +104,36 @@ def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", all
         raise AipcError(f"--allocator must be one of {', '.join(ALLOCATORS)} (got {allocator!r})")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env.update(CHILD_ENV, AIPC_MALLOC=ALLOCATORS[allocator])
-    arg = json.dumps({"workload": w, "device": device, "allow_pickle": allow_pickle})
+    job = {"workload": w, "device": device, "allow_pickle": allow_pickle}
+    if w.get("engine", "torch") != "torch":
+        job["model_path"] = engine_model_file(w, allow_pickle=allow_pickle)
+    arg = json.dumps(job)
     argv = [sys.executable, "-m", "aipc.privacy.run_guarded", "aipc.validation.child", arg]  # guarded if the verb is
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("error: ")
         raise AipcError(f"validation run failed for {describe(w)}: {tail}")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def engine_model_file(w: dict[str, Any], *, allow_pickle: bool = False) -> str:
+    """The file a non-torch engine reads, made here (before measuring) when needed: a GGUF of the
+    workload's model at its weight format for llama.cpp (converted once, then cached)."""
+    from aipc.engines import WEIGHT_FORMATS, is_gguf
+
+    engine, fmt = w["engine"], w.get("weight_dtype")
+    if engine != "llamacpp":
+        raise AipcError(f"validate runs engine {engine} not yet; use --engine torch or llamacpp")
+    if w.get("task", "infer") != "infer":
+        raise AipcError("validate --engine llamacpp measures inference; drop --task train")
+    if is_gguf(w["model"]):
+        return w["model"]
+    if fmt not in WEIGHT_FORMATS["llamacpp"]:
+        raise AipcError(f"--engine llamacpp needs a GGUF weight format, got {fmt!r}; pass --precision q4_k_m "
+                        "(or q8_0, f16, ...)")
+    from aipc.engines.gguf_convert import cached_gguf
+
+    return str(cached_gguf(w["model"], fmt, allow_pickle=allow_pickle))
 
 
 # CUDA: torch.cuda.max_memory_allocated counts tensors only, so the estimate's CUDA context and
