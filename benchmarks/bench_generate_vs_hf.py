@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
     prepare_cpu()  # flush denormals for the whole process: HF and aipc run under the same setting
     if args.threads:
         torch.set_num_threads(args.threads)
-    from aipc.serve.hfrunner import make_runner
+    from aipc.engines.hfrunner import make_runner
 
     model = build(args)
     params = sum(p.numel() for p in model.parameters())

@@ -82,7 +82,7 @@ def test_patch_linears_routes_big_layers_and_keeps_the_model_equal(forced, monke
 
 def test_fastlm_through_onednn_gives_hf_greedy_tokens(forced):
     from aipc.models.tiny import build_tiny
-    from aipc.serve.fastlm import FastLM
+    from aipc.engines.fastlm import FastLM
 
     model = build_tiny("llama").eval()
     model.generation_config.eos_token_id = None

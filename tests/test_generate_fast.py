@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from aipc.models.tiny import build_tiny, byte_tokenizer
-from aipc.serve.fastlm import FastLM, supports
+from aipc.engines.fastlm import FastLM, supports
 from aipc.serve.generate import generate
-from aipc.serve.hfrunner import HFRunner, make_runner
+from aipc.engines.hfrunner import HFRunner, make_runner
 from aipc.serve.sampling import SamplingParams
 from helpers import run_cli
 

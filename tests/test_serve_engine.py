@@ -9,7 +9,7 @@ import torch
 
 from aipc.models.tiny import build_tiny, byte_tokenizer
 from aipc.serve.engine import Engine, Overloaded, Request
-from aipc.serve.hfrunner import HFRunner, make_runner
+from aipc.engines.hfrunner import HFRunner, make_runner
 from aipc.serve.metrics import ServerMetrics
 from aipc.serve.sampling import SamplingParams
 

@@ -1,6 +1,6 @@
 """The llama.cpp engine: a GGUF model run through llama-cpp-python's low-level API.
 
-:class:`LlamaCppRunner` has the runner interface of :class:`aipc.serve.fastlm.FastLM` (``prefill``,
+:class:`LlamaCppRunner` has the runner interface of :class:`aipc.engines.fastlm.FastLM` (``prefill``,
 ``decode1``, ``decode``, ``free``, ``max_batch``, ``max_len``, ...), so ``aipc.serve.generate`` and
 the server's continuous-batching ``aipc.serve.engine.Engine`` drive it unchanged. One llama.cpp
 context holds ``max_batch`` sequences (one sequence id per slot, a KV cache of ``max_len`` tokens

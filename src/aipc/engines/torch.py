@@ -1,5 +1,5 @@
 """The torch engine: transformers models (local folder, or a config with random weights) run by
-:class:`aipc.serve.fastlm.FastLM` (Llama-family) or :class:`aipc.serve.hfrunner.HFRunner`.
+:class:`aipc.engines.fastlm.FastLM` (Llama-family) or :class:`aipc.engines.hfrunner.HFRunner`.
 
 Weight formats fp32 | bf16 | fp16 (default fp32 on a CPU: bf16/fp16 matmuls are emulated or slower
 there, bf16 on a GPU).
@@ -28,7 +28,7 @@ def load(ref, *, weight_format=None, device=None, max_batch=1, max_len=None, thr
     context = int(getattr(cfg, "max_position_embeddings", 0) or 0) or 2048
 
     def make_runner(n: int, length: int | None):
-        from aipc.serve.hfrunner import make_runner as build
+        from aipc.engines.hfrunner import make_runner as build
 
         return build(hf.model, max_batch=n, max_len=int(length or min(context, DEFAULT_CONTEXT_CAP)), fast=fast)
 

@@ -1,4 +1,4 @@
-"""Fallback runner for decoder architectures :class:`~aipc.serve.fastlm.FastLM` does not cover.
+"""Fallback runner for decoder architectures :class:`~aipc.engines.fastlm.FastLM` does not cover.
 
 Same interface as FastLM (``prefill``, ``decode1``, ``decode``), built on the model's own forward
 with one HF ``DynamicCache`` per slot. Correct for any ``*ForCausalLM``; ``decode`` runs the slots
@@ -78,7 +78,7 @@ class HFRunner:
 
 def make_runner(model, *, max_batch: int = 1, max_len: int | None = None, fast: bool = True):
     """FastLM when the architecture is supported (and ``fast``), else HFRunner."""
-    from aipc.serve.fastlm import FastLM, supports
+    from aipc.engines.fastlm import FastLM, supports
 
     if fast and supports(model):
         return FastLM(model, max_batch=max_batch, max_len=max_len)

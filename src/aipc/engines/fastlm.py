@@ -16,7 +16,7 @@ Why it is faster than ``model.generate()`` for one token at a time (measured by
 Supported: Llama-style decoders (``llama``, ``mistral``, ``qwen2``, ``qwen3``): RMSNorm, RoPE
 (any HF rope type: the cos/sin table comes from the model's own rotary module), GQA, optional
 q/k/v bias, optional q/k RMSNorm (Qwen3), SwiGLU-style MLP, sliding-window layers.
-:func:`supports` says whether a model qualifies; others use :class:`aipc.serve.hfrunner.HFRunner`.
+:func:`supports` says whether a model qualifies; others use :class:`aipc.engines.hfrunner.HFRunner`.
 
 Slots: the cache holds ``max_batch`` independent sequences. ``prefill(slot, ids)`` fills one slot
 from position 0; ``decode(tokens, pos)`` advances slots ``0..n-1`` by one token each, every slot at
