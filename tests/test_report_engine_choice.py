@@ -3,6 +3,7 @@ per device (llama.cpp quantized where torch is too slow or too big), the torch f
 "runs here" when the estimate misses the need."""
 
 import importlib
+import importlib.util
 
 from aipc.estimate.choose import Need, best_setup, candidates
 from aipc.hardware.catalog import get_device, load_catalog
@@ -23,19 +24,23 @@ def two_core_cpu(native_bf16=False):
 
 
 CHAT = Workload(model="llama-3.1-8b", task="infer", prompt_tokens=512, gen_tokens=256)
+OPENVINO = importlib.util.find_spec("openvino") is not None  # OpenVINO candidates only where it is installed
 
 
 def test_cpu_never_gets_an_emulated_torch_dtype_by_default():
     cpu = two_core_cpu()
-    assert [c.weight_dtype for c in candidates(CHAT, cpu, cpu_bf16_native=False)] == ["fp32", "q8_0", "q4_k_m"]
+    assert [c.weight_dtype for c in candidates(CHAT, cpu, cpu_bf16_native=False)] == \
+        ["fp32", "q8_0", "q4_k_m"] + (["int8", "int4"] if OPENVINO else [])
     assert candidates(CHAT, cpu, cpu_bf16_native=True)[0].weight_dtype == "bf16"
     train = Workload(model="llama-3.2-1b", task="train", weight_dtype="bf16")
     assert [c.weight_dtype for c in candidates(train, cpu, cpu_bf16_native=False)] == ["fp32", "bf16"]
 
 
-def test_8b_chat_on_the_2_core_cpu_is_llama_cpp_quantized_and_misses_the_need():
+def test_8b_chat_on_the_2_core_cpu_is_4_bit_quantized_and_misses_the_need():
     ch = best_setup(CHAT, two_core_cpu(), catalog.get("llama-3.1-8b"), Need(ttft_s=2.0, tpot_s=0.1), False)
-    assert ch.workload.engine == "llamacpp" and ch.workload.weight_dtype == "q4_k_m"
+    assert (ch.workload.engine, ch.workload.weight_dtype) in (("llamacpp", "q4_k_m"), ("openvino", "int4"))
+    fastest = max((e.time.decode_tokens_per_s, c.weight_dtype) for c, e in ch.tried if e.fits)
+    assert fastest[1] == ch.workload.weight_dtype  # none meets the need: the fastest that fits
     assert ch.estimate.fits and not ch.meets
     assert any(m.startswith("TPOT") for m in ch.misses) and any(m.startswith("TTFT") for m in ch.misses)
     # the torch candidate is there to be shown beside it: fp32 does not fit 22 GB
@@ -58,7 +63,7 @@ def test_verdict_never_says_runs_here_when_the_need_is_missed():
     lines = V.runs_here({"estimates": est})
     chat = next(line for line in lines if line.startswith("Serve an 8B chat model"))
     assert "runs here" not in chat and "does not meet the need" in chat
-    assert "llama.cpp Q4_K_M" in chat and "PyTorch fp32" in chat and "To meet it:" in chat
+    assert ("llama.cpp Q4_K_M" in chat or "OpenVINO int4" in chat) and "PyTorch fp32" in chat and "To meet it:" in chat
     for line in lines:
         assert "runs here" not in line  # every default workload misses its need on 2 cores
 
