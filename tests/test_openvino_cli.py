@@ -32,7 +32,7 @@ def test_convert_cli_writes_an_ir_folder(tiny_qwen_dir, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--quant", "q4_k_m"], "unknown OpenVINO weight format 'q4_k_m'"),
     (["--quant", "int8", "--threads", "2"], "--threads applies to --to gguf"),
-    (["--to", "onnx"], "unknown conversion target 'onnx'"),
+    (["--to", "onnx"], "--to must be one of gguf, openvino (got 'onnx')"),
 ])
 def test_convert_cli_bad_input(tiny_qwen_dir, tmp_path, args, message):
     argv = ["convert", str(tiny_qwen_dir), "-o", str(tmp_path / "out")] + (

@@ -154,7 +154,7 @@ def test_bad_input_one_line_and_nothing_written(tmp_path, tiny_qwen_dir, ov_ir):
         (broken / f.name).write_bytes(f.read_bytes())
     weights = (tiny_qwen_dir / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(weights[: len(weights) // 2])  # header intact, tensors cut
-    with pytest.raises(AipcError, match="OpenVINO export of broken failed") as e:
+    with pytest.raises(AipcError, match="truncated") as e:  # the loader's check, before the exporter starts
         ovx.convert(str(broken), "int8", tmp_path / "d")
     assert "\n" not in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]  # nothing half-written
@@ -164,6 +164,18 @@ def test_bad_input_one_line_and_nothing_written(tmp_path, tiny_qwen_dir, ov_ir):
         load(str(ov_ir["int8"]), weight_format="int4")
     with pytest.raises(AipcError, match="unknown OpenVINO device"):
         load(str(ov_ir["int8"]), device="TPU")
+
+
+def test_pickle_weights_need_allow_pickle(tmp_path, tiny_qwen_dir):
+    pickled = tmp_path / "pickled"  # pickle weights only: refused unless allowed (aipc's loader rule)
+    pickled.mkdir()
+    for f in tiny_qwen_dir.iterdir():
+        if f.suffix != ".safetensors":
+            (pickled / f.name).write_bytes(f.read_bytes())
+    (pickled / "pytorch_model.bin").write_bytes(b"not read")
+    with pytest.raises(AipcError, match="only pickle weights.*--allow-pickle"):
+        ovx.convert(str(pickled), "int8", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("device", ["GPU", "NPU"])

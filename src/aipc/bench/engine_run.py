@@ -43,7 +43,7 @@ def engine_ref(o) -> tuple[str, str]:
     if o.engine == "openvino":
         from aipc.engines.openvino import ensure_ir, weight_format_of
 
-        folder, _ = ensure_ir(o.model, None if o.precision == "auto" else fmt)
+        folder, _ = ensure_ir(o.model, None if o.precision == "auto" else fmt, allow_pickle=o.allow_pickle)
         return str(folder), weight_format_of(folder)
     if o.engine == "llamacpp":
         from aipc.engines.gguf_convert import cached_gguf

@@ -66,8 +66,10 @@ def cache_folder(ref: str, quant: str, seed: int) -> Path:
     return home() / "openvino" / f"{p.name or 'model'}-{quant}-{digest}"
 
 
-def ensure_ir(ref: str, weight_format: str | None, seed: int = 0, progress: bool = True) -> tuple[Path, bool]:
-    """(IR folder, converted here) for ``ref``; HF folders and catalog models are exported once and cached."""
+def ensure_ir(ref: str, weight_format: str | None, seed: int = 0, progress: bool = True,
+              allow_pickle: bool = False) -> tuple[Path, bool]:
+    """(IR folder, converted here) for ``ref``; HF folders and catalog models are exported once and cached
+    (a folder's pickle weights only with ``allow_pickle``)."""
     if is_ir_folder(ref):
         folder = Path(str(ref)).expanduser()
         have = weight_format_of(folder)
@@ -84,7 +86,7 @@ def ensure_ir(ref: str, weight_format: str | None, seed: int = 0, progress: bool
 
         folder.parent.mkdir(parents=True, exist_ok=True)
         with StageProgress(quiet=not progress) as report:
-            convert(ref, quant, folder, seed=seed, force=folder.exists(), progress=report)
+            convert(ref, quant, folder, seed=seed, force=folder.exists(), progress=report, allow_pickle=allow_pickle)
     return folder, True
 
 
@@ -113,15 +115,15 @@ def _generation_config(folder: Path) -> SimpleNamespace:
 
 
 def load(ref: str, *, weight_format: str | None = None, device: str | None = None, max_batch: int = 1,
-         max_len: int | None = None, threads: int | None = None, seed: int = 0, progress: bool = True,
-         config: dict | None = None) -> Loaded:
+         max_len: int | None = None, threads: int | None = None, seed: int = 0, allow_pickle: bool = False,
+         progress: bool = True, config: dict | None = None) -> Loaded:
     """The model behind ``ref`` ready to run on OpenVINO ``device`` (the seam's engine entry point)."""
     from aipc.engines.openvino_export import check_toolchain
 
     dev = check_device(device)
     if not is_ir_folder(ref):
         check_toolchain()
-    folder, _ = ensure_ir(ref, weight_format, seed, progress)
+    folder, _ = ensure_ir(ref, weight_format, seed, progress, allow_pickle=allow_pickle)
     hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     ctx = int(hf.get("max_position_embeddings") or 2048)
     generator = None

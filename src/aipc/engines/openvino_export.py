@@ -68,9 +68,10 @@ def default_output(ref: str, quant: str) -> Path:
 
 
 def convert(ref: str, quant: str, out: str | Path | None = None, *, seed: int = 0, force: bool = False,
-            progress=None) -> Path:
+            progress=None, allow_pickle: bool = False) -> Path:
     """Export ``ref`` to an OpenVINO IR folder at ``out`` (default ``<name>-openvino-<quant>``).
-    ``progress(stage, done, total)`` as in :class:`aipc.engines.gguf_convert.StageProgress`."""
+    ``progress(stage, done, total)`` as in :class:`aipc.engines.gguf_convert.StageProgress`;
+    ``allow_pickle``: a folder's pickle weights may be exported (aipc.models.live's rule)."""
     from aipc.privacy.atomic import atomic_dir
 
     quant = check_quant(quant)
@@ -78,7 +79,7 @@ def convert(ref: str, quant: str, out: str | Path | None = None, *, seed: int = 
     out = Path(out).expanduser() if out is not None else default_output(ref, quant)
     if out.exists() and not force:
         raise AipcError(f"{out} already exists; choose another -o or pass --force")
-    src, spec = _source_folder(ref)  # validates the model before anything is written
+    src, spec = _source_folder(ref, allow_pickle)  # validates the model before anything is written
     report = progress or (lambda stage, done, total: None)
     with atomic_dir(out, replace=force) as tmp:
         random = src is None
@@ -98,20 +99,23 @@ def convert(ref: str, quant: str, out: str | Path | None = None, *, seed: int = 
     return out
 
 
-def _source_folder(ref: str):
-    """(the HF folder to export as it is, or None when the model must be built from its config first; its spec)."""
-    from aipc.models.load import resolve
+def _source_folder(ref: str, allow_pickle: bool = False):
+    """(the HF folder to export as it is, or None when the model must be built from its config first; its spec).
+    A folder passes the loader's checks first (aipc.models.live.check_ref): pickle weights only with
+    ``allow_pickle``, complete safetensors. Its own Python code never runs: the exporter is not given
+    trust_remote_code."""
+    from aipc.models.live import check_ref, has_weights
 
     p = Path(str(ref)).expanduser()
     if is_ir_folder(p):
         raise AipcError(f"{p} is already an OpenVINO IR folder; convert the original HF folder instead")
-    spec = resolve(str(ref))  # unknown names, bad configs: one-line errors here
+    spec = check_ref(str(ref), allow_pickle=allow_pickle)  # unknown names, bad configs, bad weights: one line
     if not spec.is_decoder:
         raise AipcError(f"model '{spec.name}' is an encoder ({spec.model_type}); --to openvino exports decoder models")
-    if p.is_dir() and any(p.glob("*.safetensors")):
+    if has_weights(p):
         return p.resolve(), spec
     if p.is_dir():
-        raise AipcError(f"{p} has no *.safetensors weights; pass a folder saved with save_pretrained, "
+        raise AipcError(f"{p} has no weights (*.safetensors); pass a folder saved with save_pretrained, "
                         "or its config.json to export with random weights")
     return None, spec
 

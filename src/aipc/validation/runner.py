@@ -128,7 +128,8 @@ def engine_model_file(w: dict[str, Any], *, allow_pickle: bool = False) -> str:
     if engine == "openvino":
         from aipc.engines.openvino import ensure_ir
 
-        return str(ensure_ir(w["model"], fmt if fmt in WEIGHT_FORMATS["openvino"] else None, progress=False)[0])
+        fmt = fmt if fmt in WEIGHT_FORMATS["openvino"] else None
+        return str(ensure_ir(w["model"], fmt, progress=False, allow_pickle=allow_pickle)[0])
     if engine != "llamacpp":
         raise AipcError(f"validate runs engine {engine} not yet; use --engine torch, llamacpp or openvino")
     if is_gguf(w["model"]):
