@@ -55,6 +55,24 @@ def test_generate_cli_through_the_openvino_runner(ov_ir):
     assert code == 2 and "OpenVINO IR folder: run it with --engine openvino" in err
 
 
+def test_generate_through_the_genai_pipeline_path(ov_ir):
+    """The path 'aipc generate --device NPU' takes (GenAI's own pipeline, no runner), run on the CPU."""
+    from aipc.commands import generate as G
+    from aipc.engines.openvino import load
+    from aipc.engines.openvino_genai import GenAIGenerator
+    from aipc.serve.generate import encode_prompt
+    from aipc.serve.sampling import SamplingParams
+
+    loaded = load(str(ov_ir["int4"]))
+    loaded.generator = GenAIGenerator(loaded.path, max_len=64)
+    r = G._run_generator(loaded, encode_prompt(loaded.tokenizer, "hello"), SamplingParams(max_tokens=6, ignore_eos=True),
+                         mbu=False, stream=False)
+    assert (r["engine"], r["weight_format"], r["runner"], r["threads"]) == ("openvino", "int4", "GenAIGenerator", None)
+    assert r["stats"]["output_tokens"] == 6 and len(r["token_ids"]) == 6 and r["stats"]["weight_bytes_per_step"] > 0
+    runner_row = next(row for row in G._rows(r) if row[0] == "runner")
+    assert runner_row[1] == "GenAIGenerator, int4 on cpu" and runner_row[2] == "the device's own"
+
+
 @pytest.fixture(scope="module")
 def server(ov_ir, tmp_path_factory):
     port = free_port()

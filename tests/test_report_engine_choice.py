@@ -76,3 +76,19 @@ def test_verdict_names_the_setup_and_the_torch_figure_beside_it_when_it_runs():
     line = V.runs_here({"estimates": {"available": True, "workloads": [w]}})[0]
     assert "runs here on CPU — llama.cpp Q4_K_M: 12 tokens/s generated" in line
     assert "PyTorch fp32: 1.1 tokens/s for comparison" in line
+
+
+def test_measured_engine_lines_name_each_engine_and_a_busy_run():
+    def row(engine, fmt, scenario, tok_s):
+        return {"engine": engine, "weight_format": fmt, "scenario": scenario, "device": "cpu", "tokens_per_s": tok_s}
+
+    eb = {"available": True, "model": "smollm2-135m", "engine": "llamacpp", "engines": ["llamacpp", "openvino"],
+          "results": [row("llamacpp", "q4_k_m", "decode", 40.0), row("openvino", "int4", "decode", 30.0),
+                      row("openvino", "int4", "prefill", 900.0)],
+          "not_used": "measured under load (load 3.1): not used for the estimates"}
+    lines = V.engine_measured({"engine_bench": eb})
+    assert lines[0].startswith("smollm2-135m through llama.cpp Q4_K_M on cpu (measured): decode 40")
+    assert lines[1].startswith("smollm2-135m through OpenVINO int4 on cpu (measured): decode 30")
+    assert "prefill 900" in lines[1] and len(lines) == 3 and "not used for the estimates" in lines[2]
+    assert V.engine_measured({"engine_bench": {"available": False, "why": "skipped (--no-bench)"}}) == [
+        "quantized engines not measured: skipped (--no-bench)"]

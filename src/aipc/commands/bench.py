@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Argument(None, help="Catalog name, HF id, config.json or model folder (default smollm2-135m, random weights)."),
         device: Optional[str] = typer.Option(None, "--device", "-d", help="Devices, comma-separated: cpu,cuda:0,mps (default: all present)."),
         scenario: str = typer.Option("train,prefill,decode,generate", "--scenario", "-s", help="Scenarios, comma-separated."),
-        precision: str = typer.Option("auto", "--precision", help="auto (torch: fp32 on CPU, bf16 on CUDA; llama.cpp: q4_k_m), fp32, bf16, fp16; llama.cpp: GGUF types (q8_0, q4_k_m, f16, ...)."),
+        precision: str = typer.Option("auto", "--precision", help="auto (torch: fp32 on CPU, bf16 on CUDA; llama.cpp: q4_k_m; OpenVINO: int8), fp32, bf16, fp16; llama.cpp: GGUF types (q8_0, q4_k_m, f16, ...); OpenVINO: int8, int4, fp16."),
         engine: str = typer.Option("torch", "--engine", help="torch, llamacpp or openvino (prefill/decode/generate of a .gguf / an OpenVINO IR folder, or of the model converted to --precision)."),
         batch: int = typer.Option(1, "--batch", help="Sequences per step."),
         seq_len: int = typer.Option(128, "--seq-len", help="Training sequence length."),

@@ -28,6 +28,7 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
     mbu = f"{s['mbu'] * 100:.1f}%" if s["mbu"] is not None else "n/a"
     peak = f" of {s['peak_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s" if s["peak_bandwidth_bytes_per_s"] else ""
     tps = f"{s['decode_tokens_per_s']:.1f}" if s["decode_tokens_per_s"] else "n/a"
+    threads = f", {r['threads']} threads" if r["threads"] else ""  # none: the device's own pipeline (NPU)
     return [
         ("tokens", f"{s['prompt_tokens']} prompt + {s['output_tokens']} generated ({s['finish_reason']})", ""),
         ("TTFT", seconds(s["ttft_s"]), "time to first token, includes prefill"),
@@ -36,7 +37,7 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
         ("bytes read per step", f"{gb(s['weight_bytes_per_step'])} weights + {gb(s['kv_bytes_per_step'])} KV", "mean over steps"),
         ("achieved bandwidth", bw, "bytes read per step / TPOT"),
         ("MBU", mbu + peak, s["bandwidth_source"]),
-        ("runner", f"{r['runner']}, {r['dtype']} on {r['device']}, {r['threads']} threads", r["threads_note"]),
+        ("runner", f"{r['runner']}, {r['dtype']} on {r['device']}{threads}", r["threads_note"]),
     ]
 
 
