@@ -15,9 +15,9 @@ ov = pytest.importorskip("openvino", reason="OpenVINO is not installed (./setup.
 def test_bench_stores_openvino_runs_and_calibrates_them_apart(ov_ir, tmp_path):
     db = tmp_path / "r.sqlite"
     with tiny_profile_home(tmp_path):
-        code, out, err = run_cli("bench", str(ov_ir["int4"]), "--engine", "openvino", "-s", "prefill,decode",
-                                 "--quick", "--threads", "1", "--prompt-tokens", "16", "--gen-tokens", "8",
-                                 "--db", str(db), "--json")
+        code, out, err = run_cli("bench", str(ov_ir["int4"]), "--engine", "openvino", "--precision", "int4",
+                                 "-s", "prefill,decode", "--quick", "--threads", "1", "--prompt-tokens", "16",
+                                 "--gen-tokens", "8", "--db", str(db), "--json")
         assert code == 0, err
         r = json.loads(out)
         assert (r["engine"], r["weight_format"]) == ("openvino", "int4")
