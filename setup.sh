@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create or reuse the local virtual environment .venv and install aipc into it.
-#   ./setup.sh          runtime (aipc + LoRA, serve, data, seal extras)
+#   ./setup.sh          runtime (aipc + LoRA, serve, data, seal extras, llama.cpp and OpenVINO engines)
 #   ./setup.sh dev      the above plus the test tools
 # Where no NVIDIA GPU is present, the CPU build of torch is installed first, so pip never
 # pulls a multi-GB CUDA build on a CPU-only machine (CI included).
@@ -21,7 +21,7 @@ done
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 
-stamp="$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)-$EXTRA"
+stamp="$(cat pyproject.toml setup.sh openvino-export-requirements.txt | sha256sum | cut -c1-16)-$EXTRA"
 if [ -f "$VENV/.aipc-stamp" ] && [ "$(cat "$VENV/.aipc-stamp")" = "$stamp" ]; then
   exit 0
 fi
@@ -93,5 +93,16 @@ if [ "$(cat "$conv/.release" 2>/dev/null)" != "$LLAMA_CPP_PY" ]; then
   rm -rf "$conv" && mkdir -p "$(dirname "$conv")"
   mv "$tmp"/llama_cpp_python-*/vendor/llama.cpp "$conv"
   echo "$LLAMA_CPP_PY" > "$conv/.release"
+fi
+# OpenVINO's exporter (optimum-intel) supports transformers < 5.6 only: it goes with the transformers
+# release it supports into a folder of its own, which `aipc convert --to openvino` puts first on the
+# PYTHONPATH of its export child process; everything else comes from this environment.
+ovx="$VENV/share/aipc/openvino-export"
+ovx_want="$(sha256sum openvino-export-requirements.txt | cut -c1-16)"
+if [ "$(cat "$ovx/.requirements" 2>/dev/null)" != "$ovx_want" ]; then
+  echo "setup.sh: installing the OpenVINO exporter (optimum-intel + its transformers) into $ovx" >&2
+  rm -rf "$ovx" && mkdir -p "$ovx"
+  "${PIP[@]}" install --no-deps --target "$ovx" -r openvino-export-requirements.txt
+  echo "$ovx_want" > "$ovx/.requirements"
 fi
 echo "$stamp" > "$VENV/.aipc-stamp"

@@ -42,13 +42,13 @@ def _arg(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
 
-def bench(model: str, quant: str, prompt: int, gen: int, db: Path, quick: bool) -> list[dict]:
+def bench(model: str, quant: str, prompt: int, gen: int, db: Path, quick: bool, engine: str = "llamacpp") -> list[dict]:
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
 
     loop = LoopConfig(warmup=1, min_reps=3, min_s=0.5, max_s=5.0) if quick else LoopConfig(warmup=2, min_reps=5,
                                                                                           min_s=2.0, max_s=20.0)
-    o = BenchOptions(model=model, engine="llamacpp", precision=quant, scenarios=("prefill", "decode"),
+    o = BenchOptions(model=model, engine=engine, precision=quant, scenarios=("prefill", "decode"),
                      prompt=prompt, gen=gen, loop=loop, db=db, devices="cpu", threads=THREADS)
     return run_bench(o)["results"]
 
@@ -64,22 +64,24 @@ def collect_runs(db: Path, quick: bool) -> None:
                     flush=True)
 
 
-def _in_calibration(run: dict) -> bool:
+def _in_calibration(run: dict, calib: tuple) -> bool:
+    models, quants, shapes = calib
     w = run["workload"]
-    return (run["model"] in CALIB_MODELS and w["weight_dtype"] in CALIB_QUANTS
-            and (w["prompt_tokens"], w["gen_tokens"]) in CALIB_SHAPES)
+    return (run["model"] in models and w["weight_dtype"] in quants
+            and (w["prompt_tokens"], w["gen_tokens"]) in shapes)
 
 
-def evaluate(db: Path) -> dict:
-    """Fit on the calibration subset, predict the rest; uncalibrated errors of every run."""
+def evaluate(db: Path, calib: tuple = (CALIB_MODELS, CALIB_QUANTS, CALIB_SHAPES)) -> dict:
+    """Fit on the calibration subset (models, weight formats, shapes), predict the rest; uncalibrated
+    errors of every run."""
     from aipc.bench.calibration import TIME_FIELD, _predict, calibrate_runs, prepare_points
     from aipc.bench.context import machine_context
     from aipc.bench.store import ResultsDB
 
     specs = machine_context(measure=False).specs
     runs = [r for r in ResultsDB(db, create=False).runs(kind="bench") if r["scenario"] in ("prefill", "decode")]
-    fitted = calibrate_runs([r for r in runs if _in_calibration(r)], specs)
-    points, skipped = prepare_points([r for r in runs if not _in_calibration(r)], specs)
+    fitted = calibrate_runs([r for r in runs if _in_calibration(r, calib)], specs)
+    points, skipped = prepare_points([r for r in runs if not _in_calibration(r, calib)], specs)
     rows = []
     for p in points:
         after = _predict(p, fitted["table"])

@@ -53,6 +53,25 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory):
+    """A complete local HF folder of a tiny Qwen2 (tied embeddings, q/k/v biases)."""
+    from aipc.models.tiny import make_tiny_folder
+
+    return make_tiny_folder(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2")
+
+
+@pytest.fixture(scope="session")
+def ov_ir(tiny_qwen_dir, tmp_path_factory):
+    """OpenVINO IR folders of the tiny Qwen2, one per weight format, exported by ``aipc convert --to
+    openvino`` (optimum-intel + NNCF in a child process, ~10 s each on 2 cores)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (./setup.sh installs it)")
+    from aipc.engines.openvino_export import convert
+
+    root = tmp_path_factory.mktemp("ov-ir")
+    return {q: convert(str(tiny_qwen_dir), q, root / q) for q in ("fp16", "int8", "int4")}
+
+
+@pytest.fixture(scope="session")
 def tiny_ggufs(tiny_llama_dir, tmp_path_factory):
     """Tiny models converted once per session by llama.cpp's converter (two runs, side by side) and
     quantize API: 'f32'/'f16' of the tiny Llama (hidden 64, the weights of ``tiny_llama_dir``), and

@@ -89,3 +89,37 @@ def run_cli(*args: str):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
+
+
+def concurrent_completions(client, model: str, prompts: list[str], max_tokens: int, solo_n: int = 2):
+    """(solo, together): greedy completions of the first ``solo_n`` prompts one at a time, then of all
+    ``prompts`` streamed from one thread each at once (what continuous batching must not change)."""
+    import threading
+
+    solo = {p: client.completions.create(model=model, prompt=p, max_tokens=max_tokens, temperature=0,
+                                         extra_body={"ignore_eos": True}).choices[0].text for p in prompts[:solo_n]}
+    out, errors = {}, []
+
+    def go(p):
+        try:
+            chunks = client.completions.create(model=model, prompt=p, max_tokens=max_tokens, temperature=0,
+                                               stream=True, extra_body={"ignore_eos": True})
+            out[p] = "".join(c.choices[0].text for c in chunks if c.choices)
+        except Exception as e:  # pragma: no cover - reported by the caller's assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=go, args=(p,)) for p in prompts]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert not errors and len(out) == len(prompts), errors
+    return solo, out
+
+
+def mean_decode_batch(url: str, key: str) -> float:
+    """aipc_decode_batch_size's mean from the server's /metrics."""
+    import httpx
+
+    metrics = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {key}"}).text
+    total = {ln.split()[0]: float(ln.split()[1]) for ln in metrics.splitlines()
+             if ln.startswith("aipc_decode_batch_size_") and " " in ln}
+    return total["aipc_decode_batch_size_sum"] / total["aipc_decode_batch_size_count"]

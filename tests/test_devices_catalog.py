@@ -105,7 +105,7 @@ def test_npus_give_int8_and_no_unpublished_float_peaks(catalog):
     assert len(npus) >= 3
     for s in npus:
         assert set(s.peak_flops) == {"int8"}, s.name
-        assert 40e12 <= s.peak_flops["int8"] <= 60e12, s.name
+        assert 10e12 <= s.peak_flops["int8"] <= 60e12, s.name  # Arrow Lake's 13 TOPS to Copilot+ NPUs' 45-55
 
 
 def test_cloud_gpus_have_priced_offers_from_several_providers(catalog):

@@ -45,7 +45,7 @@ def _reached(*a, **k):
 STUBS = ["aipc.commands.train.run", "aipc.commands.generate._run", "aipc.serve.server.run",
          "aipc.bench.runner.run_bench", "aipc.serve.loadtest.run", "aipc.hardware.profile.load_or_measure",
          "aipc.validation.runner.measure", "aipc.validation.runner.run_set", "aipc.report.collect.collect",
-         "aipc.engines.gguf_convert.convert"]
+         "aipc.engines.gguf_convert.convert", "aipc.engines.openvino_export.convert"]
 COMMANDS = typer.main.get_command(app).commands
 VERB_WEIGHTS = {"estimate": 4, "decide": 2, "models": 2, "devices": 2, "train": 3, "serve": 2, "generate": 2,
                 "bench": 2, "loadtest": 2, "results": 2, "calibrate": 1, "seal": 2, "unseal": 2, "hw": 1,

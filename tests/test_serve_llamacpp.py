@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 
 import httpx
 import openai
 import pytest
 
-from helpers import free_port, serving
+from helpers import concurrent_completions, free_port, mean_decode_batch, serving
 
 KEY = "test-key-llamacpp-0123456789"
 
@@ -75,27 +74,9 @@ def test_chat_uses_the_gguf_template(client):
 
 def test_concurrent_requests_batched_through_llamacpp(server, client):
     prompts = ["one", "two two", "three three three", "four", "five five", "six"]
-    solo = {p: client.completions.create(model="tiny-gguf", prompt=p, max_tokens=16, temperature=0,
-                                         extra_body={"ignore_eos": True}).choices[0].text for p in prompts[:2]}
-    out, errors = {}, []
-
-    def go(p):
-        try:
-            chunks = client.completions.create(model="tiny-gguf", prompt=p, max_tokens=16, temperature=0, stream=True,
-                                               extra_body={"ignore_eos": True})
-            out[p] = "".join(c.choices[0].text for c in chunks if c.choices)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=go, args=(p,)) for p in prompts]
-    [t.start() for t in threads]
-    [t.join(60) for t in threads]
-    assert not errors and len(out) == len(prompts)
+    solo, out = concurrent_completions(client, "tiny-gguf", prompts, max_tokens=16)
     assert all(out[p] == solo[p] for p in solo)  # batched with others: the same tokens as alone
-    metrics = httpx.get(server["url"] + "/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
-    total = {ln.split()[0]: float(ln.split()[1]) for ln in metrics.splitlines()
-             if ln.startswith("aipc_decode_batch_size_") and " " in ln}
-    assert total["aipc_decode_batch_size_sum"] / total["aipc_decode_batch_size_count"] > 1.0
+    assert mean_decode_batch(server["url"], KEY) > 1.0  # some steps decoded several requests together
 
 
 def test_audit_log_records_requests(server, client):

@@ -22,12 +22,13 @@ from aipc.errors import AipcError
 from aipc.spec import Workload
 
 ENGINE_SCENARIOS = ("prefill", "decode", "generate")
-DEFAULT_FORMAT = {"llamacpp": "q4_k_m"}
+DEFAULT_FORMAT = {"llamacpp": "q4_k_m", "openvino": "int8"}
 
 
 def engine_ref(o) -> tuple[str, str]:
     """(the file the engine loads, its weight format): a .gguf as given (its own format), else the
-    model converted to ``o.precision`` (default q4_k_m) in aipc's GGUF cache."""
+    model converted to ``o.precision`` (default q4_k_m) in aipc's GGUF cache; for OpenVINO an IR
+    folder as given (its own format), else the model exported (default int8) into aipc's IR cache."""
     from aipc.models.gguf import is_gguf_path
 
     if o.engine == "llamacpp" and is_gguf_path(o.model):
@@ -39,6 +40,11 @@ def engine_ref(o) -> tuple[str, str]:
                             f"('aipc convert MODEL --to gguf --quant {o.precision}')")
         return str(Path(o.model).expanduser()), fmt
     fmt = DEFAULT_FORMAT.get(o.engine) if o.precision == "auto" else o.precision
+    if o.engine == "openvino":
+        from aipc.engines.openvino import ensure_ir, weight_format_of
+
+        folder, _ = ensure_ir(o.model, None if o.precision == "auto" else fmt, allow_pickle=o.allow_pickle)
+        return str(folder), weight_format_of(folder)
     if o.engine == "llamacpp":
         from aipc.engines.gguf_convert import cached_gguf
 

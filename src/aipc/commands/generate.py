@@ -28,6 +28,7 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
     mbu = f"{s['mbu'] * 100:.1f}%" if s["mbu"] is not None else "n/a"
     peak = f" of {s['peak_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s" if s["peak_bandwidth_bytes_per_s"] else ""
     tps = f"{s['decode_tokens_per_s']:.1f}" if s["decode_tokens_per_s"] else "n/a"
+    threads = f", {r['threads']} threads" if r["threads"] else ""  # none: the device's own pipeline (NPU)
     return [
         ("tokens", f"{s['prompt_tokens']} prompt + {s['output_tokens']} generated ({s['finish_reason']})", ""),
         ("TTFT", seconds(s["ttft_s"]), "time to first token, includes prefill"),
@@ -36,7 +37,7 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
         ("bytes read per step", f"{gb(s['weight_bytes_per_step'])} weights + {gb(s['kv_bytes_per_step'])} KV", "mean over steps"),
         ("achieved bandwidth", bw, "bytes read per step / TPOT"),
         ("MBU", mbu + peak, s["bandwidth_source"]),
-        ("runner", f"{r['runner']}, {r['dtype']} on {r['device']}, {r['threads']} threads", r["threads_note"]),
+        ("runner", f"{r['runner']}, {r['dtype']} on {r['device']}{threads}", r["threads_note"]),
     ]
 
 
@@ -54,9 +55,9 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Makes sampling repeatable."),
         stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable); not included in the output."),
         ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Keep generating past the end-of-sequence token."),
-        engine: Optional[str] = typer.Option(None, "--engine", help="torch | llamacpp (default: llamacpp for a .gguf file or a GGUF quant type, else torch)."),
-        dtype: Optional[str] = typer.Option(None, "--dtype", "--weight-format", help="torch: fp32 | bf16 | fp16 (default fp32 on CPU, bf16 on GPU); llamacpp: q4_k_m | q8_0 | f16 ... (a .gguf keeps its own)."),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto."),
+        engine: Optional[str] = typer.Option(None, "--engine", help="torch | llamacpp | openvino (default: llamacpp for a .gguf file or a GGUF quant type, openvino for an IR folder or int8/int4, else torch)."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", "--weight-format", help="torch: fp32 | bf16 | fp16 (default fp32 on CPU, bf16 on GPU); llamacpp: q4_k_m | q8_0 | f16 ... (a .gguf keeps its own); openvino: int8 (default) | int4 | fp16 (an IR folder keeps its own)."),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto; openvino: CPU | GPU | NPU."),
         threads: str = typer.Option("auto", "--threads", help="CPU threads, or 'auto' (measure 1 vs all, keep the faster)."),
         compile_: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the decode step (30-80 s to compile on CPU for a ~1.1x faster step)."),
         fast: bool = typer.Option(True, "--fast/--hf-forward", help="Lean static-cache decoder (Llama-family) or the model's own forward."),
@@ -101,11 +102,9 @@ def register(app: typer.Typer) -> None:
 
 def _run(model, prompt, chat, system, params, engine, dtype, device, n_threads, compile_, fast, mbu, stream,
          allow_pickle=False) -> dict:
-    import dataclasses
-
     from aipc.engines import load
     from aipc.errors import AipcError
-    from aipc.serve.generate import DEFINITIONS, encode_prompt, generate, measured_bandwidth
+    from aipc.serve.generate import encode_prompt, generate, measured_bandwidth
 
     loaded = load(model, engine=engine, weight_format=dtype, device=device, threads=n_threads,
                   allow_pickle=allow_pickle, **({} if fast else {"fast": False}))
@@ -114,6 +113,8 @@ def _run(model, prompt, chat, system, params, engine, dtype, device, n_threads, 
     if len(ids) >= ctx:
         raise AipcError(f"the prompt has {len(ids)} tokens; the model's context is {ctx}; shorten it")
     loaded.resize(max_len=min(ctx, len(ids) + params.max_tokens + 16))
+    if loaded.generator is not None:  # OpenVINO on an NPU: GenAI's own pipeline, no runner
+        return _run_generator(loaded, ids, params, mbu, stream)
     runner = loaded.runner
     if compile_:
         if not hasattr(runner, "compile"):
@@ -121,27 +122,60 @@ def _run(model, prompt, chat, system, params, engine, dtype, device, n_threads, 
         runner.compile()
     threads, note = _choose_threads(runner, loaded.device, n_threads)
     bandwidth = measured_bandwidth(loaded.device) if mbu else (None, "n/a (--no-mbu)")
-    if loaded.random_weights:
-        print("note: random weights (no trained weights on this machine): the text is noise, the speed is real",
-              file=sys.stderr)
-
-    def show(s: str) -> None:
-        if s:
-            sys.stdout.write(s)
-            sys.stdout.flush()
-
+    _note_random(loaded)
     try:
-        res = generate(runner, loaded.tokenizer, ids, params, model=loaded.model, on_text=show if stream else None,
+        res = generate(runner, loaded.tokenizer, ids, params, model=loaded.model, on_text=_show if stream else None,
                        bandwidth=bandwidth)
     except ValueError as e:
         raise AipcError(str(e)) from None
     if stream:
         sys.stdout.write("\n")
+    return _result(loaded, res, type(runner).__name__, threads, note, compiled=bool(compile_))
+
+
+def _show(s: str) -> None:
+    if s:
+        sys.stdout.write(s)
+        sys.stdout.flush()
+
+
+def _note_random(loaded) -> None:
+    if loaded.random_weights:
+        print("note: random weights (no trained weights on this machine): the text is noise, the speed is real",
+              file=sys.stderr)
+
+
+def _result(loaded, res, runner: str, threads, note: str, compiled: bool = False) -> dict:
+    import dataclasses
+
+    from aipc.serve.generate import DEFINITIONS
+
     return {"model": loaded.name, "random_weights": loaded.random_weights, "text": res.text,
-            "token_ids": res.token_ids, "engine": loaded.engine, "runner": type(runner).__name__,
+            "token_ids": res.token_ids, "engine": loaded.engine, "runner": runner,
             "dtype": loaded.weight_format, "weight_format": loaded.weight_format, "device": loaded.device,
-            "threads": threads, "threads_note": note, "compiled": bool(compile_),
+            "threads": threads, "threads_note": note, "compiled": compiled,
             "stats": dataclasses.asdict(res.stats), "definitions": DEFINITIONS}
+
+
+def _run_generator(loaded, ids, params, mbu: bool, stream: bool) -> dict:
+    """Generation through the engine's own pipeline (OpenVINO GenAI on an NPU): same result and stats."""
+    from aipc.errors import AipcError
+    from aipc.estimate.openvino_weights import weight_bytes
+    from aipc.models.load import resolve
+    from aipc.serve.generate import measured_bandwidth
+
+    spec = resolve(str(loaded.path))
+    bandwidth = measured_bandwidth(loaded.device) if mbu else (None, "n/a (--no-mbu)")
+    _note_random(loaded)
+    try:
+        res = loaded.generator.generate(loaded.tokenizer, ids, params, on_text=_show if stream else None,
+                                        bandwidth=bandwidth, weight_bytes=weight_bytes(spec, loaded.weight_format)[
+                                            "per_step"], kv_bytes_per_token=int(spec.kv_bytes_per_token(2)))
+    except ValueError as e:
+        raise AipcError(str(e)) from None
+    if stream:
+        sys.stdout.write("\n")
+    return _result(loaded, res, type(loaded.generator).__name__, None, "the device's own")
 
 
 def _choose_threads(runner, device: str, n_threads: int | None) -> tuple[int, str]:
@@ -153,6 +187,6 @@ def _choose_threads(runner, device: str, n_threads: int | None) -> tuple[int, st
         return n_threads, "set with --threads"
     cands = thread_candidates(runner)
     if device != "cpu" or len(cands) < 2 or runner.max_len < 16:
-        return runner_threads(runner), "default"
+        return runner_threads(runner), getattr(runner, "threads_note", "default")
     best, med = pick_threads(runner, cands)
     return best, "auto: " + ", ".join(f"{c} → {s * 1e3:.1f} ms/step" for c, s in med.items())

@@ -34,15 +34,21 @@ def register(app: typer.Typer) -> None:
             raise AipcError(f"--wait-quiet must be 0 to 3600 seconds (got {wait_quiet})")
         if replace and not refresh:
             raise AipcError("--replace forgets the kept best figures of a new measurement; use it with --refresh")
+        from aipc.hardware import openvino_devices as ovd
+
         p = prof.load_or_measure(quick=quick, refresh=refresh, remeasure_if_quiet=True, wait_quiet_s=wait_quiet,
                                  replace=replace)
         written = prof.export_profile(p, export) if export is not None else None
+        ov = ovd.report(quick=quick, refresh=refresh, fingerprint=p.fingerprint)
         if json_out:
             from aipc.render import print_json
 
-            print_json(json_object(p, written))
+            print_json({**json_object(p, written), "openvino": ov.to_dict()})
         else:
+            from aipc.render import console
+
             render(p, written)
+            ovd.render(ov, console())
 
 
 def json_object(p, exported: Path | None) -> dict:

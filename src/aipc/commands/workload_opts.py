@@ -14,7 +14,7 @@ from aipc.errors import AipcError
 
 _OPTS: dict[str, tuple[Any, Any]] = {
     "task": (Optional[str], typer.Option(None, "--task", help="infer or train (default infer)")),
-    "engine": (Optional[str], typer.Option(None, "--engine", help="torch, llamacpp or openvino (default torch; a .gguf model or a GGUF --precision means llamacpp)")),
+    "engine": (Optional[str], typer.Option(None, "--engine", help="torch, llamacpp or openvino (default torch; a .gguf model or a GGUF --precision means llamacpp, an OpenVINO IR folder openvino)")),
     "method": (Optional[str], typer.Option(None, "--method", help="full, lora, qlora or freeze")),
     "precision": (Optional[str], typer.Option(None, "--precision", help="fp32, bf16, fp16, amp-bf16, mixed-bf16, int8, int4, nf4; llama.cpp (GGUF): f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0, ... (default with --engine llamacpp: q4_k_m)")),
     "kv_dtype": (Optional[str], typer.Option(None, "--kv-dtype", help="KV cache precision (default: compute)")),

@@ -49,6 +49,7 @@ class Loaded:
     max_batch: int = 1
     max_len: int | None = None
     make_runner: Callable = field(repr=False, default=None)  # (max_batch, max_len) -> runner
+    generator: object = None  # engines that cannot expose logits there (OpenVINO on an NPU): generate(...) -> Result
     _runner: object = field(default=None, repr=False)
 
     @property
@@ -90,6 +91,12 @@ def is_gguf(ref) -> bool:
     return str(ref).lower().endswith(GGUF_SUFFIX)
 
 
+def is_openvino_ir(ref) -> bool:
+    """An OpenVINO IR folder (``aipc convert --to openvino`` / optimum-cli's openvino_model.xml)."""
+    p = Path(str(ref)).expanduser()
+    return p.is_dir() and (p / "openvino_model.xml").is_file()
+
+
 def default_engine(ref, weight_format: str | None = None, device: str | None = None) -> str:
     """The best installed engine for this model reference and weight format.
 
@@ -100,7 +107,7 @@ def default_engine(ref, weight_format: str | None = None, device: str | None = N
     fmt = (weight_format or "").lower()
     if is_gguf(ref) or (fmt and fmt in GGUF_TYPES and fmt not in WEIGHT_FORMATS["torch"]):
         want = "llamacpp"
-    elif fmt and fmt in WEIGHT_FORMATS["openvino"] and fmt not in WEIGHT_FORMATS["torch"]:
+    elif is_openvino_ir(ref) or (fmt and fmt in WEIGHT_FORMATS["openvino"] and fmt not in WEIGHT_FORMATS["torch"]):
         want = "openvino"
     else:
         want = "torch"
@@ -146,6 +153,8 @@ def load(ref, *, engine: str | None = None, weight_format: str | None = None, de
     weight_format = check_weight_format(engine, weight_format)
     if is_gguf(ref) and engine != "llamacpp":
         raise AipcError(f"{ref} is a GGUF file: run it with --engine llamacpp")
+    if is_openvino_ir(ref) and engine != "openvino":
+        raise AipcError(f"{ref} is an OpenVINO IR folder: run it with --engine openvino")
     mod = importlib.import_module(f"aipc.engines.{engine}")
     extra = sorted(set(options) - set(getattr(mod, "OPTIONS", {})))
     if extra:
@@ -166,5 +175,8 @@ def runner_threads(runner) -> int:
 
 
 def thread_candidates(runner) -> list[int]:
-    """Thread counts worth measuring for ``runner``: all it would use, and 1 (a busy CPU can favour 1)."""
+    """Thread counts worth measuring for ``runner``: all it would use, and 1 (a busy CPU can favour 1).
+    A runner whose threads are fixed when it is built (OpenVINO compiles them in) measured them then."""
+    if getattr(runner, "threads_fixed", False):
+        return [runner_threads(runner)]
     return sorted({runner_threads(runner), 1}, reverse=True)

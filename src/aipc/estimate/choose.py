@@ -1,10 +1,11 @@
 """The best engine x precision for a workload on a device, and whether it meets the need.
 
 For inference the candidates are what a user would run there: the torch engine at the device's native
-16-bit type (fp32 on a CPU whose bf16 is emulated — never an emulated dtype by default) and llama.cpp
-at Q8_0 and Q4_K_M. Among the candidates that fit, the best is the most precise one that meets the
-need (TTFT and TPOT targets); where none meets it, the fastest that fits. Training runs on torch only;
-on a CPU with emulated bf16 it prefers fp32 where fp32 fits.
+16-bit type (fp32 on a CPU whose bf16 is emulated — never an emulated dtype by default), llama.cpp
+at Q8_0 and Q4_K_M, and, where OpenVINO is installed, OpenVINO at int8 and int4 on CPUs and Intel
+GPUs / NPUs (on an Intel NPU it is the only candidate). Among the candidates that fit, the best is
+the most precise one that meets the need (TTFT and TPOT targets); where none meets it, the fastest
+that fits. Training runs on torch only; on a CPU with emulated bf16 it prefers fp32 where fp32 fits.
 
 :class:`Need` says what "meets" means: for inference the TTFT / TPOT targets (aipc.cost.defaults'
 defaults: 2 s and 0.1 s), for training a job's tokens and its deadline. Import-light.
@@ -22,6 +23,9 @@ from aipc.spec import Workload
 # llama.cpp file types tried for inference, most precise first (f16 is never faster than q8_0 and
 # never smaller: it cannot win)
 LLAMACPP_TYPES = ("q8_0", "q4_k_m")
+# OpenVINO weight formats tried where OpenVINO is installed, on the devices it runs: CPUs, Intel GPUs
+# (integrated or not) and Intel NPUs (where it is the only engine)
+OPENVINO_TYPES = ("int8", "int4")
 # how a setup is named in sentences: ("llamacpp", "q4_k_m") -> "llama.cpp Q4_K_M"
 ENGINE_NAMES = {"torch": "PyTorch", "llamacpp": "llama.cpp", "openvino": "OpenVINO"}
 
@@ -84,10 +88,26 @@ def candidates(w: Workload, d: DeviceSpec, cpu_bf16_native: bool | None = None) 
             return [w.replace(weight_dtype="fp32", compute_dtype=None, optim_dtype=None), w]
         return [w]
     base = {"compute_dtype": None, "kv_dtype": None}
-    out = [w.replace(engine="torch", weight_dtype=_torch_precision(d, cpu_bf16_native), **base)]
+    ov = openvino_runs_on(d)
+    out = [] if d.kind == "npu" and ov else [w.replace(engine="torch", weight_dtype=_torch_precision(d, cpu_bf16_native),
+                                                        **base)]
     if d.kind != "npu":
         out += [w.replace(engine="llamacpp", weight_dtype=t, **base) for t in LLAMACPP_TYPES]
+    if ov:
+        out += [w.replace(engine="openvino", weight_dtype=t, **base) for t in OPENVINO_TYPES]
     return out
+
+
+def openvino_runs_on(d: DeviceSpec) -> bool:
+    """OpenVINO is installed here and ``d`` is a device it runs on (a CPU, an Intel GPU or NPU)."""
+    import importlib.util
+
+    if d.kind != "cpu" and d.vendor != "intel":
+        return False
+    try:
+        return importlib.util.find_spec("openvino") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

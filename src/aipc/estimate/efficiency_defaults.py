@@ -38,6 +38,11 @@ LLAMACPP_METAL = ("llama.cpp PR 2891 / 2917 (2023-08-30): M2 Ultra, Llama-2-7B F
 LLAMACPP_STRIX = ("deseven/strixhalo-homelab issue 11 (2026-03-26): Ryzen AI Max 385 (256-bit LPDDR5X-8000), "
                   "Vulkan, Llama-3.1-8B Q4_K_M tg64 41.6 t/s, pp512 833")
 
+OPENVINO_AIPC = ("aicrier.com/post/wmaaqcepcj8n0zy4ds5v (2026-04-12, a summary of OpenVINO 2026.0 results on Intel "
+                 "Core Ultra, chip not named): 8B models at 6-12 tok/s on the NPU (~10 typical), ~20 tok/s on the iGPU; "
+                 "against Lunar Lake's 136.5 GB/s and the 4.15 GB a Llama-3.1-8B int4 IR reads per step "
+                 "(aipc.estimate.openvino_weights): iGPU 0.61, NPU 0.30")
+
 # (device class, engine) -> factors. Classes: aipc.estimate.efficiency.device_class.
 DEFAULTS: dict[tuple[str, str], Default] = {
     ("nvidia-gpu", "torch"): Default(
@@ -76,6 +81,18 @@ DEFAULTS: dict[tuple[str, str], Default] = {
         0.0, 0.60, 0.75, 0.05e-3,
         "default (assumption, not yet measured: llama.cpp decode 0.75 of aipc hw's copy bandwidth + 0.05 ms per "
         "layer, prefill 0.60 of its fp32 GEMM peak; aipc bench --engine llamacpp then aipc calibrate replace it)"),
+    # OpenVINO (Intel CPU, iGPU, NPU): decode against the device's bandwidth, prefill against its 16-bit peak
+    # (the CPU: aipc hw's measured GEMM peak)
+    ("cpu", "openvino"): Default(
+        0.0, 0.60, 0.70, 0.03e-3,
+        "default (assumption, not yet measured here: OpenVINO decode 0.70 of aipc hw's copy bandwidth + 0.03 ms per "
+        "layer, prefill 0.60 of its GEMM peak; aipc bench --engine openvino then aipc calibrate replace it)"),
+    ("apu", "openvino"): Default(
+        0.0, 0.40, 0.61, 0.0,
+        f"default (published, weak source): decode MBU 0.61 ({OPENVINO_AIPC}); prefill MFU 0.40 (assumption)"),
+    ("npu", "openvino"): Default(
+        0.0, 0.30, 0.30, 0.0,
+        f"default (published, weak source): decode MBU 0.30 ({OPENVINO_AIPC}); prefill MFU 0.30 (assumption)"),
 }
 
 # Training MFU by GPU generation where the published runs disagree with the class default by more than

@@ -36,11 +36,16 @@ def weights_bytes(m: ModelSpec, w: Workload) -> float:
     those to fp32 (FIELD-NOTES: peft/bitsandbytes), unless the adapters are 16-bit: the QLoRA
     paper's qlora.py casts the LoRA layers, embeddings and head back to bf16 under --bf16. GGUF
     (llama.cpp): every tensor at the type llama.cpp's quantizer gives it, in ggml's exact block
-    sizes, or the .gguf file's own bytes (aipc.estimate.weights)."""
-    from aipc.estimate.weights import gguf_weight_bytes, is_gguf
+    sizes, or the .gguf file's own bytes (aipc.estimate.weights). OpenVINO IR: NNCF's rules
+    (aipc.estimate.openvino_weights)."""
+    from aipc.estimate.weights import gguf_weight_bytes, is_gguf, is_openvino
 
     if is_gguf(w):
         return float(gguf_weight_bytes(m, w))
+    if is_openvino(w):  # OpenVINO IR: NNCF's rules (aipc.estimate.openvino_weights)
+        from aipc.estimate.openvino_weights import weight_bytes
+
+        return float(weight_bytes(m, w.weight_dtype)["total"])
     total = P.total_params(m)
     wd = w.weight_dtype
     if wd not in QUANTIZED:

@@ -170,29 +170,34 @@ def bench_section(model: str, progress: Progress, db: str | None = None) -> dict
 
 
 def engine_bench_section(model: str, progress: Progress, db=None) -> dict[str, Any]:
-    """The bench model through llama.cpp (when installed) at ENGINE_BENCH_FORMATS, and the factors
-    fitted on those runs (aipc.bench.calibration), which the local llama.cpp estimates then use."""
+    """The bench model through each installed quantized engine (llama.cpp, OpenVINO) at its formats in
+    D.ENGINE_BENCH, and the factors fitted on those runs (aipc.bench.calibration), which the local
+    estimates of those engines then use."""
     from aipc.engines import available
 
-    if "llamacpp" not in available():
-        return unavailable("llama.cpp (llama-cpp-python) is not installed here; ./setup.sh installs it")
+    engines = [e for e in D.ENGINE_BENCH if e in available()]
+    if not engines:
+        return unavailable("no quantized engine is installed here (llama-cpp-python, OpenVINO); ./setup.sh installs them")
     from aipc.bench.calibration import calibrate_runs
     from aipc.bench.context import machine_context
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
+    from aipc.estimate.choose import ENGINE_NAMES
 
     s, rows, busy = D.ENGINE_BENCH_SHAPE, [], []
-    for fmt in D.ENGINE_BENCH_FORMATS:
-        progress(f"bench {model} through llama.cpp {fmt.upper()}", STEPS["bench"][1])
-        o = BenchOptions(model=model, engine="llamacpp", precision=fmt, quick=True, scenarios=("prefill", "decode"),
-                         batch=s["batch"], prompt=s["prompt"], gen=s["gen"], loop=LoopConfig(**D.BENCH_LOOP), db=db)
-        rep = run_bench(o)
-        rows += rep["results"]
-        busy += rep.get("warnings") or []
+    for engine in engines:
+        for fmt in D.ENGINE_BENCH[engine]:
+            progress(f"bench {model} through {ENGINE_NAMES[engine]} {fmt}", STEPS["bench"][1])
+            o = BenchOptions(model=model, engine=engine, precision=fmt, quick=True, scenarios=("prefill", "decode"),
+                             batch=s["batch"], prompt=s["prompt"], gen=s["gen"], loop=LoopConfig(**D.BENCH_LOOP),
+                             db=db)
+            rep = run_bench(o)
+            rows += rep["results"]
+            busy += rep.get("warnings") or []
     runs = [{"id": r.get("run_id") or f"report-{i}", "scenario": r["scenario"], "device": r["device"],
              "model": r["model"], "workload": r["workload"], "metrics": {"median_s": r["median_s"]},
              "context": {"model_ref": r["workload"]["model"]}} for i, r in enumerate(rows)]
-    out = {"available": True, "model": model, "engine": "llamacpp", "shape": dict(s),
+    out = {"available": True, "model": model, "engine": engines[0], "engines": engines, "shape": dict(s),
            "results": [{k: to_jsonable(r.get(k)) for k in (*BENCH_KEYS, "engine", "weight_format")} for r in rows]}
     if busy:  # a busy moment must not rewrite the machine: measured, shown, not used for the estimates
         return {**out, "calibration": None, "not_used": f"measured under load ({busy[0]}): not used for the estimates"}

@@ -22,7 +22,9 @@ BENCH_LOOP = {"warmup": 1, "min_reps": 3, "min_s": 0.2, "max_s": 2.0}
 # Where llama.cpp is installed, the bench model also runs through it at two GGUF types (their bytes per
 # layer differ ~1.8x, so decode's two terms — bandwidth and per-layer time — can be told apart); the
 # local llama.cpp estimates use factors fitted on these runs unless 'aipc calibrate' stored some.
-ENGINE_BENCH_FORMATS = ("q4_k_m", "q8_0")
+ENGINE_BENCH_FORMATS = ("q4_k_m", "q8_0")  # llama.cpp
+# every quantized engine the report measures where it is installed, with its weight formats
+ENGINE_BENCH = {"llamacpp": ENGINE_BENCH_FORMATS, "openvino": ("int4", "int8")}
 ENGINE_BENCH_SHAPE: dict[str, Any] = {"batch": 1, "prompt": 256, "gen": 16}
 
 # Workloads estimated on this machine and every catalog device (aipc.spec.Workload fields).

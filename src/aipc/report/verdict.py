@@ -135,20 +135,24 @@ def measured_here(data: dict) -> list[str]:
 
 
 def engine_measured(data: dict) -> list[str]:
-    """The bench model through llama.cpp, per GGUF type (measured)."""
+    """The bench model through each quantized engine, per weight format (measured)."""
+    from aipc.estimate.choose import ENGINE_NAMES
+
     eb = data.get("engine_bench") or {}
     if not eb.get("available"):
-        return [f"llama.cpp not measured: {eb.get('why', 'unknown')}"] if eb else []
-    by_fmt: dict[str, list[dict]] = {}
+        return [f"quantized engines not measured: {eb.get('why', 'unknown')}"] if eb else []
+    by_fmt: dict[tuple, list[dict]] = {}
     for r in eb["results"]:
-        by_fmt.setdefault(r.get("weight_format") or "-", []).append(r)
+        by_fmt.setdefault((r.get("engine") or eb.get("engine"), r.get("weight_format") or "-"), []).append(r)
     out = []
-    for fmt, rs in by_fmt.items():
+    for (engine, fmt), rs in by_fmt.items():
         parts = [f"{r['scenario']} {tok_s(r.get('tokens_per_s'))}" + (f" (MBU {pct(r['mbu_measured'], 1)})"
                  if r.get("mbu_measured") is not None else "") for r in rs]
-        out.append(f"{eb['model']} through llama.cpp {fmt.upper()} on {rs[0]['device']} (measured): " + "; ".join(parts))
+        shown = fmt.upper() if engine == "llamacpp" else fmt
+        out.append(f"{eb['model']} through {ENGINE_NAMES.get(engine, engine)} {shown} on {rs[0]['device']} "
+                   "(measured): " + "; ".join(parts))
     if eb.get("not_used"):
-        out.append(f"llama.cpp {eb['not_used']}")
+        out.append(f"quantized engines {eb['not_used']}")
     return out
 
 

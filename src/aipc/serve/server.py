@@ -32,7 +32,7 @@ class ServeOptions:
     audit_content: bool = False
     served_name: str | None = None
     dtype: str | None = None
-    engine: str | None = None   # torch | llamacpp (aipc.engines; default: by the model file and --dtype)
+    engine: str | None = None   # torch | llamacpp | openvino (aipc.engines; default: by the model file and --dtype)
     device: str | None = None
     allow_pickle: bool = False              # load pickle weights (pytorch_model*.bin) from the folder
     max_batch: int = 16
@@ -144,6 +144,8 @@ def _load(o: ServeOptions):
     loaded.resize(max_len=ctx)
     runner = loaded.runner
     note = f"{thread_candidates(runner)[0]} threads" + (" (--threads)" if o.threads else "")
+    if not o.threads and getattr(runner, "threads_note", None):  # chosen when the runner was built
+        note += f" ({runner.threads_note})"
     if not o.threads and loaded.device == "cpu" and len(thread_candidates(runner)) > 1 and runner.max_len >= 16:
         best, med = pick_threads(runner, thread_candidates(runner), batch=runner.max_batch)
         note = f"{best} threads (measured at batch {runner.max_batch}: " + ", ".join(

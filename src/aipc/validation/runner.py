@@ -118,14 +118,20 @@ def measure(w: dict[str, Any], *, timeout: float = 900, device: str = "cpu", all
 
 def engine_model_file(w: dict[str, Any], *, allow_pickle: bool = False) -> str:
     """The file a non-torch engine reads, made here (before measuring) when needed: a GGUF of the
-    workload's model at its weight format for llama.cpp (converted once, then cached)."""
+    workload's model at its weight format for llama.cpp, an IR folder for OpenVINO (converted once,
+    then cached)."""
     from aipc.engines import WEIGHT_FORMATS, is_gguf
 
     engine, fmt = w["engine"], w.get("weight_dtype")
-    if engine != "llamacpp":
-        raise AipcError(f"validate runs engine {engine} not yet; use --engine torch or llamacpp")
     if w.get("task", "infer") != "infer":
-        raise AipcError("validate --engine llamacpp measures inference; drop --task train")
+        raise AipcError(f"validate --engine {engine} measures inference; drop --task train")
+    if engine == "openvino":
+        from aipc.engines.openvino import ensure_ir
+
+        fmt = fmt if fmt in WEIGHT_FORMATS["openvino"] else None
+        return str(ensure_ir(w["model"], fmt, progress=False, allow_pickle=allow_pickle)[0])
+    if engine != "llamacpp":
+        raise AipcError(f"validate runs engine {engine} not yet; use --engine torch, llamacpp or openvino")
     if is_gguf(w["model"]):
         return w["model"]
     if fmt not in WEIGHT_FORMATS["llamacpp"]:
