@@ -2,7 +2,7 @@
 
 Both sides run in this process on one random-weight Llama (real transformers architecture), batch 1,
 greedy. HF: ``model.generate(ids, max_new_tokens=N, do_sample=False)`` with default settings
-(DynamicCache, default logits processors and stopping criteria). aipc: ``aipc.serve.generate.generate``
+(DynamicCache, default logits processors and stopping criteria). aipc: ``aipc.engines.generate.generate``
 (FastLM: static KV cache, fused projections). End-of-sequence is disabled on both so each produces
 exactly N tokens, and the two token sequences are checked to be identical.
 
@@ -54,8 +54,8 @@ def hf_run(model, ids, n):
 
 
 def aipc_run(runner, tok, ids, n):
-    from aipc.serve.generate import generate
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.generate import generate
+    from aipc.engines.sampling import SamplingParams
 
     t = time.perf_counter()
     res = generate(runner, tok, ids[0].tolist(), SamplingParams(max_tokens=n, ignore_eos=True))
@@ -113,7 +113,7 @@ def main(argv=None) -> dict:
     hf_threads = torch.get_num_threads()
     ai_threads, auto_note = hf_threads, ""
     if args.aipc_auto_threads:
-        from aipc.serve.generate import pick_threads
+        from aipc.engines.generate import pick_threads
 
         ai_threads, med = pick_threads(runner, sorted({hf_threads, 1}, reverse=True))
         auto_note = "auto: " + ", ".join(f"{c} thr {s * 1e3:.1f} ms/step" for c, s in med.items())

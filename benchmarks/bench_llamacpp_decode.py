@@ -6,7 +6,7 @@ without it, so both run the same kernels); built once and cached in ``~/.cache/a
 Model: a catalog model (default qwen2.5-0.5b, random weights) converted by ``aipc convert`` to Q4_K_M
 and Q8_0. For each GGUF, llama-bench ``tg`` (n_gen tokens after an empty prompt, batch 1) runs at every
 thread count that matters (1..CPUs) with flash attention off and on; its best is the reference. aipc
-decodes the same number of tokens after a 1-token prompt through ``aipc.serve.generate.generate`` on
+decodes the same number of tokens after a 1-token prompt through ``aipc.engines.generate.generate`` on
 the ``LlamaCppRunner``, greedy, end of
 sequence ignored; decode tokens/s = (N-1) / (T(N) - T(1)), at every thread count too; each side's best
 is compared (and the count ``aipc generate`` would pick by its start-up measurement is recorded). Runs
@@ -110,8 +110,8 @@ def peer_tg(exe: Path, gguf: Path, threads: list[int], n_gen: int, reps: int) ->
 
 def aipc_tg(lm, n_gen: int) -> tuple[float, object]:
     """aipc decode tokens/s: (N-1) / (T(N) - T(1)) from a 1-token prompt, greedy, EOS ignored."""
-    from aipc.serve.generate import generate
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.generate import generate
+    from aipc.engines.sampling import SamplingParams
 
     prompt = [lm.tokenizer.bos_token_id if lm.tokenizer.bos_token_id is not None else 1]
 
@@ -128,7 +128,7 @@ def aipc_tg(lm, n_gen: int) -> tuple[float, object]:
 def bench_one(exe: Path, gguf: Path, args, bandwidth) -> dict:
     """Peer and aipc at every thread count, alternating rounds; each side's best is compared."""
     from aipc.engines import load, thread_candidates
-    from aipc.serve.generate import pick_threads
+    from aipc.engines.generate import pick_threads
 
     lm = load(gguf, max_len=args.n_gen + 16)
     runner = lm.runner
@@ -200,7 +200,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.peer_reps, args.convert_model = 1, 1, ""
-    from aipc.serve.generate import measured_bandwidth
+    from aipc.engines.generate import measured_bandwidth
 
     exe = build_llama_bench()
     load0 = os.getloadavg()
@@ -249,7 +249,7 @@ def write_doc(r: dict) -> None:
     header = ("| date | GGUF | llama-bench best tg tok/s (threads, fa) | aipc best tok/s, median (min–max) (threads) | "
               "ratio | per thread count: llama-bench / aipc | MBU aipc / llama-bench | bandwidth (aipc hw) | load avg | "
               "ISA | commands |\n|---|---|---|---|---|---|---|---|---|---|---|")
-    intro = ("aipc's llama.cpp runner (`LlamaCppRunner` through `aipc.serve.generate.generate`) against llama.cpp's "
+    intro = ("aipc's llama.cpp runner (`LlamaCppRunner` through `aipc.engines.generate.generate`) against llama.cpp's "
              "own `llama-bench` built from the same pinned sources for this CPU, on the same GGUF (a catalog model "
              "with random weights converted by `aipc convert`), batch 1. llama-bench: `tg` at every thread count, "
              "flash attention off and on, best kept. aipc: (N-1)/(T(N)-T(1)) from a 1-token prompt at every thread "

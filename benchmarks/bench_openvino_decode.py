@@ -7,7 +7,7 @@ model gets random weights: the text is noise, the speed is real) and both sides 
   both of its attention backends (SDPA: the stateful model; PA: paged attention, continuous
   batching), fed the prompt ids, tokens timed as they reach a streamer;
 * aipc: :class:`aipc.engines.openvino_runner.OVRunner` (one stateful infer request) driven by
-  ``aipc.serve.generate.generate``, aipc's own loop (the one ``aipc generate`` and the server use).
+  ``aipc.engines.generate.generate``, aipc's own loop (the one ``aipc generate`` and the server use).
 Decode tokens/s = (N - 1) / (time of the last token - time of the first) on both sides. Thread
 counts are chosen by measurement: every candidate is run on both sides and each side's best
 median counts. MBU = (weight + KV bytes read per step) x tokens/s / the copy bandwidth ``aipc hw``
@@ -43,7 +43,7 @@ def isa_flags() -> str:
 
 
 def _params(n: int):
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.sampling import SamplingParams
 
     return SamplingParams(max_tokens=n, ignore_eos=True)
 
@@ -51,7 +51,7 @@ def _params(n: int):
 def run_aipc(folder, threads: int, ids, n: int, reps: int, bandwidth) -> dict:
     from aipc.engines.openvino import _tokenizer
     from aipc.engines.openvino_runner import OVRunner
-    from aipc.serve.generate import generate
+    from aipc.engines.generate import generate
 
     runner = OVRunner(folder, threads=threads, max_len=len(ids) + n + 8)
     tok = _tokenizer(Path(folder), runner.vocab_size)
@@ -88,7 +88,7 @@ def run_seam(model: str, engine: str, fmt: str, ids, n: int, reps: int, bandwidt
         from aipc.engines import load
     except ImportError as e:
         return {"error": f"engine seam not available: {e}"}
-    from aipc.serve.generate import generate
+    from aipc.engines.generate import generate
 
     best = None
     for t in threads:
@@ -118,7 +118,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from aipc.engines.openvino import ensure_ir
-    from aipc.serve.generate import measured_bandwidth
+    from aipc.engines.generate import measured_bandwidth
 
     threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, os.cpu_count() or 1})
     ids = [(7 * i + 3) % 20000 + 300 for i in range(args.prompt_tokens)]

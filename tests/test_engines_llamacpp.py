@@ -12,8 +12,8 @@ import torch
 from aipc.engines import Loaded, available, default_engine, load
 from aipc.errors import AipcError
 from aipc.serve.engine import Engine, Request
-from aipc.serve.generate import generate
-from aipc.serve.sampling import SamplingParams, eos_ids
+from aipc.engines.generate import generate
+from aipc.engines.sampling import SamplingParams, eos_ids
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PROMPT = "Hello world, héllo 🦙! "

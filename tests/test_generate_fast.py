@@ -9,9 +9,9 @@ import torch
 
 from aipc.models.tiny import build_tiny, byte_tokenizer
 from aipc.engines.fastlm import FastLM, supports
-from aipc.serve.generate import generate
+from aipc.engines.generate import generate
 from aipc.engines.hfrunner import HFRunner, make_runner
-from aipc.serve.sampling import SamplingParams
+from aipc.engines.sampling import SamplingParams
 from helpers import run_cli
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aipc.models.tiny import byte_tokenizer
-from aipc.serve.sampling import SamplingParams, TextStream, sample
+from aipc.engines.sampling import SamplingParams, TextStream, sample
 
 
 def test_greedy_is_argmax():

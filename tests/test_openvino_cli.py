@@ -60,8 +60,8 @@ def test_generate_through_the_genai_pipeline_path(ov_ir):
     from aipc.commands import generate as G
     from aipc.engines.openvino import load
     from aipc.engines.openvino_genai import GenAIGenerator
-    from aipc.serve.generate import encode_prompt
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.generate import encode_prompt
+    from aipc.engines.sampling import SamplingParams
 
     loaded = load(str(ov_ir["int4"]))
     loaded.generator = GenAIGenerator(loaded.path, max_len=64)

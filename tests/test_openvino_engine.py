@@ -72,8 +72,8 @@ def test_runner_logits_match_transformers(ov_ir, hf_model):
 def test_aipc_generate_equals_genai_pipeline(ov_ir):
     from aipc.engines.openvino import load
     from aipc.engines.openvino_genai import GenAIGenerator
-    from aipc.serve.generate import encode_prompt, generate
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.generate import encode_prompt, generate
+    from aipc.engines.sampling import SamplingParams
 
     loaded = load(str(ov_ir["int8"]), config=F32)
     assert (loaded.engine, loaded.weight_format, loaded.device, loaded.random_weights) == ("openvino", "int8", "cpu", False)
@@ -97,7 +97,7 @@ def test_batching_engine_runs_on_the_openvino_runner(ov_ir):
     """aipc's continuous-batching engine (the server's) over OVRunner: concurrent = alone."""
     from aipc.engines.openvino_runner import OVRunner
     from aipc.serve.engine import Engine, Request
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.sampling import SamplingParams
 
     from aipc.engines.openvino import _generation_config, _tokenizer
 
@@ -183,8 +183,8 @@ def test_accelerator_devices(ov_ir, device):
     if device not in ov.Core().available_devices:
         pytest.skip(f"OpenVINO sees no {device} here (devices: {', '.join(ov.Core().available_devices)})")
     from aipc.engines.openvino import load
-    from aipc.serve.generate import generate
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.generate import generate
+    from aipc.engines.sampling import SamplingParams
 
     loaded = load(str(ov_ir["int4"]), device=device)
     params = SamplingParams(max_tokens=8, ignore_eos=True)

@@ -11,7 +11,7 @@ from aipc.models.tiny import build_tiny, byte_tokenizer
 from aipc.serve.engine import Engine, Overloaded, Request
 from aipc.engines.hfrunner import HFRunner, make_runner
 from aipc.serve.metrics import ServerMetrics
-from aipc.serve.sampling import SamplingParams
+from aipc.engines.sampling import SamplingParams
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -47,8 +47,8 @@ def test_startup_names_the_engine_and_auth_holds(server, client):
 def test_completions_equal_the_torch_engine(client, tiny_llama_dir):
     """The f32 GGUF holds the tiny Llama's weights: the server's greedy text equals the torch engine's."""
     from aipc.engines import load
-    from aipc.serve.generate import generate
-    from aipc.serve.sampling import SamplingParams
+    from aipc.engines.generate import generate
+    from aipc.engines.sampling import SamplingParams
 
     t = load(tiny_llama_dir, engine="torch", threads=1)
     ids = t.tokenizer("Hello there")["input_ids"]

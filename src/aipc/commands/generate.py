@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         """Generate text from MODEL; prints TTFT, tokens/s, bandwidth and MBU (definitions included)."""
         from aipc.errors import AipcError
         from aipc.privacy.guard import offline_guard
-        from aipc.serve.sampling import SamplingParams
+        from aipc.engines.sampling import SamplingParams
 
         n_threads = _threads(threads)
         if max_tokens < 1:
@@ -104,7 +104,7 @@ def _run(model, prompt, chat, system, params, engine, dtype, device, n_threads, 
          allow_pickle=False) -> dict:
     from aipc.engines import load
     from aipc.errors import AipcError
-    from aipc.serve.generate import encode_prompt, generate, measured_bandwidth
+    from aipc.engines.generate import encode_prompt, generate, measured_bandwidth
 
     loaded = load(model, engine=engine, weight_format=dtype, device=device, threads=n_threads,
                   allow_pickle=allow_pickle, **({} if fast else {"fast": False}))
@@ -148,7 +148,7 @@ def _note_random(loaded) -> None:
 def _result(loaded, res, runner: str, threads, note: str, compiled: bool = False) -> dict:
     import dataclasses
 
-    from aipc.serve.generate import DEFINITIONS
+    from aipc.engines.generate import DEFINITIONS
 
     return {"model": loaded.name, "random_weights": loaded.random_weights, "text": res.text,
             "token_ids": res.token_ids, "engine": loaded.engine, "runner": runner,
@@ -162,7 +162,7 @@ def _run_generator(loaded, ids, params, mbu: bool, stream: bool) -> dict:
     from aipc.errors import AipcError
     from aipc.estimate.openvino_weights import weight_bytes
     from aipc.models.load import resolve
-    from aipc.serve.generate import measured_bandwidth
+    from aipc.engines.generate import measured_bandwidth
 
     spec = resolve(str(loaded.path))
     bandwidth = measured_bandwidth(loaded.device) if mbu else (None, "n/a (--no-mbu)")
@@ -181,7 +181,7 @@ def _run_generator(loaded, ids, params, mbu: bool, stream: bool) -> dict:
 def _choose_threads(runner, device: str, n_threads: int | None) -> tuple[int, str]:
     """(threads, how chosen): --threads as given, else measured (1 vs all) on a CPU."""
     from aipc.engines import runner_threads, thread_candidates
-    from aipc.serve.generate import pick_threads
+    from aipc.engines.generate import pick_threads
 
     if n_threads is not None:
         return n_threads, "set with --threads"

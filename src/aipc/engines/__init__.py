@@ -4,7 +4,7 @@ An engine is one module ``aipc.engines.<name>`` with a function
 ``load(ref, *, weight_format, device, max_batch, max_len, threads, seed, **options) -> Loaded``.
 Its runner has the interface of :class:`aipc.engines.fastlm.FastLM` (``prefill``, ``decode1``,
 ``decode``, ``free``, ``max_batch``, ``max_len``, ``device``, ``vocab_size``,
-``weight_bytes_per_step()``, ``kv_bytes_per_token()``), so ``aipc.serve.generate.generate`` and
+``weight_bytes_per_step()``, ``kv_bytes_per_token()``), so ``aipc.engines.generate.generate`` and
 ``aipc.serve.engine.Engine`` run on any engine. Adding an engine: one module here, its name in
 ``aipc.spec.ENGINES``, its library and weight formats in the tables below (docs/engines.md).
 

@@ -1,7 +1,7 @@
 """The llama.cpp engine: a GGUF model run through llama-cpp-python's low-level API.
 
 :class:`LlamaCppRunner` has the runner interface of :class:`aipc.engines.fastlm.FastLM` (``prefill``,
-``decode1``, ``decode``, ``free``, ``max_batch``, ``max_len``, ...), so ``aipc.serve.generate`` and
+``decode1``, ``decode``, ``free``, ``max_batch``, ``max_len``, ...), so ``aipc.engines.generate`` and
 the server's continuous-batching ``aipc.serve.engine.Engine`` drive it unchanged. One llama.cpp
 context holds ``max_batch`` sequences (one sequence id per slot, a KV cache of ``max_len`` tokens
 each); ``decode`` sends one token per active slot in a single ``llama_decode`` call, so batched
@@ -194,7 +194,7 @@ class GGUFModel:
         self.facts = model_facts(self.model)
         self.facts.update(_embedding_facts(path))
         self.tokenizer = GGUFTokenizer(self.model)
-        # what aipc.serve.sampling.eos_ids reads: every end-of-generation token of the vocabulary
+        # what aipc.engines.sampling.eos_ids reads: every end-of-generation token of the vocabulary
         self.generation_config = SimpleNamespace(eos_token_id=self.tokenizer.end_of_generation_ids())
 
     def runner(self, *, max_batch: int = 1, max_len: int | None = None, threads: int | None = None) -> LlamaCppRunner:

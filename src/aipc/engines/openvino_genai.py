@@ -2,8 +2,8 @@
 
 Used where aipc's runner cannot go (the NPU: GenAI reshapes the model to static shapes there) and as
 the peer in benchmarks/. Tokens reach a :class:`StreamerBase` subclass one at a time; their arrival
-times give TTFT and TPOT with the same definitions as :func:`aipc.serve.generate.generate`, and
-aipc's :class:`~aipc.serve.sampling.TextStream` turns them into text and applies stop strings.
+times give TTFT and TPOT with the same definitions as :func:`aipc.engines.generate.generate`, and
+aipc's :class:`~aipc.engines.sampling.TextStream` turns them into text and applies stop strings.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aipc.serve.generate import GenStats, Result
-from aipc.serve.sampling import SamplingParams, TextStream
+from aipc.engines.generate import GenStats, Result
+from aipc.engines.sampling import SamplingParams, TextStream
 
 
 def generation_config(pipe, params: SamplingParams, budget: int):

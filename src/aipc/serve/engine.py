@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from aipc.serve.sampling import SamplingParams, TextStream, eos_ids, sample
+from aipc.engines.sampling import SamplingParams, TextStream, eos_ids, sample
 
 log = logging.getLogger("aipc.serve")
 _ids = itertools.count()

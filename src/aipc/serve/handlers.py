@@ -27,7 +27,7 @@ from aipc.serve.auth import Access
 from aipc.serve.connections import READ_TIMEOUT_KEY, limited
 from aipc.serve.engine import Engine, Overloaded
 from aipc.serve.engine import Request as GenRequest
-from aipc.serve.generate import encode_messages
+from aipc.engines.generate import encode_messages
 from aipc.serve.metrics import CONTENT_TYPE, ServerMetrics
 from aipc.serve.protocol import ApiError, Limits, Parsed, check_lengths, parse
 from aipc.serve.responses import Chunks, ModelCard, ModelList, Usage, final

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from aipc.serve.sampling import SamplingParams
+from aipc.engines.sampling import SamplingParams
 
 MAX_STOP = 4
 ROLES = ("system", "user", "assistant", "developer", "tool")

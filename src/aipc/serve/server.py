@@ -136,7 +136,7 @@ def _load(o: ServeOptions):
     """(loaded, runner, threads note): the model through aipc.engines, its runner sized to the
     context, the thread count (measured on a CPU unless --threads)."""
     from aipc.engines import load, thread_candidates
-    from aipc.serve.generate import pick_threads
+    from aipc.engines.generate import pick_threads
 
     loaded = load(o.model, engine=o.engine, weight_format=o.dtype, device=o.device,
                   max_batch=o.max_batch, threads=o.threads, allow_pickle=o.allow_pickle)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from aipc.measure import sync_fn
-from aipc.serve.sampling import SamplingParams, TextStream, eos_ids, sample
+from aipc.engines.sampling import SamplingParams, TextStream, eos_ids, sample
 
 DEFINITIONS = {
     "ttft_s": "time to first token, includes prefill",
