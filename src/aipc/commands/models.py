@@ -149,12 +149,27 @@ def register(app: typer.Typer) -> None:
         query: Optional[str] = typer.Argument(
             None, help="A model (short name, HF id, config.json or folder) to show, or a substring to filter by."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        here: bool = typer.Option(False, "--here", help="Rank every catalog model x installed engine x weight format "
+                                  "for this machine: memory, largest context, tokens/s and where each figure comes from."),
+        device: Optional[str] = typer.Option(None, "--device", "-d", help="As --here, for a catalog device (see 'aipc devices')."),
+        task: Optional[str] = typer.Option(None, "--task", help="With --here/--device: chat, code or embedding."),
+        min_tps: Optional[float] = typer.Option(None, "--min-tps", help="With --here/--device: at least this many decode tokens/s."),
+        min_context: Optional[int] = typer.Option(None, "--min-context", help="With --here/--device: a largest context of at least this many tokens."),
+        engine: Optional[str] = typer.Option(None, "--engine", help="With --here/--device: only these engines (comma-separated; default every installed one)."),
+        kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="With --here/--device: KV cache precision (default: the engine's)."),
+        db: Optional[str] = typer.Option(None, "--db", help="With --here: the results database whose runs of this machine count as measured."),
     ) -> None:
-        """List the model catalog, filter it, or show one model's spec and parameter breakdown."""
+        """List the model catalog, filter it, or show one model's spec and parameter breakdown; with --here
+        (or --device NAME), what runs on this machine (that device), ranked."""
         from aipc.errors import unknown
         from aipc.models import catalog
         from aipc.render import print_json
 
+        if here or device or any(v is not None for v in (task, min_tps, min_context, engine, kv_dtype, db)):
+            from aipc.commands.models_here import run
+
+            return run(query=query, here=here, device=device, task=task, min_tps=min_tps, min_context=min_context,
+                       engine=engine, kv_dtype=kv_dtype, db=db, as_json=as_json)
         if query:
             one = _lookup(query)
             if one is not None:

@@ -18,6 +18,7 @@ importance matrix; IQ types are not modelled. The gguf library (numpy only) is i
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 from aipc.errors import AipcError
@@ -59,8 +60,10 @@ GGUF_NAMES = {
 }
 
 
+@lru_cache(maxsize=None)
 def block_size(ggml_type: str) -> tuple[int, int]:
-    """(elements per block, bytes per block) of a ggml type, from the gguf library."""
+    """(elements per block, bytes per block) of a ggml type, from the gguf library (cached: the
+    catalog-wide table asks it for every tensor of every model and type)."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     return GGML_QUANT_SIZES[GGMLQuantizationType[ggml_type]]
@@ -142,6 +145,7 @@ def _quantizable(t: GGUFTensor) -> bool:
             and "ffn_gate_inp" not in t.name and t.name not in ("position_embd.weight", "token_types.weight"))
 
 
+@lru_cache(maxsize=4096)
 def _category(name: str) -> str:
     """llama.cpp's tensor_get_category (first match wins, by substring)."""
     if name == "output.weight":
