@@ -2,7 +2,7 @@
 measured runs laid over it.
 
 A figure is ``measured`` where the results DB holds an ``aipc bench`` run of this machine (the
-fingerprint of its newest cached ``aipc hw`` profile), this device, model, engine and weight format at
+fingerprint of one of its cached ``aipc hw`` profiles), this device, model, engine and weight format at
 batch 1 with a prompt within a factor of 2 of the table's speed shape (the newest such run answers).
 The same payload feeds ``aipc models --here --json`` and the report's "What you can run here".
 Import-light: no torch (SQLite and the estimator only).
@@ -22,11 +22,12 @@ def run_device(spec_name: str) -> str | None:
     return spec_name.split(":", 1)[1] if spec_name.startswith("this-machine:") else None
 
 
-def this_fingerprint() -> str | None:
-    from aipc.hardware import profile
+def this_machine() -> set[str]:
+    """Fingerprints of this machine's cached ``aipc hw`` profiles (one per thread count and software
+    state; the profile cache is this machine's own folder)."""
+    from aipc.paths import profiles_dir
 
-    p = profile.newest_cached()
-    return p.fingerprint if p is not None else None
+    return {p.stem.rsplit("-", 1)[0] for p in profiles_dir().glob("*.json")}
 
 
 def usable_run(run: dict) -> bool:
@@ -36,20 +37,20 @@ def usable_run(run: dict) -> bool:
     return w.get("batch_size") == 1 and H.SPEED_PROMPT / 2 <= prompt <= H.SPEED_PROMPT * 2
 
 
-def measured(db, device: str, fingerprint: str | None) -> dict[tuple[str, str, str, str], dict]:
+def measured(db, device: str, machines: set[str]) -> dict[tuple[str, str, str, str], dict]:
     """(model, engine, weight format, scenario) -> the newest usable run of this machine and device."""
     from aipc.bench.store import ResultsDB
 
-    if fingerprint is None:
+    if not machines:
         return {}
     try:
-        runs = ResultsDB(db, create=False).runs(kind="bench", device=device, machine=fingerprint, brief=True)
+        runs = ResultsDB(db, create=False).runs(kind="bench", device=device, brief=True)
     except AipcError:
         return {}  # no results database yet: nothing measured
     out = {}
     for r in runs:  # oldest first: a newer run replaces an older one
         w = r.get("workload") or {}
-        if r.get("scenario") in FIGURE and usable_run(r):
+        if r.get("machine") in machines and r.get("scenario") in FIGURE and usable_run(r):
             out[(r["model"], w.get("engine") or "torch", w.get("weight_dtype"), r["scenario"])] = r
     return out
 
@@ -79,7 +80,7 @@ def here_table(device: str = "this", *, db=None, engines: list[str] | None = Non
     spec = resolve_device(device)
     rows, skipped = H.table(spec, engines=engines, kv_dtype=kv_dtype)
     bench_dev = run_device(spec.name)
-    n = overlay(rows, measured(db, bench_dev, this_fingerprint())) if bench_dev else 0
+    n = overlay(rows, measured(db, bench_dev, this_machine())) if bench_dev else 0
     rows.sort(key=H.rank_key)
     return {"device": spec.name, "device_label": spec.label, "usable_memory_bytes": spec.usable_memory_bytes,
             "measured_peaks": bool(spec.bandwidth_bytes_s), "engines": sorted({e for e, _ in H.formats(engines)}),

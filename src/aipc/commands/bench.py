@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = typer.Option(None, "--device", "-d", help="Devices, comma-separated: cpu,cuda:0,mps (default: all present)."),
         scenario: str = typer.Option("train,prefill,decode,generate", "--scenario", "-s", help="Scenarios, comma-separated."),
         precision: str = typer.Option("auto", "--precision", help="auto (torch: fp32 on CPU, bf16 on CUDA; llama.cpp: q4_k_m; OpenVINO: int8), fp32, bf16, fp16; llama.cpp: GGUF types (q8_0, q4_k_m, f16, ...); OpenVINO: int8, int4, fp16."),
-        engine: str = typer.Option("torch", "--engine", help="torch, llamacpp or openvino (prefill/decode/generate of a .gguf / an OpenVINO IR folder, or of the model converted to --precision)."),
+        engine: Optional[str] = typer.Option(None, "--engine", help="torch (default), llamacpp or openvino (prefill/decode/generate of a .gguf / an OpenVINO IR folder, or of the model converted to --precision); with --sweep, the engines to sweep (comma-separated; default every installed one)."),
         batch: int = typer.Option(1, "--batch", help="Sequences per step."),
         seq_len: int = typer.Option(128, "--seq-len", help="Training sequence length."),
         prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Prompt length (prefill, decode context)."),
@@ -134,12 +134,25 @@ def register(app: typer.Typer) -> None:
         allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
+        sweep: bool = typer.Option(False, "--sweep", help="Measure a few representative models per installed engine, "
+                                   "smallest first, within --budget; resumable; refits this machine's calibration "
+                                   "(MODEL: the models to sweep instead, comma-separated)."),
+        budget: Optional[float] = typer.Option(None, "--budget", help="With --sweep: seconds to spend at most (default 600)."),
     ) -> None:
         """Measure training and inference on each local device (or inference through llama.cpp with --engine
         llamacpp): statistics, MFU/MBU, R, estimate beside measurement."""
         from aipc.bench.runner import DEFAULT_MODEL, BenchOptions, run_bench
         from aipc.bench.stats import LoopConfig
         from aipc.privacy.guard import offline_guard
+
+        if sweep or budget is not None:
+            from aipc.commands.bench_sweep import run
+
+            return run(sweep=sweep, models=model, engine=engine, budget=budget, db=db, threads=threads,
+                       as_json=as_json, allow_network=allow_network)
+        if engine and "," in engine:
+            raise AipcError(f"--engine takes one engine without --sweep (got {engine!r})")
+        engine = engine or "torch"
 
         scen = tuple(s.strip().lower() for s in scenario.split(",") if s.strip())
         if not scen:

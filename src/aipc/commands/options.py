@@ -50,7 +50,8 @@ FLAG_RULES: dict[str, Any] = {
 VERB_RULES: dict[str, dict[str, Any]] = {
     "hw": {"--export": R.PathRule("out-file")},
     "bench": {"--device": R.DEVICES, "--scenario": R.Words("aipc.bench.scenarios:SCENARIOS", sep=","),
-              "--precision": R.Words("aipc.engines:FORMAT_WORDS"), "--method": R.Words(("full", "lora"))},
+              "--precision": R.Words("aipc.engines:FORMAT_WORDS"), "--method": R.Words(("full", "lora")),
+              "--engine": R.Words("aipc.spec:ENGINES", sep=","), "--budget": R.SECONDS},
     "generate": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS")},
     "serve": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS"), **SERVE_RULES},
     "convert": {"--output": R.PathRule("out-any"), "--to": R.Words("aipc.commands.convert:TARGETS"), "--quant": R.Words(pattern=r"[a-z0-9_]{1,16}",
