@@ -92,9 +92,9 @@ def render(out: dict[str, Any]) -> None:
             f"{errs[('measured', 'decode')]:.0%}, prefill {errs[('measured', 'prefill')]:.0%}), c = calibrated "
             f"from this machine's runs ({errs[('calibrated', 'decode')]:.0%}, {errs[('calibrated', 'prefill')]:.0%}), "
             f"d = default estimate ({errs[(dflt, 'decode')]:.0%}, {errs[(dflt, 'prefill')]:.0%}); "
-            "sources: docs/validation.md (aipc.estimate.expected_errors)", markup=False)
+            "sources: docs/validation.md (aipc.estimate.expected_errors)", markup=False, soft_wrap=True)
     if not out["measured_peaks"]:
         c.print("no measured peaks for this device: run 'aipc hw' for speeds", markup=False)
     if out["skipped"]:
         c.print(f"not modelled ({len(out['skipped'])}): " + "; ".join(out["skipped"][:3])
-                + (" ..." if len(out["skipped"]) > 3 else ""), markup=False)
+                + (" ..." if len(out["skipped"]) > 3 else ""), markup=False, soft_wrap=True)

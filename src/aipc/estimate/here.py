@@ -70,8 +70,9 @@ def formats(engines: list[str] | None = None) -> list[tuple[str, str]]:
 
 
 def workload(m: ModelSpec, engine: str, fmt: str, kv_dtype: str | None = None) -> Workload:
-    """The speed shape of ``m`` on ``engine`` at ``fmt`` (an encoder: the prompt only)."""
-    gen = SPEED_GEN if m.is_decoder else 0
+    """The speed shape of ``m`` on ``engine`` at ``fmt`` (an encoder: the prompt's forward only; the
+    estimator counts no generation for it)."""
+    gen = SPEED_GEN if m.is_decoder else 1
     return Workload(model=m.name, task="infer", engine=engine, weight_dtype=fmt, kv_dtype=kv_dtype,
                     prompt_tokens=SPEED_PROMPT, gen_tokens=gen, batch_size=1).validate()
 
