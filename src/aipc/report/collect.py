@@ -382,6 +382,9 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
                timings)
     progress("deciding buy versus rent", STEPS["decide"][0])
     decision = _run("decide", lambda: decision_section(inputs.needs, local, catalog, o.db), timings)
+    from aipc.report.sections_here import here_section  # "What you can run here" (aipc models --here's table)
+
+    here = _run("here", lambda: here_section(o.db), timings)
     progress("rendering", STEPS["decide"][1])
     return {
         "schema": SCHEMA,
@@ -391,7 +394,7 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
                    "workloads": inputs.workloads, "needs": inputs.needs},
         "argv": list(o.argv), "versions": versions(), "machine": machine, "bench": bench,
         "engine_bench": engine_bench, "estimates": est,
-        "decision": decision, "timings_s": {**timings, "total": time.perf_counter() - t_start},
+        "decision": decision, "here": here, "timings_s": {**timings, "total": time.perf_counter() - t_start},
     }
 
 

@@ -108,6 +108,8 @@ def render_page(data: dict[str, Any]) -> str:
         ("roofline", "Roofline: measured runs against this machine's ceilings", S.roofline_html(data)),
         ("measured", "Measured here: tokens/s per device and speedup R", S.bench_html(data)),
         ("workloads", "Workloads: memory and fit on this machine and catalog devices", S.workloads_html(data)),
+        *([("here", "What you can run here: every catalog model, engine and format", S.here_html(data))]
+          if "here" in data else []),  # report data from before the section has none
         ("cost", "Cost: buy, use this machine, or rent", S.cost_html(data)),
         ("assumptions", "Assumptions, with sources and dates", S.assumptions_html(data)),
         ("reproduce", "Versions and exact commands to reproduce", S.reproduce_html(data)),

@@ -14,6 +14,7 @@ from aipc.report import charts as C
 from aipc.report import defaults as D
 from aipc.report.html import esc, facts, figure, na, table
 from aipc.report.sections_cost import assumptions_html, cost_html, reproduce_html  # noqa: F401
+from aipc.report.sections_here import here_html  # noqa: F401
 from aipc.report.verdict import tok_s, verdict
 
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
