@@ -157,3 +157,23 @@ def test_people_table_marks_each_figure():
     code, out, _ = run_cli("models", "--device", DEVICE, "--engine", "llamacpp")
     assert code == 0 and "decode tok/s" in out and " d " in out + " " and "more (filter with" in out
     assert "m = measured here" in out and "c = calibrated" in out
+
+
+def test_gguf_parts_cache_gives_the_computed_bytes():
+    """The disk cache answers with exactly what llama.cpp's mix computes, and a changed config misses it."""
+    import dataclasses
+    import json as _json
+
+    from aipc.estimate import here_cache
+    from aipc.estimate.quant import gguf_parts
+
+    m = catalog.get("qwen2.5-0.5b")
+    H.table(resolve_device(DEVICE), models=[m], engines=["llamacpp"])
+    data = _json.loads(here_cache._path().read_text())
+    cached = data[here_cache.model_key(m)]
+    assert set(cached) == set(WEIGHT_FORMATS["llamacpp"])
+    fresh = dataclasses.replace(m)  # another spec object: the estimator's memo computes it again
+    for fmt in ("q4_k_m", "q8_0", "q6_k"):
+        assert cached[fmt] == gguf_parts(fresh, fmt) and sum(cached[fmt].values()) > 0
+    other = dataclasses.replace(m, config={**m.config, "num_hidden_layers": 12})
+    assert here_cache.model_key(other) != here_cache.model_key(m)
