@@ -73,11 +73,12 @@ def sweep(models: list[str], formats: dict | None, budget: float, db: Path) -> d
 
 
 def table_row(ref: str, fmt: str):
+    from aipc.bench.here import formats
     from aipc.estimate import here as H
     from aipc.estimate import resolve_model
     from aipc.hardware.local import resolve_device
 
-    rows, skipped = H.table(resolve_device("this"), models=[resolve_model(ref)], engines=["llamacpp"])
+    rows, skipped = H.table(resolve_device("this"), formats(["llamacpp"]), models=[resolve_model(ref)])
     row = next((r for r in rows if r.format == fmt), None)
     if row is None:
         _fail(f"no table row for {ref} {fmt}: {skipped}")

@@ -9,7 +9,7 @@ import json
 import pytest
 from helpers import run_cli
 
-from aipc.bench.here import measured, overlay, this_machine
+from aipc.bench.here import formats, measured, overlay, this_machine
 from aipc.bench.here_sweep import Item, SweepOptions, plan, predict, run_sweep, sweep_formats
 from aipc.bench.store import ResultsDB
 from aipc.engines import WEIGHT_FORMATS
@@ -61,7 +61,7 @@ def test_sweep_measures_stores_calibrates_and_resumes(tiny_ggufs, tmp_path):
 
     # the table: measured where a run exists, calibrated for another format of a measured family
     spec = resolve_device("this")
-    rows, _ = H.table(spec, models=[resolve_model(qwen)], engines=["llamacpp"])
+    rows, _ = H.table(spec, formats(["llamacpp"]), models=[resolve_model(qwen)])
     by = {r.format: r for r in rows}
     assert by["q5_0"].decode_kind == "calibrated" and by["q6_k"].decode_kind == "calibrated"
     n = overlay(rows, measured(db, "cpu", this_machine()))

@@ -11,6 +11,7 @@ import sys
 import pytest
 from helpers import run_cli
 
+from aipc.bench.here import formats
 from aipc.engines import WEIGHT_FORMATS, available
 from aipc.estimate import calibrate as C
 from aipc.estimate import estimate
@@ -97,10 +98,10 @@ def test_engines_come_from_the_registry(monkeypatch):
 
     monkeypatch.setattr(E, "available", lambda: ["torch", "llamacpp", "openvino"])
     m = catalog.get("qwen2.5-0.5b")
-    rows, skipped = H.table(resolve_device(DEVICE), models=[m])
+    rows, skipped = H.table(resolve_device(DEVICE), formats(), models=[m])
     assert {(r.engine, r.format) for r in rows} == {(e, f) for e in ("torch", "llamacpp", "openvino")
                                                     for f in WEIGHT_FORMATS[e]} and not skipped
-    rows, _ = H.table(resolve_device(DEVICE), models=[m], engines=["openvino"])
+    rows, _ = H.table(resolve_device(DEVICE), formats(["openvino"]), models=[m])
     assert {r.engine for r in rows} == {"openvino"}
 
 
@@ -110,14 +111,14 @@ def test_calibrated_and_default_provenance_with_their_expected_errors():
     pts = [{"device": d.name, "scenario": "decode", "flops_per_token": 2.7e8, "factor": f, "tokens": 1,
             "engine": "llamacpp", "weight_format": "q8_0", "ideal_s": 1e-3, "layers": 30} for f in (0.2, 0.25)]
     with C.using(C.fit(pts)):
-        rows, _ = H.table(d, models=[m])
+        rows, _ = H.table(d, formats(), models=[m])
     by = {(r.engine, r.format): r for r in rows}
     q4 = by[("llamacpp", "q4_0")]  # the same kernel family as the measured q8_0
     assert q4.decode_kind == "calibrated" and q4.prefill_kind == "default"
     assert q4.decode_expected_error == X.EXPECTED[("calibrated", "decode")]["median_abs_error"]
     assert q4.prefill_expected_error == X.EXPECTED[("default-catalog", "prefill")]["median_abs_error"]
     assert by[("torch", "fp16")].decode_kind == "default"
-    default_rows, _ = H.table(d, models=[m])
+    default_rows, _ = H.table(d, formats(), models=[m])
     assert {r.decode_kind for r in default_rows} == {"default"}
     w = Workload(model=m.name, task="infer", engine="llamacpp", weight_dtype="q4_0", prompt_tokens=H.SPEED_PROMPT,
                  gen_tokens=H.SPEED_GEN)
@@ -168,7 +169,7 @@ def test_gguf_parts_cache_gives_the_computed_bytes():
     from aipc.estimate.quant import gguf_parts
 
     m = catalog.get("qwen2.5-0.5b")
-    H.table(resolve_device(DEVICE), models=[m], engines=["llamacpp"])
+    H.table(resolve_device(DEVICE), formats(["llamacpp"]), models=[m])
     data = _json.loads(here_cache._path().read_text())
     cached = data[here_cache.model_key(m)]
     assert set(cached) == set(WEIGHT_FORMATS["llamacpp"])

@@ -17,6 +17,15 @@ from aipc.estimate import here as H
 FIGURE = {"prefill": ("prefill_tokens_per_s", "tokens_per_s"), "decode": ("decode_tokens_per_s", "decode_tokens_per_s")}
 
 
+def formats(engines: list[str] | None = None) -> list[tuple[str, str]]:
+    """(engine, weight format) for every installed engine (or those named) and its registered formats:
+    the table's engines come from the registry, none is named here."""
+    from aipc.engines import WEIGHT_FORMATS, available
+
+    have = available()
+    return [(e, f) for e in (engines or have) if e in have for f in WEIGHT_FORMATS.get(e, ())]
+
+
 def run_device(spec_name: str) -> str | None:
     """The bench device name of a local DeviceSpec ('this-machine:cpu' -> 'cpu'); None for a catalog one."""
     return spec_name.split(":", 1)[1] if spec_name.startswith("this-machine:") else None
@@ -78,12 +87,13 @@ def here_table(device: str = "this", *, db=None, engines: list[str] | None = Non
     from aipc.hardware.local import resolve_device
 
     spec = resolve_device(device)
-    rows, skipped = H.table(spec, engines=engines, kv_dtype=kv_dtype)
+    pairs = formats(engines)
+    rows, skipped = H.table(spec, pairs, kv_dtype=kv_dtype)
     bench_dev = run_device(spec.name)
     n = overlay(rows, measured(db, bench_dev, this_machine())) if bench_dev else 0
     rows.sort(key=H.rank_key)
     return {"device": spec.name, "device_label": spec.label, "usable_memory_bytes": spec.usable_memory_bytes,
-            "measured_peaks": bool(spec.bandwidth_bytes_s), "engines": sorted({e for e, _ in H.formats(engines)}),
+            "measured_peaks": bool(spec.bandwidth_bytes_s), "engines": sorted({e for e, _ in pairs}),
             "shape": {"prompt_tokens": H.SPEED_PROMPT, "gen_tokens": H.SPEED_GEN, "batch": 1,
                       "memory_context": H.MEMORY_CONTEXT},
             "measured_figures": n, "rows": [r.to_dict() for r in rows], "skipped": skipped,

@@ -6,9 +6,10 @@ precision), and prefill / decode tokens/s at one speed shape (``SPEED_PROMPT`` p
 calibrate`` fitted this device's factors for that engine and format, else ``default``. Measured runs
 are laid over these rows by :mod:`aipc.bench.here` (the results DB is the bench layer's).
 
-The engines are those installed here (:func:`aipc.engines.available`) and their formats those
-registered in :data:`aipc.engines.WEIGHT_FORMATS`: an engine whose formats are registered there
-appears with no change here. Import-light (no torch): the whole catalog takes well under a second.
+The (engine, format) pairs come from the caller — :func:`aipc.bench.here.formats` reads them from the
+engine registry (engines installed here, formats registered in ``aipc.engines.WEIGHT_FORMATS``), so
+an engine whose formats are registered appears with no change here. Import-light (no torch): the
+whole catalog takes well under a second.
 """
 
 from __future__ import annotations
@@ -59,14 +60,6 @@ def task_of(m: ModelSpec) -> str:
     if not m.is_decoder:
         return "embedding"
     return "code" if "code" in m.name.lower() or "coder" in (m.hf_id or "").lower() else "chat"
-
-
-def formats(engines: list[str] | None = None) -> list[tuple[str, str]]:
-    """(engine, weight format) for every installed engine (or those named) and its registered formats."""
-    from aipc.engines import WEIGHT_FORMATS, available
-
-    have = available()
-    return [(e, f) for e in (engines or have) if e in have for f in WEIGHT_FORMATS.get(e, ())]
 
 
 def workload(m: ModelSpec, engine: str, fmt: str, kv_dtype: str | None = None) -> Workload:
@@ -148,17 +141,17 @@ def rank_key(r: Row) -> tuple:
     return (not useful, r.max_context is None, -speed, r.memory_4k_bytes)
 
 
-def table(device: DeviceSpec, *, engines: list[str] | None = None, kv_dtype: str | None = None,
+def table(device: DeviceSpec, pairs: list[tuple[str, str]], *, kv_dtype: str | None = None,
           models: list[ModelSpec] | None = None) -> tuple[list[Row], list[str]]:
     """(rows ranked by :func:`rank_key`, what was skipped and why) for every catalog model (or
-    ``models``) on ``device``. Calibration is read once for the whole table."""
+    ``models``) x (engine, weight format) of ``pairs`` on ``device`` (the engine registry's pairs:
+    :func:`aipc.bench.here.formats`). Calibration is read once for the whole table."""
     from aipc.estimate import calibrate, here_cache
     from aipc.models import catalog
 
     this_machine = device.category == "this-machine"
     rows, skipped = [], []
     models = models if models is not None else catalog.all_specs()
-    pairs = formats(engines)
     cached = here_cache.seed(models)
     with calibrate.using(calibrate.snapshot()):
         for m in models:
@@ -167,7 +160,7 @@ def table(device: DeviceSpec, *, engines: list[str] | None = None, kv_dtype: str
                     rows.append(row(m, engine, fmt, device, this_machine=this_machine, kv_dtype=kv_dtype))
                 except (AipcError, ZeroDivisionError, ValueError) as e:
                     skipped.append(f"{m.name} {engine} {fmt}: {str(e).splitlines()[0]}")
-    here_cache.store(models, [f for e, f in pairs if e == "llamacpp"], cached)
+    here_cache.store(models, sorted({f for _, f in pairs}), cached)
     return sorted(rows, key=rank_key), skipped
 
 
