@@ -144,11 +144,13 @@ def test_bad_input_is_one_error_line():
 
 
 def test_here_does_not_import_torch_and_lists_this_machine():
+    """A fresh AIPC_HOME (no aipc hw profile): every row, memory and context, and no invented speed."""
     code = ("import sys, io, json, contextlib; from aipc.cli import main\n"
             "buf = io.StringIO()\n"
             "with contextlib.redirect_stdout(buf): rc = main(['models', '--here', '--json'])\n"
             "d = json.loads(buf.getvalue())\n"
             "assert rc == 0 and d['device'].startswith('this-machine') and len(d['rows']) > 300, d['device']\n"
+            "assert not d['measured_peaks'] and {r['decode_tokens_per_s'] for r in d['rows']} == {None}\n"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules and 'llama_cpp' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -95,6 +95,9 @@ def render(out: dict[str, Any]) -> None:
             "sources: docs/validation.md (aipc.estimate.expected_errors)", markup=False, soft_wrap=True)
     if not out["measured_peaks"]:
         c.print("no measured peaks for this device: run 'aipc hw' for speeds", markup=False)
+    elif this and {r[f"{s}_kind"] for r in out["rows"] for s in ("decode", "prefill")} <= {"default"}:
+        c.print("every speed is a default estimate: 'aipc bench --sweep' measures this machine and calibrates them",
+                markup=False)
     if out["skipped"]:
         c.print(f"not modelled ({len(out['skipped'])}): " + "; ".join(out["skipped"][:3])
                 + (" ..." if len(out["skipped"]) > 3 else ""), markup=False, soft_wrap=True)
