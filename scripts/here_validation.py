@@ -145,7 +145,7 @@ def report(results: list[dict], res: dict, args, load0: float, load1: float) -> 
              f"{load0:.2f} before, {load1:.2f} after.",
              "" if not args.smoke else "\n**Smoke run (a tiny model; held-out formats, not models): not a validation.**",
              f"Sweep: {', '.join(res['planned'])}; {res['calibration']}.", "",
-             "| model | format | table decode tokens/s (kind) | measured | error | largest context tried | peak RSS / usable |",
+             "| model | format | table decode tokens/s (kind) | measured | error | largest context tried | RSS after it / usable |",
              "|---|---|---:|---:|---:|---|---|"]
     for r in results:
         c = r["context"]
