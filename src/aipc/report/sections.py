@@ -13,6 +13,7 @@ from typing import Any
 from markupsafe import Markup
 
 from aipc.cost.fmt import pct
+from aipc.estimate.calibrate import peak_dtypes
 from aipc.render import gb, seconds, si
 from aipc.report import charts as C
 from aipc.report import defaults as D
@@ -29,8 +30,8 @@ def verdict_html(data: dict) -> Markup:
 # ------------------------------------------------------------------------------ this machine
 
 def _peak(peaks: dict, dtype: str) -> tuple[str, float | None]:
-    """The estimator's fallback order: the dtype, the other 16-bit type, then fp32."""
-    for dt in (dtype, "bf16" if dtype == "fp16" else "fp16", "fp32"):
+    """The estimator's fallback order (aipc.estimate.calibrate.peak_dtypes)."""
+    for dt in peak_dtypes(dtype):
         if peaks.get(dt):
             return dt, peaks[dt]
     return dtype, None
