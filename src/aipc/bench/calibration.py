@@ -162,3 +162,14 @@ def calibrate_runs(runs: list[dict], specs: dict, *, min_runs: int = 2) -> dict:
                                              "bandwidth_bytes_s": spec.bandwidth_bytes_s}
     return {"table": table, "held_out": rows, "errors": errs, "errors_model_out": model_out, "skipped": skipped,
             "runs_used": len(points)}
+
+
+def calibrate_results(results: list[dict], *, min_runs: int = 2) -> dict:
+    """:func:`calibrate_runs` on the results :func:`aipc.bench.runner.run_bench` just returned (stored
+    or not), against this machine's cached ``aipc hw`` profile (never measured here)."""
+    from aipc.bench.context import machine_context
+
+    runs = [{"id": r.get("run_id") or f"result-{i}", "scenario": r["scenario"], "device": r["device"],
+             "model": r["model"], "workload": r["workload"], "metrics": {"median_s": r["median_s"]},
+             "context": {"model_ref": r["workload"]["model"]}} for i, r in enumerate(results)]
+    return calibrate_runs(runs, machine_context(measure=False).specs, min_runs=min_runs)

@@ -15,8 +15,19 @@ batch's capacity is batch / request time (Little's law); this curve is what cost
 (at the peak) and busy hours (at the average load) from.
 
 Speed: a shape that does not fit is rejected with the estimator's memory model alone
-(``memory_breakdown``, ``devices_needed``); the full ``estimate`` (times, efficiency) runs only for
-shapes that fit, so no time goes into fix suggestions decide does not show.
+(``aipc.estimate.fit``: ``peak_bytes``, ``devices_needed``, ``spread``); the full ``estimate``
+(times, efficiency) runs only for shapes that fit, so no time goes into fix suggestions decide does
+not show.
+
+What comes from ``aipc.estimate.fit`` and what stays here: the memory side — peak bytes per device,
+the fewest devices that hold a workload, and how it is sharded over them — is fit's, called as it
+is. The two doubling loops here are not fit's ``backward_search`` and stay: fit finds the largest
+batch or context that *fits in memory* by bisection over every integer, and needs no times; these
+loops stop on *time* (a job's deadline, the serving latency targets, capacity that stops growing),
+run the full estimate at each step, keep powers of two only (the data-parallel replicas and serving
+batches decide sizes and costs with), and record the capacity curve at every step for costing. The
+deadline loop adds data-parallel devices ("ddp"; ZeRO-3 only where one device cannot hold the job),
+which fit never counts: fit's devices exist to hold the memory, these to finish in time.
 """
 
 from __future__ import annotations
@@ -27,8 +38,7 @@ from dataclasses import dataclass
 from aipc.cost.needs import InferenceDemand, TrainJob
 from aipc.cost.throughput import MeasuredIndex
 from aipc.estimate import estimate
-from aipc.estimate.fit import devices_needed
-from aipc.estimate.memory import memory_breakdown
+from aipc.estimate.fit import devices_needed, peak_bytes, spread
 from aipc.estimate.types import Estimate
 from aipc.hardware.spec import DeviceSpec
 from aipc.models.spec import ModelSpec
@@ -86,11 +96,6 @@ def _misfit(peak: int, n: int | None, d: DeviceSpec, max_devices: int) -> str:
     return f"does not fit: needs {gb(peak)} on one {d.label} ({gb(d.usable_memory_bytes)} usable); {more}"
 
 
-def _peak(m: ModelSpec, w, d: DeviceSpec) -> int:
-    """Peak bytes per device by the estimator's memory model (no times, no suggestions: fast)."""
-    return memory_breakdown(m, w, d).peak_bytes
-
-
 def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: MeasuredIndex) -> JobPerf:
     """Fit, devices and time per job for one training job on one device kind."""
     cap = d.usable_memory_bytes
@@ -98,7 +103,7 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
     w = peak = None
     for gc in options:
         w = job.workload(grad_ckpt=gc)
-        peak = _peak(m, w, d)
+        peak = peak_bytes(m, w, d)
         if peak <= cap:
             break
     n = 1
@@ -107,7 +112,7 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
         if not n or n > max_devices:
             return JobPerf(feasible=False, reason=_misfit(peak, n or None, d, max_devices), peak_bytes=peak,
                            miss=(n / max_devices) if n else INF)
-        w = w.replace(num_devices=n, sharding="zero3")
+        w = spread(w, n)
     gc = w.grad_ckpt
     e = estimate(w, d, model=m)
     shape = {k: e.workload.get(k) for k in ("method", "batch_size", "seq_len", "weight_dtype")}
@@ -120,7 +125,7 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
     sharding = "zero3" if n > 1 else "ddp"
     while deadline_s is not None and job_s > deadline_s and n * 2 <= max_devices:
         w2 = w.replace(num_devices=n * 2, sharding=sharding)
-        if _peak(m, w2, d) > cap:
+        if peak_bytes(m, w2, d) > cap:
             break
         e2 = estimate(w2, d, model=m)
         if not e2.time.train_tokens_per_s:
@@ -138,24 +143,19 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
     return JobPerf(feasible=True, miss=1.0 if deadline_s is None else job_s / deadline_s, **common)
 
 
-def _serve_workload(inf: InferenceDemand, b: int, n: int):
-    kw = {"num_devices": n, "sharding": "tp"} if n > 1 else {}
-    return inf.workload(batch_size=b, **kw)
-
-
 def serve_perf(inf: InferenceDemand, d: DeviceSpec, m: ModelSpec, max_devices: int, max_batch: int,
                idx: MeasuredIndex) -> ServePerf:
     """Latency at batch 1, then the serving batch and the capacity of one replica."""
     cap = d.usable_memory_bytes
-    w = _serve_workload(inf, 1, 1)
-    peak = _peak(m, w, d)
+    w = inf.workload(batch_size=1)
+    peak = peak_bytes(m, w, d)
     n = 1
     if peak > cap:
         n = devices_needed(m, w, d) or 0
         if not n or n > max_devices:
             return ServePerf(feasible=False, reason=_misfit(peak, n or None, d, max_devices), peak_bytes=peak,
                              miss=(n / max_devices) if n else INF)
-        w = _serve_workload(inf, 1, n)
+        w = spread(w, n)
     e = estimate(w, d, model=m)
     t = e.time
     # a measured lone request (same device, model, shape) replaces the estimate; larger batches keep
@@ -190,7 +190,7 @@ def serve_perf(inf: InferenceDemand, d: DeviceSpec, m: ModelSpec, max_devices: i
     want = inf.peak_requests_per_s * HEADROOM
     while curve[-1][1] < want and b * 2 <= max_batch and f_ttft and f_tpot:
         w2 = w.replace(batch_size=b * 2)
-        if _peak(m, w2, d) > cap:
+        if peak_bytes(m, w2, d) > cap:
             break
         e2 = estimate(w2, d, model=m)
         t2 = e2.time

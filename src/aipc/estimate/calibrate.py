@@ -57,13 +57,19 @@ def path() -> Path:
     return home() / FILE_NAME
 
 
+def peak_dtypes(compute_dtype: str) -> tuple[str, str, str]:
+    """The dtypes whose peak the roofline takes for ``compute_dtype``, in order: that dtype, the other
+    16-bit type, then fp32."""
+    return (compute_dtype, "bf16" if compute_dtype == "fp16" else "fp16", "fp32")
+
+
 def peak_for(spec, compute_dtype: str, train: bool = False) -> float | None:
     """The peak FLOP/s the estimator's roofline uses for a compute dtype: that dtype, then the other
     16-bit type, then fp32 (``aipc.estimate.roofline``); ``train``: the measured linear
     forward+backward peak of that dtype where there is one (``DeviceSpec.train_peak``)."""
     if spec is None:
         return None
-    for dt in (compute_dtype, "bf16" if compute_dtype == "fp16" else "fp16", "fp32"):
+    for dt in peak_dtypes(compute_dtype):
         p = spec.train_peak(dt) if train else spec.peak(dt)
         if p:
             return p
@@ -214,6 +220,19 @@ def lookup_decode(device_name: str, batch: float | None = None, engine: str = "t
 def snapshot() -> dict:
     """The table lookups answer from right now (a ``using`` override, else the file; {} for none)."""
     return (_override[-1] if _override else load()) or {}
+
+
+def stored_with(extra: dict | None) -> dict:
+    """The stored table with ``extra``'s entries (a fitted table) added where the stored one has none:
+    what is stored wins, ``extra`` fills the gaps."""
+    stored = load() or {"format": FORMAT, "version": VERSION, "devices": {}}
+    if not extra:
+        return stored
+    devices = {d: dict(e) for d, e in stored.get("devices", {}).items()}
+    for dev, entries in extra.get("devices", {}).items():
+        for key, entry in entries.items():
+            devices.setdefault(dev, {}).setdefault(key, entry)
+    return {**stored, "devices": devices}
 
 
 @contextmanager

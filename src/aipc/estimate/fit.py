@@ -15,7 +15,8 @@ from aipc.spec import Workload
 MAX_DEVICES = 4096
 
 
-def _peak(m: ModelSpec, w: Workload, d: DeviceSpec) -> int:
+def peak_bytes(m: ModelSpec, w: Workload, d: DeviceSpec) -> int:
+    """Peak bytes per device by the estimator's memory model (no times, no suggestions: fast)."""
     return memory_breakdown(m, w, d).peak_bytes
 
 
@@ -24,23 +25,28 @@ def _with(w: Workload, **kw) -> Workload:
     return dataclasses.replace(w, **kw).validate()
 
 
+def spread(w: Workload, n: int) -> Workload:
+    """The workload over ``n`` devices of one kind, sharded as :func:`devices_needed` counts them:
+    ZeRO-3 for training, tensor parallel for inference."""
+    return _with(w, num_devices=n, sharding="zero3" if w.is_train else "tp")
+
+
 def devices_needed(m: ModelSpec, w: Workload, d: DeviceSpec) -> int | None:
     """Fewest devices of this kind that hold the workload: ZeRO-3 for training, tensor parallel for
     inference (per-device memory falls with n); None if even MAX_DEVICES do not."""
     cap = d.usable_memory_bytes
-    if w.num_devices > 1 and _peak(m, w, d) <= cap:
+    if w.num_devices > 1 and peak_bytes(m, w, d) <= cap:
         return w.num_devices
-    sharding = "zero3" if w.is_train else "tp"
     lo, hi = 1, 2
-    if _peak(m, w, d) <= cap:
+    if peak_bytes(m, w, d) <= cap:
         return 1
-    while hi <= MAX_DEVICES and _peak(m, _with(w, num_devices=hi, sharding=sharding), d) > cap:
+    while hi <= MAX_DEVICES and peak_bytes(m, spread(w, hi), d) > cap:
         lo, hi = hi, hi * 2
     if hi > MAX_DEVICES:
         return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _peak(m, _with(w, num_devices=mid, sharding=sharding), d) <= cap:
+        if peak_bytes(m, spread(w, mid), d) <= cap:
             hi = mid
         else:
             lo = mid
@@ -96,9 +102,9 @@ def _combined(m: ModelSpec, w: Workload, d: DeviceSpec, max_changes: int = 6) ->
     """Greedy: apply the change that lowers the peak most, again and again, until the workload fits
     (at most ``max_changes``); (flags, peak) of the first combination that fits, else None."""
     cap, flags, cur = d.usable_memory_bytes, [], w
-    best = _peak(m, w, d)
+    best = peak_bytes(m, w, d)
     for _ in range(max_changes):
-        scored = [(_peak(m, v, d), flag, v) for flag, v in _variants(m, cur, d)]
+        scored = [(peak_bytes(m, v, d), flag, v) for flag, v in _variants(m, cur, d)]
         if not scored:
             return None
         p, flag, v = min(scored, key=lambda t: t[0])
@@ -116,7 +122,7 @@ def suggestions(m: ModelSpec, w: Workload, d: DeviceSpec, peak: int, need: int |
     cap = d.usable_memory_bytes
     fits, misses = [], []
     for flag, v in _variants(m, w, d):
-        p = _peak(m, v, d)
+        p = peak_bytes(m, v, d)
         (fits if p <= cap else misses).append((p, flag))
     out = [f"{flag}: {gb(p)} (fits)" for p, flag in sorted(fits)[:4]]
     combo = None if out else _combined(m, w, d)
@@ -155,11 +161,11 @@ def backward_search(m: ModelSpec, w: Workload, d: DeviceSpec) -> Search:
     cap = d.usable_memory_bytes
 
     def ok_batch(b: int) -> bool:
-        return _peak(m, _with(w, batch_size=b), d) <= cap
+        return peak_bytes(m, _with(w, batch_size=b), d) <= cap
 
     def ok_ctx(n: int) -> bool:
         v = _with(w, seq_len=n) if w.is_train else _with(w, prompt_tokens=max(n - w.gen_tokens, 1))
-        return _peak(m, v, d) <= cap
+        return peak_bytes(m, v, d) <= cap
 
     min_ctx = 1 if w.is_train else w.gen_tokens + 1
     return Search(

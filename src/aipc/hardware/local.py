@@ -84,6 +84,16 @@ def match_gpu(torch_name: str, memory_bytes: int | None, catalog: dict[str, Devi
     return best
 
 
+def profile_catalog_specs(profile, catalog: dict[str, DeviceSpec]) -> dict[str, DeviceSpec | None]:
+    """Per local device of an ``aipc hw`` profile (by DeviceSpec name): the catalog GPU it is, matched
+    by its torch name and memory; None for a CPU or a device no catalog entry matches."""
+    out: dict[str, DeviceSpec | None] = {}
+    for spec in profile.device_specs():
+        gpu = next((g for g in profile.machine.gpus if spec.name.endswith(":" + g.device)), None)
+        out[spec.name] = match_gpu(gpu.name, gpu.memory_bytes, catalog) if spec.kind != "cpu" and gpu else None
+    return out
+
+
 def catalog_spec(device: str) -> DeviceSpec | None:
     """The catalog entry of a local accelerator (by its torch name), for MFU against the spec peak."""
     if not device.startswith("cuda"):
@@ -103,11 +113,17 @@ def catalog_spec(device: str) -> DeviceSpec | None:
 _ONEDNN_BF16 = ("BF16", "AMX", "FP16", "AVX10", "AVX2_VNNI_2", "ALL", "DEFAULT")
 
 
-def cpu_bf16_native() -> bool:
+def cpu_bf16_native(profile=None) -> bool:
     """True when torch runs bf16 matrix products natively on this CPU: the CPU has AVX512_BF16 or
     AMX-BF16 (x86) or BF16 (Arm), and neither ``ATEN_CPU_CAPABILITY`` nor ``ONEDNN_MAX_CPU_ISA`` caps
-    torch below them. Elsewhere bf16 is emulated, many times slower than fp32."""
+    torch below them. Elsewhere bf16 is emulated, many times slower than fp32. With a ``profile``
+    (:class:`aipc.hardware.profile.MachineProfile`), as ``aipc hw`` recorded it there when it did."""
     import os
+
+    sw = getattr(getattr(profile, "machine", None), "software", None)
+    flag = getattr(sw, "cpu_bf16", None)
+    if flag is not None:
+        return flag == "native"
 
     from aipc.hardware.detect import detect_cpu
 

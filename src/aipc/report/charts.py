@@ -3,6 +3,9 @@
 Every chart is one ``<svg>`` string with a fixed width and height (so a page lays out before it
 paints and a test can find each chart), text in the SVG itself, and no script, font or image from
 anywhere. Values arrive in base units; ``fmt`` callables humanize them for labels.
+
+Every text drawn (titles, labels, legends, tooltips) goes through ``escape`` here, and numbers and
+colours come from code, so a chart is returned as ``Markup`` that the page templates insert as it is.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from html import escape
+
+from markupsafe import Markup
 
 # Okabe-Ito colour-blind-safe palette, then two greys.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
@@ -37,11 +42,12 @@ def _short(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def _svg(width: int, height: int, title: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" width="{width}" height="{height}" '
+def _svg(width: int, height: int, title: str, body: list[str]) -> Markup:
+    """The chart; every part of ``body`` was built with its text escaped (``_text``, ``escape``)."""
+    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" style="{FONT}">'
             f'<title>{escape(title)}</title><rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>'
-            + "".join(body) + "</svg>")
+                  + "".join(body) + "</svg>")
 
 
 # ------------------------------------------------------------------------------ scales and ticks
@@ -106,7 +112,7 @@ def _legend(items: Sequence[tuple[str, str, bool]], x0: float, y0: float, width:
 # ------------------------------------------------------------------------------ horizontal bars
 
 def hbar_chart(rows: Sequence[tuple[str, dict[str, float | str | None]]], series: Sequence[str], *, title: str,
-               fmt: Fmt, log: bool = False, width: int = 900, label_w: int = 230, note: str = "") -> str:
+               fmt: Fmt, log: bool = False, width: int = 900, label_w: int = 230, note: str = "") -> Markup:
     """Grouped horizontal bars: one group per row label, one bar per series (a string value is
     printed instead of a bar: why there is no number; None: 'not available')."""
     bar_h, gap, top = 14, 10, 34
@@ -154,7 +160,7 @@ def hbar_chart(rows: Sequence[tuple[str, dict[str, float | str | None]]], series
 
 def stacked_hbar(rows: Sequence[tuple[str, dict[str, float]]], *, title: str, fmt: Fmt,
                  marks: Sequence[tuple[str, float]] = (), width: int = 900, label_w: int = 230, note: str = "",
-                 tick_unit: float = 1.0) -> str:
+                 tick_unit: float = 1.0) -> Markup:
     """One stacked bar per row (components in a shared order and colour), vertical lines at ``marks``;
     axis ticks are round numbers of ``tick_unit`` (e.g. 2**30 for GiB)."""
     comps: list[str] = []
@@ -209,7 +215,7 @@ def stacked_hbar(rows: Sequence[tuple[str, dict[str, float]]], *, title: str, fm
 
 def line_chart(series: Sequence[dict], *, title: str, x_label: str, y_label: str, x_fmt: Fmt, y_fmt: Fmt,
                points: Sequence[dict] = (), xlog: bool = False, ylog: bool = False, width: int = 900,
-               height: int = 380, note: str = "") -> str:
+               height: int = 380, note: str = "") -> Markup:
     """Polylines (``{"name", "points": [(x, y)], "dashed"?, "color"?}``) and labelled points
     (``{"x", "y", "label", "color"?, "shape"?: "circle"|"diamond"}``) on linear or log axes."""
     xs = [p[0] for s in series for p in s["points"]] + [p["x"] for p in points]

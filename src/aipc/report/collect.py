@@ -90,15 +90,13 @@ def check_inputs(o: ReportOptions) -> Inputs:
 
 def machine_section(prof, catalog: dict) -> dict[str, Any]:
     """Detection facts and, per local device, measured peaks beside the catalog's spec peaks."""
-    from aipc.hardware.local import match_gpu
+    from aipc.hardware.local import profile_catalog_specs
 
     m, sw = prof.machine, prof.machine.software
+    matched = profile_catalog_specs(prof, catalog)
     devices = []
     for spec in prof.device_specs():
-        cat = None
-        if spec.kind != "cpu":
-            gpu = next((g for g in m.gpus if spec.name.endswith(":" + g.device)), None)
-            cat = match_gpu(gpu.name, gpu.memory_bytes, catalog) if gpu else None
+        cat = matched.get(spec.name)
         devices.append({
             "name": spec.name, "label": spec.label, "kind": spec.kind, "memory_bytes": spec.memory_bytes,
             "usable_memory_bytes": spec.usable_memory_bytes,
@@ -178,8 +176,7 @@ def engine_bench_section(model: str, progress: Progress, db=None) -> dict[str, A
     engines = [e for e in D.ENGINE_BENCH if e in available()]
     if not engines:
         return unavailable("no quantized engine is installed here (llama-cpp-python, OpenVINO); ./setup.sh installs them")
-    from aipc.bench.calibration import calibrate_runs
-    from aipc.bench.context import machine_context
+    from aipc.bench.calibration import calibrate_results
     from aipc.bench.runner import BenchOptions, run_bench
     from aipc.bench.stats import LoopConfig
     from aipc.estimate.choose import ENGINE_NAMES
@@ -194,29 +191,11 @@ def engine_bench_section(model: str, progress: Progress, db=None) -> dict[str, A
             rep = run_bench(o)
             rows += rep["results"]
             busy += rep.get("warnings") or []
-    runs = [{"id": r.get("run_id") or f"report-{i}", "scenario": r["scenario"], "device": r["device"],
-             "model": r["model"], "workload": r["workload"], "metrics": {"median_s": r["median_s"]},
-             "context": {"model_ref": r["workload"]["model"]}} for i, r in enumerate(rows)]
     out = {"available": True, "model": model, "engine": engines[0], "engines": engines, "shape": dict(s),
            "results": [{k: to_jsonable(r.get(k)) for k in (*BENCH_KEYS, "engine", "weight_format")} for r in rows]}
     if busy:  # a busy moment must not rewrite the machine: measured, shown, not used for the estimates
         return {**out, "calibration": None, "not_used": f"measured under load ({busy[0]}): not used for the estimates"}
-    fitted = calibrate_runs(runs, machine_context(measure=False).specs)
-    return {**out, "calibration": fitted["table"]}
-
-
-def _with_measured(table: dict | None):
-    """The stored calibration with the report's own llama.cpp factors added where none is stored."""
-    from aipc.estimate import calibrate as C
-
-    stored = C.load() or {"format": C.FORMAT, "version": C.VERSION, "devices": {}}
-    if not table:
-        return stored
-    devices = {d: dict(e) for d, e in stored.get("devices", {}).items()}
-    for dev, entries in table.get("devices", {}).items():
-        for key, entry in entries.items():
-            devices.setdefault(dev, {}).setdefault(key, entry)
-    return {**stored, "devices": devices}
+    return {**out, "calibration": calibrate_results(rows)["table"]}
 
 
 # ------------------------------------------------------------------------------ estimates
@@ -255,30 +234,12 @@ def _estimate_row(w, d, mspec, local: bool, need, cpu_bf16_native: bool | None =
                 **_timing_fields(torch_e)}}
 
 
-def need_for(item: dict, w, needs: dict):
-    """The need a report workload is judged against: its needs-file entry (same name, else same model
-    and task) — TTFT / TPOT targets for serving, tokens and deadline for a training job — else the
-    defaults of aipc.cost.defaults (serving: TTFT 2 s, TPOT 0.1 s; training: no deadline)."""
-    from aipc.cost import defaults as CD
-    from aipc.estimate.choose import Need
-
-    key = "inference" if w.task == "infer" else "jobs"
-    entries = [e for e in (needs.get(key) or []) if isinstance(e, dict)]
-    entry = next((e for e in entries if e.get("name") == item["name"]), None) or next(
-        (e for e in entries if e.get("model") == w.model), None) or {}
-    if w.task == "infer":
-        return Need(ttft_s=float(entry.get("ttft_s", CD.INFERENCE["ttft_s"].value)),
-                    tpot_s=float(entry.get("tpot_s", CD.INFERENCE["tpot_s"].value)))
-    hours = entry.get("deadline_hours")
-    return Need(ttft_s=None, tpot_s=None, train_tokens=entry.get("train_tokens") or w.train_tokens or None,
-                deadline_s=float(hours) * 3600 if hours else None)
-
-
 def estimates_section(workloads: list[dict], local: list, catalog: dict, needs: dict | None = None,
                       cpu_bf16_native: bool | None = None, measured: dict | None = None) -> dict[str, Any]:
     """Each workload on this machine's devices and on every catalog device, at the best engine x
     precision of each (judged against the workload's need). ``measured``: factors fitted on this
     report's own llama.cpp runs (engine_bench_section), used where no stored calibration answers."""
+    from aipc.cost.targets import need_for
     from aipc.estimate import calibrate as C
     from aipc.estimate import resolve_model
     from aipc.spec import workload_from_dict
@@ -287,8 +248,8 @@ def estimates_section(workloads: list[dict], local: list, catalog: dict, needs: 
     for item in workloads:
         w = workload_from_dict(dict(item["workload"]), where=item["name"])
         m = resolve_model(w.model)
-        need = need_for(item, w, needs or {})
-        with C.using(_with_measured(measured)):
+        need = need_for(item["name"], w, needs or {})
+        with C.using(C.stored_with(measured)):
             rows = [_estimate_row(w, d, m, True, need, cpu_bf16_native) for d in local]
         rows += [_estimate_row(w, d, m, False, need) for d in catalog.values()]
         out.append({"name": item["name"], "model": m.name, "task": w.task, "method": w.method,
@@ -334,17 +295,6 @@ def _run(name: str, fn: Callable[[], dict], timings: dict) -> dict:
         timings[name] = time.perf_counter() - t0
 
 
-def _cpu_bf16_native(prof) -> bool:
-    """Whether this machine's CPU runs bf16 natively: as aipc hw recorded it, else as detected now."""
-    sw = getattr(getattr(prof, "machine", None), "software", None)
-    flag = getattr(sw, "cpu_bf16", None)
-    if flag is not None:
-        return flag == "native"
-    from aipc.hardware.local import cpu_bf16_native
-
-    return cpu_bf16_native()
-
-
 def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Everything the page shows, as one JSON-ready dict."""
     progress = progress or (lambda what, frac: None)
@@ -376,7 +326,9 @@ def collect(o: ReportOptions, progress: Progress | None = None) -> dict[str, Any
     else:
         bench = engine_bench = unavailable("skipped (--no-bench)")
     progress("estimating workloads on this machine and the catalog devices", STEPS["estimate"][0])
-    native = _cpu_bf16_native(holder.get("prof"))
+    from aipc.hardware.local import cpu_bf16_native
+
+    native = cpu_bf16_native(holder.get("prof"))
     measured = engine_bench.get("calibration") if engine_bench.get("available") else None
     est = _run("estimate", lambda: estimates_section(inputs.workloads, local, catalog, inputs.needs, native, measured),
                timings)

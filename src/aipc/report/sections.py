@@ -1,46 +1,44 @@
 """The page's sections from the report data: verdict, this machine, roofline, measurements, workloads.
 
 Cost, assumptions and reproduce live in :mod:`aipc.report.sections_cost`. Each function takes the
-whole data dict and returns HTML; a missing part renders as "not available: <why>".
+whole data dict, computes the numbers and texts the section shows, and renders them through the
+section's template (``templates/sections/*.html``) as ``Markup``; a missing part renders as
+"not available: <why>". No HTML is written here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import Markup
+
 from aipc.cost.fmt import pct
+from aipc.estimate.calibrate import peak_dtypes
 from aipc.render import gb, seconds, si
 from aipc.report import charts as C
 from aipc.report import defaults as D
-from aipc.report.html import esc, facts, figure, na, table
-from aipc.report.sections_cost import assumptions_html, cost_html, reproduce_html  # noqa: F401
-from aipc.report.sections_here import here_html  # noqa: F401
+from aipc.report.templating import figure, na, render, status
 from aipc.report.verdict import tok_s, verdict
 
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 
 
-def verdict_html(data: dict) -> str:
-    out = ['<div class="verdict">']
-    for head, lines in verdict(data):
-        out.append(f"<h3>{esc(head)}</h3><ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
-    return "".join(out) + "</div>"
+def verdict_html(data: dict) -> Markup:
+    return render("sections/verdict.html", verdict=verdict(data))
 
 
 # ------------------------------------------------------------------------------ this machine
 
 def _peak(peaks: dict, dtype: str) -> tuple[str, float | None]:
-    """The estimator's fallback order: the dtype, the other 16-bit type, then fp32."""
-    for dt in (dtype, "bf16" if dtype == "fp16" else "fp16", "fp32"):
+    """The estimator's fallback order (aipc.estimate.calibrate.peak_dtypes)."""
+    for dt in peak_dtypes(dtype):
         if peaks.get(dt):
             return dt, peaks[dt]
     return dtype, None
 
 
-def machine_html(data: dict) -> str:
-    m = data.get("machine") or {}
-    if not m.get("available"):
-        return na(m.get("why", "no profile"))
+def machine_facts(m: dict) -> list[tuple[str, Any]]:
+    """(what, text) pairs: CPU, memory, GPUs, NPUs, software, profile, load, confidence, native dtypes."""
     cpu, sw = m["cpu"], m["software"]
     load = m.get("load_avg")
     pairs = [
@@ -64,6 +62,11 @@ def machine_html(data: dict) -> str:
             pairs.append((f"Confidence ({d['name']})", d["confidence"]))
         if d.get("native_dtypes"):
             pairs.append((f"Native dtypes ({d['name']})", ", ".join(d["native_dtypes"])))
+    return pairs
+
+
+def peak_rows(m: dict) -> list[list[Any]]:
+    """Per local device: training and dense peaks, bandwidth and memory, measured beside the catalog spec."""
     rows = []
     for d in m["devices"]:
         meas, spec = d["measured"], d.get("spec")
@@ -83,10 +86,15 @@ def machine_html(data: dict) -> str:
                      (meas["sources"].get("bandwidth_bytes_s") or {}).get("source", "-")])
         rows.append([d["label"], "memory (usable)", gb(d["usable_memory_bytes"]), gb((spec or {}).get("memory_bytes")),
                      "-", "measured here" if not spec else f"spec: catalog {spec['device']}"])
+    return rows
+
+
+def machine_html(data: dict) -> Markup:
+    m = data.get("machine") or {}
+    if not m.get("available"):
+        return na(m.get("why", "no profile"))
     why = [f"{d['label']}: {d['spec_why']}" for d in m["devices"] if d.get("spec_why")]
-    note = f'<p class="note">Spec peaks: {esc("; ".join(why))}.</p>' if why else ""
-    return facts(pairs) + table(["device", "quantity", "measured here", "spec (catalog)", "measured / spec", "how measured"],
-                                rows, numeric={2, 3, 4}, wrap={5}) + note
+    return render("sections/machine.html", pairs=machine_facts(m), rows=peak_rows(m), spec_why="; ".join(why))
 
 
 # ------------------------------------------------------------------------------ roofline
@@ -137,7 +145,7 @@ def roofline_parts(data: dict) -> tuple[list[dict], list[dict]]:
     return series, points
 
 
-def roofline_html(data: dict) -> str:
+def roofline_html(data: dict) -> Markup:
     series, points = roofline_parts(data)
     if not series:
         m = data.get("machine") or {}
@@ -158,7 +166,28 @@ def roofline_html(data: dict) -> str:
 
 # ------------------------------------------------------------------------------ measurements
 
-def bench_html(data: dict) -> str:
+def bench_rows(res: list[dict]) -> list[list[Any]]:
+    """The measurement table: one row per (device, scenario)."""
+    rows = []
+    for r in res:
+        err = "" if r.get("est_error") is None else f" ({r['est_error'] * 100:+.0f}%)"
+        mbu = pct(r.get("mbu_measured"), 1) if r.get("mbu_measured") is not None else "-"
+        rows.append([f"{r['device']} {r.get('precision') or ''}", r["scenario"],
+                     f"{seconds(r.get('median_s'))} ({seconds(r.get('p10_s'))} – {seconds(r.get('p90_s'))}, n={r.get('n')})",
+                     tok_s(r.get("tokens_per_s")), si(r.get("achieved_flops_s"), "FLOP/s"),
+                     f"{pct(r.get('mfu_measured'), 1)} | {pct(r.get('mfu_spec'), 1)}", mbu,
+                     seconds(r.get("est_s")) + err, f"{gb(r.get('peak_mem_bytes'))} | {gb(r.get('est_peak_mem_bytes'))}"])
+    return rows
+
+
+def speedup_chart(sp: list[dict]) -> Markup:
+    others = list(dict.fromkeys(d for s in sp for d in s["r"]))
+    rows = [(f"{s['scenario']} (vs {s['reference']})", {d: s["r"].get(d) for d in others}) for s in sp]
+    return C.hbar_chart(rows, others, fmt=lambda v: f"{v:.2f}x",
+                        title="Speedup R per scenario" + (f" ({others[0]})" if len(others) == 1 else ""))
+
+
+def bench_html(data: dict) -> Markup:
     b = data.get("bench") or {}
     if not b.get("available"):
         return na(b.get("why", "benchmark not run"))
@@ -168,39 +197,18 @@ def bench_html(data: dict) -> str:
     rows = [(s, {d: next((r.get("tokens_per_s") for r in res if r["device"] == d and r["scenario"] == s), None)
                  for d in devices}) for s in scen]
     shape = b.get("shape") or {}
-    out = [f'<p>{esc(b["model"])} ({si(b.get("params"), "", 3)} parameters, random weights of the real architecture) '
-           f'measured on every local device, quick: batch {shape.get("batch")}, prompt {shape.get("prompt")}, '
-           f'{shape.get("gen")} generated, training sequence {shape.get("seq")}. Peaks: {esc(b.get("peaks"))}.</p>']
+    peaks = "-" if b.get("peaks") is None else b["peaks"]
+    intro = (f'{b["model"]} ({si(b.get("params"), "", 3)} parameters, random weights of the real architecture) '
+             f'measured on every local device, quick: batch {shape.get("batch")}, prompt {shape.get("prompt")}, '
+             f'{shape.get("gen")} generated, training sequence {shape.get("seq")}. Peaks: {peaks}.')
     title = "Measured tokens/s per device" + (f" ({devices[0]})" if len(devices) == 1 else "")
-    out.append(figure("tokens", C.hbar_chart(rows, devices, title=title, fmt=num,
-                                             note="tokens/s = tokens per sample / median sample time"),
-                      "Tokens per second by scenario and device, measured (median over the timed samples)."))
-    trows = []
-    for r in res:
-        err = "" if r.get("est_error") is None else f" ({r['est_error'] * 100:+.0f}%)"
-        mbu = pct(r.get("mbu_measured"), 1) if r.get("mbu_measured") is not None else "-"
-        trows.append([f"{r['device']} {r.get('precision') or ''}", r["scenario"],
-                      f"{seconds(r.get('median_s'))} ({seconds(r.get('p10_s'))} – {seconds(r.get('p90_s'))}, n={r.get('n')})",
-                      tok_s(r.get("tokens_per_s")), si(r.get("achieved_flops_s"), "FLOP/s"),
-                      f"{pct(r.get('mfu_measured'), 1)} | {pct(r.get('mfu_spec'), 1)}", mbu,
-                      seconds(r.get("est_s")) + err, f"{gb(r.get('peak_mem_bytes'))} | {gb(r.get('est_peak_mem_bytes'))}"])
-    out.append(table(["device", "scenario", "median (p10 – p90, samples)", "tokens/s", "achieved", "MFU measured | spec peak",
-                      "MBU", "estimated (error)", "peak memory measured | estimated"], trows, numeric=set(range(2, 9))))
-    defs = b.get("definitions") or {}
-    if defs:
-        out.append('<p class="note">' + esc(" · ".join(defs.values())) + f". Confidence: {esc(b.get('ci_method'))}.</p>")
+    tokens = C.hbar_chart(rows, devices, title=title, fmt=num, note="tokens/s = tokens per sample / median sample time")
     sp = b.get("speedup") or []
-    out.append("<h3>Speedup R = t(reference) / t(device), per scenario</h3>")
-    if not sp:
-        out.append(na(f"only one local device was measured ({', '.join(devices)}): R compares two devices of the same "
-                      "machine, e.g. R = t_cpu / t_gpu"))
-    else:
-        others = list(dict.fromkeys(d for s in sp for d in s["r"]))
-        rrows = [(f"{s['scenario']} (vs {s['reference']})", {d: s["r"].get(d) for d in others}) for s in sp]
-        out.append(figure("speedup", C.hbar_chart(rrows, others, fmt=lambda v: f"{v:.2f}x",
-                                                        title="Speedup R per scenario" + (f" ({others[0]})" if len(others) == 1 else "")),
-                          "R > 1: the device is faster than the reference (the CPU of this machine when measured)."))
-    return "".join(out)
+    return render("sections/bench.html", intro=intro, tokens_svg=tokens, rows=bench_rows(res),
+                  definitions=" · ".join((b.get("definitions") or {}).values()), ci_method=b.get("ci_method"),
+                  speedup_svg=speedup_chart(sp) if sp else None,
+                  no_speedup=f"only one local device was measured ({', '.join(devices)}): R compares two devices of "
+                             "the same machine, e.g. R = t_cpu / t_gpu")
 
 
 # ------------------------------------------------------------------------------ workloads
@@ -214,48 +222,47 @@ def _speed(r: dict, task: str) -> float | None:
     return r.get("decode_tokens_per_s") if task == "infer" else r.get("train_tokens_per_s")
 
 
-def _cell(r: dict, task: str) -> tuple[str, str]:
+def fit_cell(r: dict, task: str) -> dict[str, Any]:
+    """One device x workload cell: fits / too slow / does not fit, then memory and speed (a status cell)."""
     if not r.get("available"):
-        return ("html", f'<span class="note">{esc(r.get("why"))}</span>')
-    setup = f'{esc(r["setup"])} · ' if r.get("setup") else ""
+        return status("note", r.get("why"))
+    setup = f'{r["setup"]} · ' if r.get("setup") else ""
     if r["fits"] and r.get("meets", True):
-        return ("html", f'<span class="yes">fits</span> {setup}{esc(gb(r["peak_bytes"]))} · {esc(tok_s(_speed(r, task)))}')
+        return status("yes", "fits", f'{setup}{gb(r["peak_bytes"])} · {tok_s(_speed(r, task))}')
     if r["fits"]:
-        return ("html", f'<span class="no">too slow</span> {setup}{esc(gb(r["peak_bytes"]))} · '
-                        f'{esc(tok_s(_speed(r, task)))} ({esc("; ".join(r.get("misses") or []))})')
+        return status("no", "too slow", f'{setup}{gb(r["peak_bytes"])} · {tok_s(_speed(r, task))} '
+                                        f'({"; ".join(r.get("misses") or [])})')
     need = r.get("devices_needed")
     more = f"needs {need} devices" if need else "no device count fits"
-    return ("html", f'<span class="no">does not fit</span> {esc(gb(r["peak_bytes"]))} · {esc(more)}')
+    return status("no", "does not fit", f'{gb(r["peak_bytes"])} · {more}')
 
 
-def workloads_html(data: dict) -> str:
-    est = data.get("estimates") or {}
-    if not est.get("available"):
-        return na(est.get("why", "no estimates"))
-    ws = est["workloads"]
-    out = ["<ul>" + "".join(f"<li>{esc(w['name'])}: {esc(_describe(w))}</li>" for w in ws) + "</ul>"]
+def memory_chart(ws: list[dict]) -> Markup | None:
+    """Stacked peak memory per workload (this machine's first device), with device capacities marked."""
     mem_rows, marks = [], []
     for w in ws:
         r = _local_or_first(w["rows"])
         if r:
             mem_rows.append((w["name"], {k.replace("_bytes", "").replace("_", " "): v
                                          for k, v in r["components"].items() if v > 0}))
-    first = ws[0]["rows"]
-    for r in first:
+    for r in ws[0]["rows"]:
         if r.get("available") and (r["local"] or r["device"] in D.CAPACITY_MARKS):
             marks.append((("this machine " if r["local"] else "") + r["device"].replace("this-machine:", ""),
                           r["capacity_bytes"]))
-    if mem_rows:
-        top = max(sum(d.values()) for _, d in mem_rows)
-        limit = max(2 * top, min([v for _, v in marks if v >= top], default=0))
-        shown = [mk for mk in marks if mk[1] <= limit]
-        beyond = "; ".join(f"{n} {gb(v)}" for n, v in sorted(marks, key=lambda m: m[1]) if v > limit)
-        out.append(figure("memory", C.stacked_hbar(mem_rows, marks=shown, fmt=_gib, tick_unit=2**30,
-                                                   title="Peak memory by component, with device capacities",
-                                                   note=f"beyond the axis: {beyond}" if beyond else ""),
-                          "Stacked: what occupies memory at the peak phase of each workload (estimated on this machine's "
-                          "first device). Dashed red lines: usable memory of this machine and of common devices."))
-    names = [w["name"] for w in ws]
+    if not mem_rows:
+        return None
+    top = max(sum(d.values()) for _, d in mem_rows)
+    limit = max(2 * top, min([v for _, v in marks if v >= top], default=0))
+    shown = [mk for mk in marks if mk[1] <= limit]
+    beyond = "; ".join(f"{n} {gb(v)}" for n, v in sorted(marks, key=lambda m: m[1]) if v > limit)
+    return C.stacked_hbar(mem_rows, marks=shown, fmt=_gib, tick_unit=2**30,
+                          title="Peak memory by component, with device capacities",
+                          note=f"beyond the axis: {beyond}" if beyond else "")
+
+
+def speed_chart(ws: list[dict]) -> Markup:
+    """Estimated tokens/s of each workload on this machine and a pick of catalog devices (log bars)."""
+    first = ws[0]["rows"]
     picks = [r for r in first if r["local"] or r["category"] in ("ai-pc", "workstation") or r["device"] in D.CAPACITY_MARKS]
     picks = picks[: D.SPEED_CHART_LIMIT + sum(1 for r in first if r["local"])]
     srows = []
@@ -270,18 +277,20 @@ def workloads_html(data: dict) -> str:
             else:
                 vals[w["name"]] = _speed(r, w["task"]) or "speed not known"
         srows.append((r0["label"] if not r0["local"] else "This machine: " + r0["label"], vals))
-    out.append(figure("speed", C.hbar_chart(srows, names, log=True, title="Estimated tokens/s per device (log scale)",
-                                            fmt=num,
-                                            note="serving: generated tokens/s at batch 1; training: trained tokens/s"),
-                      "Estimated with the roofline model and the efficiency factors listed under Assumptions."))
-    trows = []
-    for i, r0 in enumerate(first):
-        cells = [_cell(w["rows"][i], w["task"]) for w in ws]
-        trows.append([("This machine: " if r0["local"] else "") + r0["label"], r0["category"],
-                      gb(r0.get("capacity_bytes") or r0.get("memory_bytes")), *cells])
-    out.append("<h3>Fit and estimated speed on every device</h3>")
-    out.append(table(["device", "category", "usable memory", *names], trows, numeric={2}))
-    return "".join(out)
+    return C.hbar_chart(srows, [w["name"] for w in ws], log=True, title="Estimated tokens/s per device (log scale)",
+                        fmt=num, note="serving: generated tokens/s at batch 1; training: trained tokens/s")
+
+
+def workloads_html(data: dict) -> Markup:
+    est = data.get("estimates") or {}
+    if not est.get("available"):
+        return na(est.get("why", "no estimates"))
+    ws = est["workloads"]
+    rows = [[("This machine: " if r0["local"] else "") + r0["label"], r0["category"],
+             gb(r0.get("capacity_bytes") or r0.get("memory_bytes")), *(fit_cell(w["rows"][i], w["task"]) for w in ws)]
+            for i, r0 in enumerate(ws[0]["rows"])]
+    return render("sections/workloads.html", described=[(w["name"], _describe(w)) for w in ws],
+                  memory_svg=memory_chart(ws), speed_svg=speed_chart(ws), names=[w["name"] for w in ws], rows=rows)
 
 
 def _gib(v: float) -> str:

@@ -3,16 +3,19 @@
 Cost curves are drawn from the decision's own numbers with the same formulas (aipc.cost.tco):
 cumulative cost over months (capex up front + running cost per month, versus rent per month) and
 cost of one busy device-hour against utilization, each with the decision's break-even points.
+Each ``*_html`` function renders its template (``templates/sections/*.html``) as ``Markup``.
 """
 
 from __future__ import annotations
 
 import shlex
 
+from markupsafe import Markup
+
 from aipc.cost import tco
 from aipc.cost.fmt import money, pct
 from aipc.report import charts as C
-from aipc.report.html import esc, figure, na, table
+from aipc.report.templating import na, render, table
 
 MAX_ROWS = 12
 
@@ -37,7 +40,7 @@ def curve_candidates(d: dict) -> tuple[list[dict], dict | None]:
     return owned[:4], cloud
 
 
-def months_chart(d: dict) -> str | None:
+def months_chart(d: dict) -> Markup | None:
     owned, cloud = curve_candidates(d)
     if not owned and not cloud:
         return None
@@ -62,7 +65,7 @@ def months_chart(d: dict) -> str | None:
                         y_fmt=lambda v: money(v, cur, 0), note="diamonds: payback (break-even) month against the cloud offer")
 
 
-def utilization_chart(d: dict) -> str | None:
+def utilization_chart(d: dict) -> Markup | None:
     owned, cloud = curve_candidates(d)
     owned = [c for c in owned if c.get("busy_device_hours_per_month")]
     if not owned:
@@ -101,44 +104,22 @@ def utilization_chart(d: dict) -> str | None:
                                         "diamonds: break-even utilization against the cheapest cloud offer")
 
 
-def cost_html(data: dict) -> str:
+def cost_html(data: dict) -> Markup:
     d = data.get("decision") or {}
     if not d.get("available"):
         return na(d.get("why", "no decision"))
     cur = d.get("currency", "USD")
-    out = [f'<pre>{esc(d.get("recommendation"))}</pre>', f'<p class="note">Throughput: {esc(d.get("throughput"))}.</p>']
-    for w in d.get("warnings") or []:
-        out.append(f'<p class="note">warning: {esc(w)}</p>')
-    mc = months_chart(d)
-    if mc:
-        out.append(figure("cost-months", mc, "Owning: the purchase up front, then electricity and operations each month; "
-                                             "renting: the monthly bill for the same demand. Diamonds: break-even."))
-    uc = utilization_chart(d)
-    if uc:
-        out.append(figure("cost-utilization", uc, "The busier an owned device, the cheaper each useful hour. Dots: the "
-                                                  "utilization today's demand implies; diamonds: where owning starts to "
-                                                  "beat the cheapest cloud offer for the same work."))
-    elif not mc:
-        out.append(na("no feasible option to draw cost curves for"))
     feas = [c for c in d.get("candidates") or [] if c.get("feasible")][:MAX_ROWS]
-    rows = [[c["label"], c["kind"], c["devices"], money(c["cost_per_month"], cur), money(c.get("cost_per_mtok_infer"), cur),
-             money(c.get("cost_per_mtok_train"), cur), pct(c.get("utilization")), c.get("throughput_source")] for c in feas]
-    out.append(f"<h3>Cheapest {len(feas)} options that meet every need</h3>")
-    out.append(table(["option", "kind", "devices", "per month", "per 1M tokens served", "per 1M tokens trained",
-                      "utilization", "speed from"], rows, numeric={2, 3, 4, 5, 6}))
+    options = [[c["label"], c["kind"], c["devices"], money(c["cost_per_month"], cur), money(c.get("cost_per_mtok_infer"), cur),
+                money(c.get("cost_per_mtok_train"), cur), pct(c.get("utilization")), c.get("throughput_source")]
+               for c in feas]
     miss = d.get("closest_misses") or [c for c in d.get("candidates") or [] if not c.get("feasible")][:5]
-    if miss:
-        out.append("<h3>Closest misses</h3>")
-        out.append(table(["option", "why not"], [[c["label"], "; ".join(c.get("reasons") or [])] for c in miss[:5]]))
-    if d.get("per_workload"):
-        out.append("<h3>Each workload alone</h3><ul>" + "".join(f"<li>{esc(w.get('text'))}</li>" for w in d["per_workload"])
-                   + "</ul>")
-    sens = d.get("sensitivity") or []
-    if sens:
-        srows = [[s["parameter"], s.get("meaning", ""), runs(s["values"], s.get("cheapest_label") or [])] for s in sens]
-        out.append("<h3>Sensitivity: the cheapest option as one input changes</h3>")
-        out.append(table(["input", "meaning", "value (multiplier or months): cheapest option"], srows))
-    return "".join(out)
+    sens = [[s["parameter"], s.get("meaning", ""), runs(s["values"], s.get("cheapest_label") or [])]
+            for s in d.get("sensitivity") or []]
+    return render("sections/cost.html", recommendation=d.get("recommendation"), throughput=d.get("throughput"),
+                  warnings=d.get("warnings") or [], months_svg=months_chart(d), utilization_svg=utilization_chart(d),
+                  options=options, misses=[[c["label"], "; ".join(c.get("reasons") or [])] for c in miss[:5]],
+                  per_workload=[w.get("text") for w in d.get("per_workload") or []], sensitivity=sens)
 
 
 def runs(values: list[float], labels: list[str | None]) -> str:
@@ -186,7 +167,7 @@ def assumption_rows(data: dict) -> list[list]:
     return rows
 
 
-def assumptions_html(data: dict) -> str:
+def assumptions_html(data: dict) -> Markup:
     rows = assumption_rows(data)
     if not rows:
         return na("no part of the report answered, so no assumption was used")
@@ -215,13 +196,8 @@ def commands(data: dict) -> list[str]:
     return out
 
 
-def reproduce_html(data: dict) -> str:
-    v = data.get("versions") or {}
-    rows = [[k, val] for k, val in v.items()]
+def reproduce_html(data: dict) -> Markup:
     t = data.get("timings_s") or {}
     timing = ", ".join(f"{k} {val:.1f} s" for k, val in t.items() if isinstance(val, (int, float)))
-    return (table(["software", "version"], rows)
-            + "<p>From this folder (it holds <code>needs.json</code> and <code>workload-N.json</code>, the exact inputs):</p>"
-            + f"<pre>{esc(chr(10).join(commands(data)))}</pre>"
-            + (f'<p class="note">This report took: {esc(timing)}.</p>' if timing else ""))
-
+    return render("sections/reproduce.html", versions=list((data.get("versions") or {}).items()),
+                  commands=commands(data), timing=timing)

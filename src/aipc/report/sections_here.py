@@ -9,7 +9,7 @@ from typing import Any
 
 from aipc.render import gb, si
 from aipc.report import charts as C
-from aipc.report.html import esc, figure, na, table
+from aipc.report.templating import na, render
 
 TOP_ROWS = 20
 
@@ -52,27 +52,16 @@ def _tps(r: dict, scen: str) -> str:
     return "-" if v is None else f"{v:.3g} ({r[f'{scen}_kind']})"
 
 
-def here_html(data: dict) -> str:
+def here_html(data: dict):
     h = data.get("here") or {}
     if not h.get("available"):
         return na(h.get("why", "not collected"))
     if not h["measured_peaks"]:
         return na("no measured peaks for this machine: run 'aipc hw', then 'aipc bench --sweep'")
-    n_fit = sum(1 for r in h["rows"] if r["max_context"])
-    shape = h["shape"]
-    out = [f"<p>{len(h['rows'])} catalog model x engine x weight format combinations on {esc(h['device_label'])}; "
-           f"{n_fit} fit with some context, {h['measured_figures']} figures measured here. Speeds at batch 1, a "
-           f"{shape['prompt_tokens']}-token prompt and {shape['gen_tokens']} generated tokens; memory at a "
-           f"{shape['memory_context']}-token context. The same table: <code>aipc models --here</code>.</p>",
-           figure("here", chart(h), "Decode tokens/s against parameters, one line per engine and format; "
-                                    "measured points are diamonds.")]
     rows = [[r["model"], r["engine"], r["format"], gb(r["memory_4k_bytes"]),
              "-" if r["max_context"] is None else f"{r['max_context']:,}", _tps(r, "prefill"), _tps(r, "decode")]
             for r in h["rows"][:TOP_ROWS]]
-    out.append(table(["model", "engine", "format", "memory at 4k", "largest context", "prefill tokens/s",
-                      "decode tokens/s"], rows, numeric={3, 4, 5, 6}))
-    errs = "; ".join(f"{e['kind']} {e['scenario']}: {e['median_abs_error']:.0%} ({esc(e['source'])}, {e['date']})"
+    errs = "; ".join(f"{e['kind']} {e['scenario']}: {e['median_abs_error']:.0%} ({e['source']}, {e['date']})"
                      for e in h["expected_errors"] if e["scenario"] in ("decode", "prefill"))
-    out.append(f'<p class="note">Best {min(TOP_ROWS, len(h["rows"]))} rows shown. Expected median error by kind of '
-               f"figure: {errs}.</p>")
-    return "".join(out)
+    return render("sections/here.html", h=h, n_fit=sum(1 for r in h["rows"] if r["max_context"]),
+                  shape=h["shape"], chart_svg=chart(h), rows=rows, shown=min(TOP_ROWS, len(h["rows"])), errs=errs)

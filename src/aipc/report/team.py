@@ -89,26 +89,20 @@ def charts(data: dict) -> list[dict]:
 
 def render_team(data: dict) -> str:
     """The page from the team data (nothing is measured or looked up here)."""
-    from jinja2 import Environment, PackageLoader
-    from markupsafe import Markup
+    from aipc.report.templating import environment, render
 
-    from aipc.report.html import CSP, CSS
-
-    env = Environment(loader=PackageLoader("aipc.report", "templates"), autoescape=True, trim_blocks=True,
-                      lstrip_blocks=True)
-    env.filters.update(rate=rate, money=money, ratio=ratio, r_text=r_text)
-    figs = [{**c, "svg": Markup(c["svg"])} for c in charts(data)]  # SVG built by aipc.report.charts, text escaped there
-    return env.get_template("team.html").render(d=data, css=Markup(CSS), csp=Markup(CSP), charts=figs)
+    environment().filters.update(rate=rate, money=money, ratio=ratio, r_text=r_text)
+    return render("team.html", d=data, charts=charts(data))  # each chart's SVG is Markup, its text escaped there
 
 
 def write_team(data: dict, out_dir: str | Path) -> dict[str, Any]:
     """Write team.html and team.json into ``out_dir`` (each via a temporary file and a rename)."""
-    from aipc.report.html import _atomic_write
+    from aipc.report.html import atomic_write
 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     page = render_team(data)
-    _atomic_write(out / "team.json", json.dumps(to_jsonable(data), indent=1) + "\n")
-    _atomic_write(out / "team.html", page)
+    atomic_write(out / "team.json", json.dumps(to_jsonable(data), indent=1) + "\n")
+    atomic_write(out / "team.html", page)
     return {"dir": str(out), "index": str(out / "team.html"), "json": str(out / "team.json"),
             "page_bytes": len(page.encode("utf-8"))}
