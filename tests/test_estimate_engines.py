@@ -2,6 +2,7 @@
 table), workload rules for llama.cpp formats, and calibration kept apart per engine and weight format."""
 
 import json
+import re
 
 import pytest
 from helpers import run_cli
@@ -93,3 +94,14 @@ def test_calibration_is_kept_per_engine_and_format():
     only_llama = C.fit([_point("prefill", "q4_k_m", 0.4)])
     with C.using(only_llama):
         assert C.lookup("dev", "prefill", 1e9) is None  # llama.cpp runs never calibrate torch
+
+
+@pytest.mark.parametrize("model,engine,precision,allowed", [
+    ("qwen3-14b", "llamacpp", "q8_0", {"q4_k_m"}), ("qwen3-32b", "openvino", "int8", {"int4"}),
+    ("qwen3-14b", "torch", "bf16", {"int8", "q4_k_m"})])
+def test_what_would_fit_suggests_only_formats_the_engine_runs(model, engine, precision, allowed):
+    code, out, err = run_cli("estimate", model, "--engine", engine, "--precision", precision,
+                             "--prompt-tokens", "30000", "--device", "rtx-4090")
+    assert code == 0, err
+    suggested = set(re.findall(r"--precision (\S+?)[:\s]", out))
+    assert suggested and suggested <= allowed, out

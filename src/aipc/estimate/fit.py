@@ -81,12 +81,17 @@ def _train_variants(w: Workload, d: DeviceSpec | None) -> list[tuple[str, Worklo
     return out
 
 
+# Smaller weight formats to suggest per engine (each engine runs only its own; a GGUF type given to the
+# torch engine moves the workload to llama.cpp, as `aipc estimate --precision q4_k_m` does)
+SMALLER_FORMATS = {"torch": ("int8", "q4_k_m"), "llamacpp": ("q8_0", "q4_k_m"), "openvino": ("int8", "int4")}
+
+
 def _variants(m: ModelSpec, w: Workload, d: DeviceSpec | None = None) -> list[tuple[str, Workload]]:
     """Changes a user can make, as (flag text, workload)."""
     if w.is_train:
         return _train_variants(w, d)
     out: list[tuple[str, Workload]] = []
-    for q in ("int8", "q4_k_m"):
+    for q in SMALLER_FORMATS.get(w.engine, ()):
         if w.weight_dtype not in (q, "int4", "nf4", "q4_0", "q4_k_m"):
             out.append((f"--precision {q}", _with(w, weight_dtype=q, compute_dtype="bf16")))
     if w.kv != "fp8" and m.is_decoder:
