@@ -11,8 +11,15 @@ cd "$(dirname "$0")/.."
 LOG="${1:-/tmp/aipc-quiet}"; mkdir -p "$LOG"
 PY=.venv/bin/python
 GGUF8B="${AIPC_GGUF_8B:-$HOME/.cache/aipc-bench/gguf/llama-3.1-8b-q4_k_m-seed0.gguf}"
+quiet() {  # wait (at most 5 minutes) for the 1-minute load average to fall below 0.9
+  for _ in $(seq 60); do
+    awk '{exit !($1 < 0.9)}' /proc/loadavg && return 0
+    sleep 5
+  done
+}
 step() {  # name minutes command...
   local name="$1" mins="$2"; shift 2
+  quiet
   echo "$(date -u +%FT%TZ) start $name (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$LOG/steps.log"
   timeout "$((mins * 60))" "$@" > "$LOG/$name.log" 2>&1
   echo "$(date -u +%FT%TZ) end $name rc=$? (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$LOG/steps.log"
