@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,15 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 CACHE = Path(os.environ.get("AIPC_BENCH_CACHE", Path.home() / ".cache" / "aipc-bench"))
-ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4", "vnni", "bmi2")
 
 
 def isa_flags() -> str:
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.machine()
-    return " ".join(sorted(f for f in flags if f.startswith(ISA_PREFIXES)))
+    from aipc.hardware.detect import isa_flags_line
+
+    return isa_flags_line()
 
 
 def _release() -> str:

@@ -25,16 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 AIPC = str(Path(sys.executable).with_name("aipc"))
 CMD = [AIPC, "models", "--here", "--json"]
-ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4", "vnni", "bmi2")
 HEAVY = ("torch", "transformers", "llama_cpp")
 
 
 def isa_flags() -> str:
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.machine()
-    return " ".join(sorted(f for f in flags if f.startswith(ISA_PREFIXES)))
+    from aipc.hardware.detect import isa_flags_line
+
+    return isa_flags_line()
 
 
 def timed() -> tuple[float, dict]:

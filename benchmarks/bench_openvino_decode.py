@@ -34,12 +34,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def isa_flags() -> str:
-    try:
-        flags = next(ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")).split(":")[1].split()
-    except (OSError, StopIteration):
-        return "unknown"
-    keep = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile", "fma")
-    return " ".join(f for f in keep if f in flags) or "none of avx2/avx512/amx"
+    from aipc.hardware.detect import isa_flags_line
+
+    return isa_flags_line()
 
 
 def _params(n: int):

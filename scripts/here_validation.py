@@ -37,15 +37,12 @@ HELD_OUT = (("smollm2-360m", "q4_k_m"), ("smollm2-360m", "q6_k"), ("qwen2.5-0.5b
 THREADS = os.cpu_count() or 1
 DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 TITLE = "## What you can run here: table against measured runs"
-ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4", "vnni", "bmi2")
 
 
 def isa_flags() -> str:
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.machine()
-    return " ".join(sorted(f for f in flags if f.startswith(ISA_PREFIXES)))
+    from aipc.hardware.detect import isa_flags_line
+
+    return isa_flags_line()
 
 
 def _fail(msg: str) -> None:

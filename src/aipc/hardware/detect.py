@@ -140,6 +140,17 @@ def _llc_bytes() -> int | None:
     return None
 
 
+ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4", "vnni", "bmi2")
+
+
+def isa_flags_line() -> str:
+    """This CPU's vector and matrix ISA flags, sorted, on one line (what benchmark records cite); the
+    machine's architecture name where /proc/cpuinfo has no flags."""
+    text = _read("/proc/cpuinfo") or ""
+    flags = _cpuinfo_fields(text).get("flags", "").split()
+    return " ".join(sorted(f for f in flags if f.startswith(ISA_PREFIXES))) or platform.machine()
+
+
 def detect_cpu(torch_mod=None, notes: list[str] | None = None) -> CpuInfo:
     """CPU model, cores and ISA features; unknown facts become None."""
     import psutil
