@@ -96,6 +96,17 @@ def _misfit(peak: int, n: int | None, d: DeviceSpec, max_devices: int) -> str:
     return f"does not fit: needs {gb(peak)} on one {d.label} ({gb(d.usable_memory_bytes)} usable); {more}"
 
 
+def _spread_to_fit(m: ModelSpec, w, d: DeviceSpec, peak: int, max_devices: int):
+    """(devices, workload spread over them, None) when the workload fits one device or the fewest
+    devices that hold it (estimate.fit), else (0, w, {reason, miss}) for the infeasible answer."""
+    if peak <= d.usable_memory_bytes:
+        return 1, w, None
+    n = devices_needed(m, w, d) or 0
+    if not n or n > max_devices:
+        return 0, w, {"reason": _misfit(peak, n or None, d, max_devices), "miss": (n / max_devices) if n else INF}
+    return n, spread(w, n), None
+
+
 def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: MeasuredIndex) -> JobPerf:
     """Fit, devices and time per job for one training job on one device kind."""
     cap = d.usable_memory_bytes
@@ -106,13 +117,9 @@ def job_perf(job: TrainJob, d: DeviceSpec, m: ModelSpec, max_devices: int, idx: 
         peak = peak_bytes(m, w, d)
         if peak <= cap:
             break
-    n = 1
-    if peak > cap:
-        n = devices_needed(m, w, d) or 0
-        if not n or n > max_devices:
-            return JobPerf(feasible=False, reason=_misfit(peak, n or None, d, max_devices), peak_bytes=peak,
-                           miss=(n / max_devices) if n else INF)
-        w = spread(w, n)
+    n, w, misfit = _spread_to_fit(m, w, d, peak, max_devices)
+    if misfit:
+        return JobPerf(feasible=False, peak_bytes=peak, **misfit)
     gc = w.grad_ckpt
     e = estimate(w, d, model=m)
     shape = {k: e.workload.get(k) for k in ("method", "batch_size", "seq_len", "weight_dtype")}
@@ -149,13 +156,9 @@ def serve_perf(inf: InferenceDemand, d: DeviceSpec, m: ModelSpec, max_devices: i
     cap = d.usable_memory_bytes
     w = inf.workload(batch_size=1)
     peak = peak_bytes(m, w, d)
-    n = 1
-    if peak > cap:
-        n = devices_needed(m, w, d) or 0
-        if not n or n > max_devices:
-            return ServePerf(feasible=False, reason=_misfit(peak, n or None, d, max_devices), peak_bytes=peak,
-                             miss=(n / max_devices) if n else INF)
-        w = spread(w, n)
+    n, w, misfit = _spread_to_fit(m, w, d, peak, max_devices)
+    if misfit:
+        return ServePerf(feasible=False, peak_bytes=peak, **misfit)
     e = estimate(w, d, model=m)
     t = e.time
     # a measured lone request (same device, model, shape) replaces the estimate; larger batches keep
