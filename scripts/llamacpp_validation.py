@@ -74,7 +74,7 @@ def _in_calibration(run: dict, calib: tuple) -> bool:
 def evaluate(db: Path, calib: tuple = (CALIB_MODELS, CALIB_QUANTS, CALIB_SHAPES)) -> dict:
     """Fit on the calibration subset (models, weight formats, shapes), predict the rest; uncalibrated
     errors of every run."""
-    from aipc.bench.calibration import TIME_FIELD, _predict, calibrate_runs, prepare_points
+    from aipc.bench.calibration import _predict, calibrate_runs, prepare_points
     from aipc.bench.context import machine_context
     from aipc.bench.store import ResultsDB
 
@@ -105,8 +105,10 @@ def check_8b(table: dict, quick: bool, gguf: str | None = None) -> dict:
     import importlib
 
     from aipc.estimate import calibrate as C
-    from aipc.hardware.local import local_devices
+    from aipc.estimate import estimate
+    from aipc.hardware.local import local_devices, resolve_device
     from aipc.report import defaults as D
+    from aipc.spec import workload_from_dict
 
     collect = importlib.import_module("aipc.report.collect")
     chat = [w for w in D.workloads() if w["workload"]["task"] == "infer"][:1]
@@ -114,13 +116,21 @@ def check_8b(table: dict, quick: bool, gguf: str | None = None) -> dict:
         est = collect.estimates_section(chat, local_devices(), {}, D.needs())
     row = next(r for r in est["workloads"][0]["rows"] if r.get("local") and r.get("available"))
     wl = chat[0]["workload"]
+    # the measured run is llama.cpp's, so its estimate is the report's llama.cpp figure for the same format,
+    # whichever engine the report chose (OpenVINO, where installed, may be chosen on its default factors)
+    fmt = "q4_k_m"
+    with C.using(table):
+        lc = estimate(workload_from_dict({**wl, "engine": "llamacpp", "weight_dtype": fmt}),
+                      resolve_device(row["device"]))
+    est_tps = 1 / lc.time.tpot_s
     ref = gguf or "llama-3.1-8b"  # a .gguf made earlier (aipc convert llama-3.1-8b --to gguf), else converted now
-    results = bench(ref, "auto" if gguf else row["weight_dtype"], wl["prompt_tokens"], 8 if quick else 16,
+    results = bench(ref, "auto" if gguf else fmt, wl["prompt_tokens"], 8 if quick else 16,
                     Path(tempfile.mkdtemp()) / "8b.db", quick=True)
     dec = next(r for r in results if r["scenario"] == "decode")
     measured = 1 / dec["median_s"]
-    return {"setup": row["setup"], "estimated_tokens_s": row["decode_tokens_per_s"], "measured_tokens_s": measured,
-            "ratio": row["decode_tokens_per_s"] / measured}
+    return {"setup": f"llama.cpp {fmt.upper()} (the report's choice: {row['setup']}, "
+                     f"{row['decode_tokens_per_s']:.2f} tokens/s)",
+            "estimated_tokens_s": est_tps, "measured_tokens_s": measured, "ratio": est_tps / measured}
 
 
 def environment() -> str:
