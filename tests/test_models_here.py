@@ -180,3 +180,17 @@ def test_gguf_parts_cache_gives_the_computed_bytes():
         assert cached[fmt] == gguf_parts(fresh, fmt) and sum(cached[fmt].values()) > 0
     other = dataclasses.replace(m, config={**m.config, "num_hidden_layers": 12})
     assert here_cache.model_key(other) != here_cache.model_key(m)
+
+
+def test_an_engines_own_check_sets_its_rows_expected_error_on_this_machine():
+    own = X.BY_ENGINE[("llamacpp", "default", "decode")]["median_abs_error"]
+    assert X.expected("default", "decode", True, "llamacpp")["median_abs_error"] == own
+    assert X.expected("default", "decode", False, "llamacpp") == X.expected("default", "decode", False)
+    assert X.expected("calibrated", "decode", True, "torch")["median_abs_error"] == \
+        X.EXPECTED[("calibrated", "decode")]["median_abs_error"]
+    m, d = catalog.get("smollm2-135m"), resolve_device(DEVICE)
+    here = H.row(m, "llamacpp", "q4_k_m", d, this_machine=True)
+    there = H.row(m, "llamacpp", "q4_k_m", d, this_machine=False)
+    assert here.decode_expected_error == own != there.decode_expected_error
+    assert H.row(m, "torch", "fp32", d, this_machine=True).decode_expected_error == \
+        X.EXPECTED[("default", "decode")]["median_abs_error"]

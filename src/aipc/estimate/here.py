@@ -123,7 +123,7 @@ def row(m: ModelSpec, engine: str, fmt: str, d: DeviceSpec, *, this_machine: boo
     prefill = SPEED_PROMPT / t.prefill_s if t.prefill_s else None
     decode = t.decode_tokens_per_s if m.is_decoder else None
     kinds = {s: _kind(ev.efficiency.source, s) for s in ("prefill", "decode")}
-    errs = {s: X.expected(k, s, this_machine)["median_abs_error"] for s, k in kinds.items()}
+    errs = {s: X.expected(k, s, this_machine, engine)["median_abs_error"] for s, k in kinds.items()}
     return Row(model=m.name, task=task_of(m), params=m.param_count(), engine=engine, format=fmt,
                kv_dtype=w.kv, weights_bytes=int(ev.memory.weights_only_bytes), memory_4k_bytes=int(at_4k),
                fits_4k=at_4k <= d.usable_memory_bytes, max_context=largest_context(m, w, d, at_4k),

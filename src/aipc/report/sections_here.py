@@ -61,7 +61,8 @@ def here_html(data: dict):
     rows = [[r["model"], r["engine"], r["format"], gb(r["memory_4k_bytes"]),
              "-" if r["max_context"] is None else f"{r['max_context']:,}", _tps(r, "prefill"), _tps(r, "decode")]
             for r in h["rows"][:TOP_ROWS]]
-    errs = "; ".join(f"{e['kind']} {e['scenario']}: {e['median_abs_error']:.0%} ({e['source']}, {e['date']})"
+    errs = "; ".join(f"{e.get('engine', 'torch') + ' ' if 'engine' in e else ''}{e['kind']} {e['scenario']}: "
+                     f"{e['median_abs_error']:.0%} ({e['source']}, {e['date']})"
                      for e in h["expected_errors"] if e["scenario"] in ("decode", "prefill"))
     return render("sections/here.html", h=h, n_fit=sum(1 for r in h["rows"] if r["max_context"]),
                   shape=h["shape"], chart_svg=chart(h), rows=rows, shown=min(TOP_ROWS, len(h["rows"])), errs=errs)
