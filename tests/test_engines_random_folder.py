@@ -56,3 +56,15 @@ def test_memory_bounded_by_a_shard_and_folder_complete(tmp_path):
         assert float(f.get_tensor("model.norm.weight").float().min()) == 1.0  # norms start at one
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and (folder / "tokenizer.json").is_file()
+
+
+def test_a_gpt2_folder_converts_to_gguf_with_its_context(tmp_path):
+    """transformers 5 saves GPT-2's context as n_positions only; llama.cpp's GPT-2 converter reads n_ctx
+    (the published configs carry both), so the folder carries both and the GGUF gets the context."""
+    from aipc.engines.gguf_convert import convert
+    from aipc.models.gguf import read_header
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=300, n_positions=96)))
+    out = convert(str(cfg), tmp_path / "g.gguf", quant="f32", progress=lambda *a: None)
+    assert read_header(out).meta["gpt2.context_length"] == 96
