@@ -92,3 +92,18 @@ def test_cli_sweep_bad_input():
                       (("--engine", "torch,llamacpp"), "one engine")):
         code, out, err = run_cli("bench", *args)
         assert code == 2 and err.startswith("error:") and msg in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_a_model_the_engine_cannot_take_is_reported_and_the_sweep_goes_on(tiny_ggufs, tmp_path):
+    import shutil
+
+    good = str(tiny_ggufs["qwen_dir"])
+    broken = tmp_path / "no-tokenizer"
+    shutil.copytree(good, broken)
+    for f in broken.glob("tokenizer*"):
+        f.unlink()  # llama.cpp's converter needs the tokenizer: this one cannot become a GGUF
+    o = SweepOptions(engines=["llamacpp"], models=[str(broken), good], formats={"llamacpp": ("q8_0",)},
+                     budget_s=600, db=tmp_path / "r.sqlite", threads=1)
+    res = run_sweep(o)
+    assert [f["item"] for f in res["failed"]] == [f"{broken} llamacpp q8_0"] and res["failed"][0]["error"]
+    assert [m["item"] for m in res["measured"]] == [f"{good} llamacpp q8_0"] and res["stopped"] is None

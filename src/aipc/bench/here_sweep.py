@@ -181,7 +181,7 @@ def run_sweep(o: SweepOptions, on_progress: Callable[[int, int, str], None] | No
     t0, items = time.perf_counter(), plan(o)
     threads = o.threads or _cpus()
     history: list[tuple[float, float]] = []
-    measured, skipped, stopped = [], [], None
+    measured, skipped, failed, stopped = [], [], [], None
     for i, it in enumerate(items):
         if on_progress:
             on_progress(i, len(items), it.label)
@@ -199,12 +199,15 @@ def run_sweep(o: SweepOptions, on_progress: Callable[[int, int, str], None] | No
         except KeyboardInterrupt:
             stopped = f"interrupted during {it.label}: run the sweep again to resume"
             break
+        except AipcError as e:  # one model the engine cannot take (converter, loader): the others still run
+            failed.append({"item": it.label, "error": str(e)})
+            continue
         history.append((it.weight_bytes, time.perf_counter() - start))
         measured.append({"item": it.label, "seconds": history[-1][1]})
     if on_progress:
         on_progress(len(items), len(items), "calibrating")
     calib = recalibrate(o.db, threads) if o.calibrate and (measured or skipped) else "nothing measured"
     return {"planned": [i.label for i in items], "measured": measured, "already_stored": skipped,
-            "not_started": [i.label for i in items[len(measured) + len(skipped):]] if stopped else [],
-            "stopped": stopped, "calibration": calib, "threads": threads, "budget_s": o.budget_s,
+            "not_started": [i.label for i in items[len(measured) + len(skipped) + len(failed):]] if stopped else [],
+            "failed": failed, "stopped": stopped, "calibration": calib, "threads": threads, "budget_s": o.budget_s,
             "wall_s": time.perf_counter() - t0}

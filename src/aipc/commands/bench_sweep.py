@@ -55,6 +55,8 @@ def _render(res: dict) -> None:
 
     for m in res["measured"]:
         typer.echo(f"measured {m['item']} in {seconds(m['seconds'])}")
+    for f in res.get("failed", []):
+        typer.echo(f"not measured {f['item']}: {f['error']}")
     if res["already_stored"]:
         typer.echo(f"already in the results DB (skipped): {', '.join(res['already_stored'])}")
     if res["stopped"]:
