@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SWEEP_MODELS = ("gpt2", "smollm2-135m", "gemma-3-270m")
+SWEEP_MODELS = ("gpt2", "smollm2-135m", "gemma-3-270m", "gemma-3-1b")  # the default plan (bench --sweep)
 HELD_OUT = (("smollm2-360m", "q4_k_m"), ("smollm2-360m", "q6_k"), ("qwen2.5-0.5b", "q8_0"),
             ("qwen2.5-0.5b", "q4_0"), ("qwen3-0.6b", "q4_k_m"), ("qwen3-0.6b", "q5_k_m"))
 THREADS = os.cpu_count() or 1

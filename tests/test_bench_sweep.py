@@ -10,7 +10,7 @@ import pytest
 from helpers import run_cli
 
 from aipc.bench.here import formats, measured, overlay, this_machine
-from aipc.bench.here_sweep import Item, SweepOptions, plan, predict, run_sweep, sweep_formats
+from aipc.bench.here_sweep import ANCHOR_BYTES, Item, SweepOptions, plan, predict, run_sweep, sweep_formats
 from aipc.bench.store import ResultsDB
 from aipc.engines import WEIGHT_FORMATS
 from aipc.estimate import calibrate as C
@@ -34,7 +34,11 @@ def test_default_plan_is_small_models_smallest_first():
     items = plan(SweepOptions(engines=["llamacpp", "torch"]))
     sizes = [i.weight_bytes for i in items]
     assert sizes == sorted(sizes) and {i.engine for i in items} == {"llamacpp", "torch"}
-    assert max(resolve_model(i.model).param_count() for i in items) < 1e9
+    first = sweep_formats("llamacpp")[0]
+    big = {i.model for i in items if i.engine == "llamacpp" and i.fmt == first and i.weight_bytes >= ANCHOR_BYTES}
+    small = {i.model for i in items if i.engine == "llamacpp"} - big
+    assert len(big) == 1 and len(small) == 3  # one model whose weights dominate a decode step, for the fit
+    assert max(resolve_model(m).param_count() for m in small) < 1e9
 
 
 def test_predict_scales_the_last_item():

@@ -271,3 +271,15 @@ def test_too_few_points_keep_the_buckets():
 
     assert calibrate_linear.fit(_linear_points()[:3]) is None
     assert calibrate_linear.factor({"a": 1.0, "b": 0.0, "c": 0.0}, 0.0, 32, 12) is None
+
+
+def test_a_decode_fit_faster_than_memory_is_capped_and_the_rest_is_per_layer_time():
+    # small models whose time is mostly per-layer work: an unconstrained two-term fit reads it as MBU > 1
+    models = [(0.0004, 12), (0.0005, 30), (0.0009, 18)]
+    pts = _decode_points(models, 1.8, 4e-4)
+    b1 = C.fit(pts)["devices"]["d"]["decode"]["by_batch"][0]
+    assert b1[1] == C.MAX_MBU == 1.0
+    assert b1[2] > 3.5e-4  # the per-layer time takes what the bandwidth term cannot
+    times = [ideal / 1.8 + layers * 4e-4 for ideal, layers in models]
+    pred = [ideal / b1[1] + layers * b1[2] for ideal, layers in models]
+    assert max(abs(p / t - 1) for p, t in zip(pred, times)) < 0.15  # still close where it was fitted

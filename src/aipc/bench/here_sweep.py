@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from aipc.errors import AipcError
 
 SWEEP_MODELS = 3
+# the sweep also measures the smallest model whose weights reach this many bytes in the engine's first
+# format: small models' decode time is mostly per-layer work, so without one step dominated by reading
+# weights the fit cannot tell bandwidth from per-layer time (docs/validation.md, "What you can run here")
+ANCHOR_BYTES = 512 * 2**20
 PREFERRED = {"llamacpp": ("q4_k_m", "q8_0", "f16"), "torch": ("fp32",)}  # within a family, these first
 SCENARIOS = ("prefill", "decode")
 
@@ -64,7 +68,8 @@ def sweep_formats(engine: str) -> tuple[str, ...]:
 
 
 def _representative(engine: str, n: int) -> list:
-    """The ``n`` smallest catalog decoders this engine's estimate models, distinct architectures first."""
+    """The ``n`` smallest catalog decoders this engine's estimate models, distinct architectures first, and
+    the smallest of at least ANCHOR_BYTES of weights when none of them is that big."""
     from aipc.estimate.here import workload
     from aipc.estimate.memory import weights_bytes
     from aipc.models import catalog
@@ -79,7 +84,11 @@ def _representative(engine: str, n: int) -> list:
             ok.append(m)
     firsts = list({m.model_type: m for m in reversed(ok)}.values())[::-1]  # the smallest of each architecture
     picked = sorted(firsts, key=lambda s: s.param_count())[:n]
-    return picked + [m for m in ok if m not in picked][: n - len(picked)]
+    picked += [m for m in ok if m not in picked][: n - len(picked)]
+    size = {m.name: weights_bytes(m, workload(m, engine, sweep_formats(engine)[0])) for m in ok}
+    if max(size[m.name] for m in picked) < ANCHOR_BYTES:
+        picked += [m for m in ok if size[m.name] >= ANCHOR_BYTES][:1]
+    return picked
 
 
 def plan(o: SweepOptions) -> list[Item]:

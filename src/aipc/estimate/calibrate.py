@@ -46,6 +46,7 @@ VERSION = 4  # 4: train factors against the linear forward+backward peak; fitted
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
+MAX_MBU = 1.0  # a decode fit above it is per-layer time read as bandwidth (small models only): capped
 
 _cache: dict[str, Any] = {"key": None, "data": None}
 _override: list[dict | None] = []
@@ -323,6 +324,9 @@ def _two_term(group: list[dict]) -> tuple[float, float]:
     layer_s = (sv * suu - su * suv) / det
     if layer_s < 0 or a <= 0:
         return median_mbu, 0.0
+    if 1.0 / a > MAX_MBU:  # reading faster than memory allows: the runs cannot tell the terms apart
+        layer_s = max(sum(v * (1 - u / MAX_MBU) for u, v in rows) / svv, 0.0)
+        return MAX_MBU, layer_s
     return 1.0 / a, layer_s
 
 
