@@ -66,6 +66,8 @@ def sweep(models: list[str], formats: dict | None, budget: float, db: Path) -> d
                                  threads=THREADS),
                     on_progress=lambda i, n, label: print(f"  sweep {i}/{n}: {label}", flush=True))
     print(f"sweep: {len(res['measured'])} measured, {len(res['already_stored'])} already stored; {res['calibration']}")
+    for f in res.get("failed", []):
+        print(f"  not measured {f['item']}: {f['error']}", flush=True)
     return res
 
 

@@ -68,3 +68,22 @@ def test_a_gpt2_folder_converts_to_gguf_with_its_context(tmp_path):
     cfg.write_text(json.dumps(dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=300, n_positions=96)))
     out = convert(str(cfg), tmp_path / "g.gguf", quant="f32", progress=lambda *a: None)
     assert read_header(out).meta["gpt2.context_length"] == 96
+
+
+def test_a_gemma3_folder_keeps_every_embedding_row_and_loads_in_llama_cpp(tmp_path):
+    """llama.cpp's Gemma-3 converter sizes the embedding by the tokenizer: the stand-in tokenizer is padded
+    to the config's vocabulary, so the GGUF keeps every row and llama.cpp loads it."""
+    from aipc.engines import load
+    from aipc.engines.gguf_convert import convert
+    from aipc.models.gguf import read_header
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(dict(model_type="gemma3_text", hidden_size=64, intermediate_size=128,
+                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                                   vocab_size=320, max_position_embeddings=128)))
+    out = convert(str(cfg), tmp_path / "g.gguf", quant="f32", progress=lambda *a: None)
+    emb = next(t for t in read_header(out).tensors if t.name == "token_embd.weight")
+    assert emb.shape == (64, 320)
+    loaded = load(str(out), engine="llamacpp", max_batch=1, threads=1)
+    loaded.resize(max_len=32)
+    assert loaded.runner.max_len == 32

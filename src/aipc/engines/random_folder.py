@@ -30,7 +30,7 @@ def write_random_folder(spec, folder: Path, *, dtype: str = "fp16", seed: int = 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = spec.build(dtype="fp32", device="meta")
-    byte_tokenizer(int(model.config.vocab_size)).save_pretrained(folder)
+    byte_tokenizer(int(model.config.vocab_size), pad=True).save_pretrained(folder)
     model.config.architectures = [type(model).__name__]  # the converter picks its model class by this
     model.config.save_pretrained(folder)
     _legacy_keys(folder / "config.json")

@@ -59,8 +59,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def byte_tokenizer(vocab_size: int = 384):
-    """A byte-level tokenizer (256 byte tokens + specials) as a transformers fast tokenizer."""
+def byte_tokenizer(vocab_size: int = 384, pad: bool = False):
+    """A byte-level tokenizer (256 byte tokens + specials) as a transformers fast tokenizer; with ``pad``
+    the vocabulary is filled with never-produced ``<unused_N>`` tokens up to ``vocab_size`` (converters
+    that size the embedding by the tokenizer, as llama.cpp's Gemma-3 one does, then keep every row)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -77,6 +79,8 @@ def byte_tokenizer(vocab_size: int = 384):
     if vocab_size > len(vocab):
         vocab["ÿÿ"] = len(vocab)
         merges = [("ÿ", "ÿ")]
+    if pad:
+        vocab.update({f"<unused_{i}>": i for i in range(len(vocab), vocab_size)})
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
