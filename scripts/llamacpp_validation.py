@@ -148,6 +148,27 @@ def smoke() -> None:
     CALIB_MODELS, CALIB_SHAPES = MODELS, SHAPES
 
 
+def write_section(title: str, script: str, quick: bool, load_at_start: float, lines: list[str], rows: list[dict],
+                  format_word: str) -> int:
+    """The summary lines and every row as ``title``'s section of docs/validation.md (llama.cpp and OpenVINO
+    scripts alike); refused (1) when the 1-minute load was above 1.0 at the start."""
+    if load_at_start > 1.0:
+        print("not written: the machine was busy at the start (load > 1.0); rerun in a quiet period")
+        return 1
+    from aipc.mdsection import replace_section
+
+    table = [f"| scenario | model | {format_word} | prompt | measured | uncalibrated error | held-out error |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    table += [f"| {r['scenario']} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
+              f"{r['uncal_err']:+.1%} | {r['cal_err']:+.1%} |" for r in rows]
+    body = (f"Command: `.venv/bin/python scripts/{script}{' --quick' if quick else ''} --write` "
+            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n" + "\n".join(f"- {x}" for x in lines)
+            + "\n\n" + "\n".join(table) + "\n")
+    replace_section(DOC, title, body, new_file="# Validation: estimates against measurements\n")
+    print(f"wrote {DOC}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     import torch
 
@@ -172,20 +193,7 @@ def main(argv: list[str]) -> int:
     lines.append(f"load average: {load0[0]:.2f} at start, {load1[0]:.2f} at the end; {environment()}")
     print("\n".join(lines))
     if write:
-        if load0[0] > 1.0:
-            print("not written: the machine was busy at the start (load > 1.0); rerun in a quiet period")
-            return 1
-        from aipc.mdsection import replace_section
-
-        table = ["| scenario | model | quant | prompt | measured | uncalibrated error | held-out error |",
-                 "|---|---|---|---:|---:|---:|---:|"]
-        table += [f"| {r['scenario']} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
-                  f"{r['uncal_err']:+.1%} | {r['cal_err']:+.1%} |" for r in ev["rows"]]
-        body = (f"Command: `.venv/bin/python scripts/llamacpp_validation.py{' --quick' if quick else ''} --write` "
-                f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n" + "\n".join(f"- {x}" for x in lines)
-                + "\n\n" + "\n".join(table) + "\n")
-        replace_section(DOC, TITLE, body, new_file="# Validation: estimates against measurements\n")
-        print(f"wrote {DOC}")
+        return write_section(TITLE, "llamacpp_validation.py", quick, load0[0], lines, ev["rows"], "quant")
     return 0
 
 

@@ -61,21 +61,7 @@ def main(argv: list[str]) -> int:
     print("\n".join(lines))
     if not write:
         return 0
-    if load0[0] > 1.0:
-        print("not written: the machine was busy at the start (load > 1.0); rerun in a quiet period")
-        return 1
-    from aipc.mdsection import replace_section
-
-    table = ["| scenario | model | format | prompt | measured | uncalibrated error | held-out error |",
-             "|---|---|---|---:|---:|---:|---:|"]
-    table += [f"| {r['scenario']} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
-              f"{r['uncal_err']:+.1%} | {r['cal_err']:+.1%} |" for r in ev["rows"]]
-    body = (f"Command: `.venv/bin/python scripts/openvino_validation.py{' --quick' if quick else ''} --write` "
-            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n" + "\n".join(f"- {x}" for x in lines)
-            + "\n\n" + "\n".join(table) + "\n")
-    replace_section(common.DOC, TITLE, body, new_file="# Validation: estimates against measurements\n")
-    print(f"wrote {common.DOC}")
-    return 0
+    return common.write_section(TITLE, "openvino_validation.py", quick, load0[0], lines, ev["rows"], "format")
 
 
 if __name__ == "__main__":
