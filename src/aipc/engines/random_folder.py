@@ -32,8 +32,11 @@ def write_random_folder(spec, folder: Path, *, dtype: str = "fp16", seed: int = 
     model = spec.build(dtype="fp32", device="meta")
     byte_tokenizer(int(model.config.vocab_size), pad=True).save_pretrained(folder)
     model.config.architectures = [type(model).__name__]  # the converter picks its model class by this
+    if hasattr(model.config, "n_positions") and not hasattr(model.config, "n_ctx"):
+        # GPT-2's original context key: transformers 5 saves n_positions only, llama.cpp's GPT-2 converter
+        # reads n_ctx (published GPT-2 configs carry both)
+        model.config.n_ctx = model.config.n_positions
     model.config.save_pretrained(folder)
-    _legacy_keys(folder / "config.json")
     to = _dtype(dtype)
     modules, seen = [], set()
     for name, module in model.named_modules():  # tied parameters (input = output embedding) are written once
@@ -63,17 +66,6 @@ def write_random_folder(spec, folder: Path, *, dtype: str = "fp16", seed: int = 
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (folder / INDEX).write_text(json.dumps(index, indent=1))
     return folder
-
-
-def _legacy_keys(path: Path) -> None:
-    """GPT-2's original context key: transformers 5 saves ``n_positions`` only, and llama.cpp's GPT-2
-    converter reads ``n_ctx`` (published GPT-2 configs carry both)."""
-    import json
-
-    cfg = json.loads(path.read_text())
-    if "n_positions" in cfg and "n_ctx" not in cfg:
-        cfg["n_ctx"] = cfg["n_positions"]
-        path.write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 def _dtype(name: str):
