@@ -14,8 +14,7 @@ the bf16 GEMM peak must be far below the native one.
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 import os
 import subprocess
 import sys
@@ -23,16 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from truth_common import finish, parser, run_aipc  # noqa: E402
+
+aipc = functools.partial(run_aipc, timeout=1800)  # seconds allowed to each aipc command
+
 EMULATE = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 SHAPES = ((1, 64), (1, 128), (2, 128))
-
-
-def aipc(*args: str, env: dict) -> dict:
-    r = subprocess.run([sys.executable, "-m", "aipc", *args], env=env, capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        raise SystemExit(f"error: aipc {' '.join(args)} failed: {r.stderr.strip()[-400:]}")
-    return json.loads(r.stdout)
 
 
 def hw(env: dict) -> dict:
@@ -88,23 +84,14 @@ def markdown(r: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write")
+    ap = parser(__doc__)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--shapes", help="batch x sequence list, e.g. 1x64,2x128 (default: " +
                     ",".join(f"{b}x{s}" for b, s in SHAPES) + ")")
     a = ap.parse_args()
     shapes = tuple(tuple(int(v) for v in x.split("x")) for x in a.shapes.split(",")) if a.shapes else SHAPES
-    r = run(a.model, a.threads, shapes)
-    print(json.dumps(r, indent=1))
-    if a.write:
-        sys.path.insert(0, str(ROOT / "src"))
-        from aipc.mdsection import replace_section
-
-        replace_section(a.write, "## bf16 on a CPU without native bf16", markdown(r),
-                        new_file="# Validation: estimates against measurements\n")
-    return 0
+    return finish(run(a.model, a.threads, shapes), a.write, "## bf16 on a CPU without native bf16", markdown)
 
 
 if __name__ == "__main__":

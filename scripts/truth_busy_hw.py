@@ -13,8 +13,7 @@ only that measurement — how a busy refresh used to rewrite the profile).
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 import os
 import subprocess
 import sys
@@ -22,24 +21,21 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from truth_common import finish, parser, run_aipc  # noqa: E402
+
+aipc = functools.partial(run_aipc, timeout=900)  # seconds allowed to each aipc command
+
 ESTIMATE = ["estimate", "smollm2-135m", "--task", "train", "--precision", "fp32", "--seq-len", "256",
             "--device", "this:cpu", "--json"]
 
 
-def aipc(*args: str, env: dict) -> str:
-    r = subprocess.run([sys.executable, "-m", "aipc", *args], env=env, capture_output=True, text=True, timeout=900)
-    if r.returncode != 0:
-        raise SystemExit(f"error: aipc {' '.join(args)} failed: {r.stderr.strip()[-300:]}")
-    return r.stdout
-
-
 def step_s(env: dict) -> float:
-    return json.loads(aipc(*ESTIMATE, env=env))["estimates"][0]["time"]["step_s"]
+    return aipc(*ESTIMATE, env=env)["estimates"][0]["time"]["step_s"]
 
 
 def peaks(env: dict) -> dict:
-    d = json.loads(aipc("hw", "--json", env=env))
+    d = aipc("hw", "--json", env=env)
     cpu = d["devices"][0]
     return {"fp32_gemm": cpu["gemm"]["fp32"]["flops_s"]["median"], "fp32_train": cpu["train_gemm"]["fp32"]["flops_s"]["median"],
             "copy": cpu["bandwidth"]["copy"]["bytes_s"]["median"], "load_avg": d["load_avg"], "busy": d["busy"]}
@@ -101,19 +97,10 @@ def markdown(r: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write")
+    ap = parser(__doc__)
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
-    r = run(a.quick)
-    print(json.dumps(r, indent=1))
-    if a.write:
-        sys.path.insert(0, str(ROOT / "src"))
-        from aipc.mdsection import replace_section
-
-        replace_section(a.write, "## A busy moment does not rewrite the machine", markdown(r),
-                        new_file="# Validation: estimates against measurements\n")
-    return 0
+    return finish(run(a.quick), a.write, "## A busy moment does not rewrite the machine", markdown)
 
 
 if __name__ == "__main__":

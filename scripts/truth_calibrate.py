@@ -11,27 +11,22 @@ predictions (each run predicted by factors refitted without any run of its model
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from truth_common import finish, parser, run_aipc  # noqa: E402
+
+aipc = functools.partial(run_aipc, timeout=3600)  # seconds allowed to each aipc command
+
 SHAPES = {"smollm2-135m": [(1, 32), (1, 64), (1, 128), (1, 256), (2, 64), (4, 32)],
           "gpt2": [(1, 32), (1, 64), (1, 128), (1, 256)],
           "smollm2-360m": [(1, 32), (1, 64), (1, 128)]}
-
-
-def aipc(*args: str, env: dict) -> dict:
-    r = subprocess.run([sys.executable, "-m", "aipc", *args], env=env, capture_output=True, text=True, timeout=3600)
-    if r.returncode != 0:
-        raise SystemExit(f"error: aipc {' '.join(args)} failed: {r.stderr.strip()[-400:]}")
-    return json.loads(r.stdout)
 
 
 def run(passes: int, threads: int, shapes: dict) -> dict:
@@ -89,22 +84,15 @@ def markdown(r: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write")
+    ap = parser(__doc__)
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", help="comma-separated subset of " + ", ".join(SHAPES))
     a = ap.parse_args()
     shapes = {m: SHAPES[m] for m in (a.models.split(",") if a.models else SHAPES)}
     r = run(a.passes, a.threads, shapes)
-    print(json.dumps({k: v for k, v in r.items() if k != "held_out"}, indent=1))
-    if a.write:
-        sys.path.insert(0, str(ROOT / "src"))
-        from aipc.mdsection import replace_section
-
-        replace_section(a.write, "## Calibration: held-out error (one command)", markdown(r),
-                        new_file="# Validation: estimates against measurements\n")
-    return 0
+    return finish(r, a.write, "## Calibration: held-out error (one command)", markdown,
+                  shown={k: v for k, v in r.items() if k != "held_out"})
 
 
 if __name__ == "__main__":
