@@ -37,12 +37,6 @@ sys.path.insert(0, str(ROOT / "src"))
 CACHE = Path(os.environ.get("AIPC_BENCH_CACHE", Path.home() / ".cache" / "aipc-bench"))
 
 
-def isa_flags() -> str:
-    from aipc.hardware.detect import isa_flags_line
-
-    return isa_flags_line()
-
-
 def _release() -> str:
     import re
 
@@ -196,6 +190,7 @@ def main(argv=None) -> dict:
     if args.quick:
         args.rounds, args.peer_reps, args.convert_model = 1, 1, ""
     from aipc.engines.generate import measured_bandwidth
+    from aipc.hardware.detect import isa_flags_line
 
     exe = build_llama_bench()
     load0 = os.getloadavg()
@@ -208,7 +203,7 @@ def main(argv=None) -> dict:
     convert = time_convert(args.convert_model, "q4_k_m") if args.convert_model else None
     load1 = os.getloadavg()
     result = {"model": f"{args.model} (random weights)", "n_gen": args.n_gen, "rows": rows, "convert": convert,
-              "bandwidth_bytes_per_s": bandwidth[0], "bandwidth_source": bandwidth[1], "isa": isa_flags(),
+              "bandwidth_bytes_per_s": bandwidth[0], "bandwidth_source": bandwidth[1], "isa": isa_flags_line(),
               "cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in (*load0, *load1)], "quick": args.quick,
               "command": "python benchmarks/bench_llamacpp_decode.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.json:

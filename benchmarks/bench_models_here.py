@@ -28,12 +28,6 @@ CMD = [AIPC, "models", "--here", "--json"]
 HEAVY = ("torch", "transformers", "llama_cpp")
 
 
-def isa_flags() -> str:
-    from aipc.hardware.detect import isa_flags_line
-
-    return isa_flags_line()
-
-
 def timed() -> tuple[float, dict]:
     t = time.perf_counter()
     r = subprocess.run(CMD, check=True, capture_output=True, text=True)
@@ -53,6 +47,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     from aipc.estimate.here_cache import _path
+    from aipc.hardware.detect import isa_flags_line
 
     _path().unlink(missing_ok=True)  # the first run computes every GGUF mix and fills the cache
     load0 = os.getloadavg()
@@ -66,7 +61,7 @@ def main() -> None:
     body = "\n".join([
         f"Command: `.venv/bin/python benchmarks/bench_models_here.py --runs {a.runs} --write` — "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}; ISA flags: {isa_flags()}; load average "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; ISA flags: {isa_flags_line()}; load average "
         f"{load0[0]:.2f} before, {load1[0]:.2f} after (2 cores: above 1 other work was running).",
         "",
         "| what | wall | target |",

@@ -33,12 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def isa_flags() -> str:
-    from aipc.hardware.detect import isa_flags_line
-
-    return isa_flags_line()
-
-
 def _params(n: int):
     from aipc.engines.sampling import SamplingParams
 
@@ -116,6 +110,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     from aipc.engines.openvino import ensure_ir
     from aipc.engines.generate import measured_bandwidth
+    from aipc.hardware.detect import isa_flags_line
 
     threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, os.cpu_count() or 1})
     ids = [(7 * i + 3) % 20000 + 300 for i in range(args.prompt_tokens)]
@@ -146,7 +141,7 @@ def main(argv=None) -> dict:
 
     result = {"model": f"{args.model} (random weights)", "prompt_tokens": args.prompt_tokens,
               "new_tokens": args.new_tokens, "reps": args.reps, "thread_candidates": threads, "rows": rows,
-              "peers": peers, "bandwidth": bandwidth, "isa": isa_flags(),
+              "peers": peers, "bandwidth": bandwidth, "isa": isa_flags_line(),
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
               "load_avg_1min": [round(load0, 2), round(load1, 2)], "openvino": openvino.__version__,
               "command": "python benchmarks/bench_openvino_decode.py " + " ".join(argv if argv is not None else sys.argv[1:])}

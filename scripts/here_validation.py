@@ -39,12 +39,6 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 TITLE = "## What you can run here: table against measured runs"
 
 
-def isa_flags() -> str:
-    from aipc.hardware.detect import isa_flags_line
-
-    return isa_flags_line()
-
-
 def _fail(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
     sys.exit(2)
@@ -133,6 +127,7 @@ def validate(pairs: list[tuple[str, str]]) -> list[dict]:
 
 
 def report(results: list[dict], res: dict, args, load0: float, load1: float) -> str:
+    from aipc.hardware.detect import isa_flags_line
     from aipc.hardware.local import resolve_device
     from aipc.render import gb
 
@@ -140,7 +135,7 @@ def report(results: list[dict], res: dict, args, load0: float, load1: float) -> 
     med = statistics.median(abs(r["error"]) for r in results)
     lines = [f"Command: `.venv/bin/python scripts/here_validation.py{' --smoke' if args.smoke else ''} --budget "
              f"{args.budget:g} --threads {THREADS}{' --write' if args.write else ''}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-             f"{platform.processor() or platform.machine()}, {THREADS} threads; ISA flags: {isa_flags()}; load average "
+             f"{platform.processor() or platform.machine()}, {THREADS} threads; ISA flags: {isa_flags_line()}; load average "
              f"{load0:.2f} before, {load1:.2f} after.",
              "" if not args.smoke else "\n**Smoke run (a tiny model; held-out formats, not models): not a validation.**",
              f"Sweep: {', '.join(res['planned'])}; {res['calibration']}.", "",
