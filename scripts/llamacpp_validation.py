@@ -148,11 +148,13 @@ def smoke() -> None:
     CALIB_MODELS, CALIB_SHAPES = MODELS, SHAPES
 
 
-def write_section(title: str, script: str, quick: bool, load_at_start: float, lines: list[str], rows: list[dict],
-                  format_word: str) -> int:
+def write_section(title: str, script: str, quick: bool, load_at_start: float | None, lines: list[str],
+                  rows: list[dict], format_word: str, command: str | None = None) -> int:
     """The summary lines and every row as ``title``'s section of docs/validation.md (llama.cpp and OpenVINO
-    scripts alike); refused (1) when the 1-minute load was above 1.0 at the start."""
-    if load_at_start > 1.0:
+    scripts alike); refused (1) when the 1-minute load was above 1.0 at the start (``load_at_start`` None:
+    nothing was measured, e.g. stored runs re-evaluated). ``command``: the command line shown, with its
+    date (default: the measuring command, now)."""
+    if load_at_start is not None and load_at_start > 1.0:
         print("not written: the machine was busy at the start (load > 1.0); rerun in a quiet period")
         return 1
     from aipc.mdsection import replace_section
@@ -161,8 +163,9 @@ def write_section(title: str, script: str, quick: bool, load_at_start: float, li
              "|---|---|---|---:|---:|---:|---:|"]
     table += [f"| {r['scenario']} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
               f"{r['uncal_err']:+.1%} | {r['cal_err']:+.1%} |" for r in rows]
-    body = (f"Command: `.venv/bin/python scripts/{script}{' --quick' if quick else ''} --write` "
-            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n" + "\n".join(f"- {x}" for x in lines)
+    command = command or (f"`.venv/bin/python scripts/{script}{' --quick' if quick else ''} --write` "
+                          f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    body = (f"Command: {command}.\n\n" + "\n".join(f"- {x}" for x in lines)
             + "\n\n" + "\n".join(table) + "\n")
     replace_section(DOC, title, body, new_file="# Validation: estimates against measurements\n")
     print(f"wrote {DOC}")

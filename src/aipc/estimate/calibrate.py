@@ -77,15 +77,31 @@ def peak_for(spec, compute_dtype: str, train: bool = False) -> float | None:
     return None
 
 
+def openvino_cpu_precision(spec) -> str:
+    """The precision OpenVINO's CPU plugin computes in by default (its INFERENCE_PRECISION_HINT; int8 /
+    int4 weights are dequantised into it, an fp16 IR converted to it): bf16 on x86 CPUs that run bf16
+    natively (AVX512_BF16 or AMX: ``DeviceSpec.native_dtypes``, from the ISA flags ``aipc hw`` read),
+    fp16 on Arm CPUs with native fp16, fp32 elsewhere and where the flags are not known (docs.openvino.ai,
+    "CPU Device", floating-point data types; bf16 read from the plugin on this project's AMX machine,
+    2026-12-06)."""
+    native = getattr(spec, "native_dtypes", ()) or ()
+    if getattr(spec, "vendor", "") in ("apple", "arm", "qualcomm"):
+        return "fp16" if "fp16" in native else "fp32"
+    return "bf16" if "bf16" in native else "fp32"
+
+
 def workload_peak(spec, w, train: bool = False) -> float | None:
     """The peak FLOP/s a workload's compute is measured against (the roofline's and the calibration's):
     llama.cpp on a CPU runs ggml's own integer / dequantizing kernels, expressed against aipc hw's
-    measured fp32 GEMM peak (its bf16 figure may be an emulated path llama.cpp never takes); everything
-    else against its compute dtype's peak (:func:`peak_for`)."""
+    measured fp32 GEMM peak (its bf16 figure may be an emulated path llama.cpp never takes); OpenVINO on
+    a CPU against the peak of the precision its plugin computes in (:func:`openvino_cpu_precision`);
+    everything else against its compute dtype's peak (:func:`peak_for`)."""
     if spec is None:
         return None
-    if getattr(w, "engine", "torch") == "llamacpp" and spec.kind == "cpu":
-        return spec.peak("fp32") or peak_for(spec, w.compute)
+    engine = getattr(w, "engine", "torch")
+    if engine in ("llamacpp", "openvino") and spec.kind == "cpu":
+        own = "fp32" if engine == "llamacpp" else openvino_cpu_precision(spec)
+        return spec.peak(own) or spec.peak("fp32") or peak_for(spec, w.compute)
     return peak_for(spec, w.compute, train=train)
 
 
@@ -159,22 +175,41 @@ def format_family(fmt: str | None) -> str | None:
     return fmt
 
 
-def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format: str | None = None):
+def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format: str | None = None,
+           defaults: dict[str, tuple[float, ...]] | None = None):
     """(the table's entry for a device, scenario, engine and weight format — the ``using`` override
-    first —, how it matched) or (None, ""). Another engine's runs never answer for torch and vice
-    versa. Inside an engine: the format's own entry, else the nearest format of the same family, else
-    the entry fitted over all its formats."""
+    first —, how it matched, the per-term scale to apply to its factors) or (None, "", None). Another
+    engine's runs never answer for torch and vice versa. Inside an engine: the format's own entry;
+    else, where ``defaults`` (weight format -> its default factor per term) has this format and a
+    measured one, the measured format whose first default is nearest, scaled by the defaults' ratios;
+    else the nearest format of the same family; else the entry fitted over all its formats."""
     data = _override[-1] if _override else load()
     entry = data.get("devices", {}).get(device_name, {}).get(scenario_key(scenario, engine)) if data else None
     if not entry or engine == "torch":
-        return entry, ""
+        return entry, "", None
     by_fmt = entry.get("by_format") or {}
     if weight_format in by_fmt:
-        return by_fmt[weight_format], ""
+        return by_fmt[weight_format], "", None
+    seen = [f for f in sorted(by_fmt) if f in (defaults or {}) and defaults[f][0] > 0]
+    if seen and weight_format in defaults:
+        want = defaults[weight_format]
+        base = min(seen, key=lambda f: abs(math.log(want[0] / defaults[f][0])))
+        scale = tuple(w / b if b > 0 else None for w, b in zip(want, defaults[base]))
+        return by_fmt[base], (f" (from {base}, scaled by the default {weight_format}/{base} ratio "
+                              f"{scale[0]:.2f}; {weight_format} not measured)"), (scale, want)
     fam = [f for f in sorted(by_fmt) if format_family(f) == format_family(weight_format)]
     if fam:
-        return by_fmt[fam[0]], f" (from {fam[0]}, the same kernel family as {weight_format})"
-    return entry.get("all"), f" (over {', '.join(sorted(by_fmt))}; {weight_format} not measured)"
+        return by_fmt[fam[0]], f" (from {fam[0]}, the same kernel family as {weight_format})", None
+    return entry.get("all"), f" (over {', '.join(sorted(by_fmt))}; {weight_format} not measured)", None
+
+
+def _scaled(values: tuple[float, ...], how: tuple | None) -> tuple[float, ...]:
+    """A measured format's factors carried to another format: each term times the ratio of the two
+    formats' defaults; a term whose default is 0 for the measured format takes the other's default."""
+    if how is None:
+        return values
+    scale, want = how
+    return tuple(v * r if r is not None else d for v, r, d in zip(values, scale, want))
 
 
 def lookup(device_name: str, scenario: str, flops_per_token: float | None,
@@ -186,7 +221,7 @@ def lookup(device_name: str, scenario: str, flops_per_token: float | None,
     With the step's ideal compute time ``ideal_s`` (FLOPs / peak) and ``layers`` too, an entry's
     fitted time model answers (``aipc.estimate.calibrate_linear``); the size buckets otherwise.
     ``engine`` / ``weight_format``: runs of that engine only (formats as :func:`_entry` matches them)."""
-    entry, how = _entry(device_name, scenario, engine, weight_format)
+    entry, how, _ = _entry(device_name, scenario, engine, weight_format)
     if not entry or not entry.get("buckets"):
         return None
     src = entry.get("source", "calibrated") + how
@@ -201,20 +236,24 @@ def lookup(device_name: str, scenario: str, flops_per_token: float | None,
 
 
 def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",
-                  weight_format: str | None = None) -> tuple[float, float, str] | None:
-    """(MBU, seconds per layer per decode step, one-line source) for a device's decode, or None."""
-    entry, how = _entry(device_name, "decode", engine, weight_format)
+                  weight_format: str | None = None, *,
+                  defaults: dict[str, tuple[float, float]] | None = None) -> tuple[float, float, str] | None:
+    """(MBU, seconds per layer per decode step, one-line source) for a device's decode, or None.
+    ``defaults``: the engine's default (MBU, seconds per layer) per weight format on this device class
+    (``efficiency_defaults.DECODE_BY_FORMAT``): a format not measured is scaled from a measured one."""
+    entry, how, scale = _entry(device_name, "decode", engine, weight_format, defaults)
     if not entry or not entry.get("by_batch"):
         return None
     src = entry.get("source", "calibrated") + how
     if entry.get("joint"):  # one model over every batch size (aipc.estimate.calibrate_linear.fit_decode)
         from aipc.estimate import calibrate_linear
 
-        mbu, layer_s = calibrate_linear.decode_terms(entry["joint"], batch)
+        mbu, layer_s = _scaled(calibrate_linear.decode_terms(entry["joint"], batch), scale)
         return mbu, layer_s, src
     rows = entry["by_batch"]
     mbu = interpolate([[r[0], r[1], r[3]] for r in rows], batch)
     layer_s = interpolate([[r[0], r[2], r[3]] for r in rows], batch)
+    mbu, layer_s = _scaled((mbu, layer_s), scale)
     return mbu, layer_s, src
 
 

@@ -8,7 +8,7 @@ format from measured runs (``aipc.estimate.calibrate``). The Estimate says which
 from __future__ import annotations
 
 from aipc.estimate import calibrate
-from aipc.estimate.efficiency_defaults import DEFAULTS, TRAIN_MFU_BY_DEVICE
+from aipc.estimate.efficiency_defaults import DECODE_BY_FORMAT, DEFAULTS, TRAIN_MFU_BY_DEVICE
 from aipc.estimate.types import Efficiency
 from aipc.hardware.spec import DeviceSpec
 
@@ -22,9 +22,10 @@ def device_class(device: DeviceSpec) -> str:
     return "npu" if device.kind == "npu" else "cpu"
 
 
-def default_efficiency(device: DeviceSpec, engine: str = "torch") -> Efficiency:
+def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format: str | None = None) -> Efficiency:
     """The published default factors for a device's class and an engine (an engine without its own
-    row for the class takes the torch row, and says so)."""
+    row for the class takes the torch row, and says so); the weight format's own decode terms where
+    the engine has them for the class (``DECODE_BY_FORMAT``)."""
     cls = device_class(device)
     d = DEFAULTS.get((cls, engine))
     note = ""
@@ -36,8 +37,11 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch") -> Efficiency:
     if engine == "torch" and cls == "nvidia-gpu" and short in TRAIN_MFU_BY_DEVICE:
         train, tsrc = TRAIN_MFU_BY_DEVICE[short]
         src += f"; train MFU {train:.2f} for {device.name}: {tsrc}"
-    return Efficiency(mfu_train=train, mfu_prefill=d.mfu_prefill, mbu_decode=d.mbu_decode,
-                      decode_layer_s=d.decode_layer_s, source=src + note)
+    mbu, layer_s = DECODE_BY_FORMAT.get((cls, engine), {}).get(weight_format, (d.mbu_decode, d.decode_layer_s))
+    if (mbu, layer_s) != (d.mbu_decode, d.decode_layer_s):
+        src += f"; {weight_format} decode MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer"
+    return Efficiency(mfu_train=train, mfu_prefill=d.mfu_prefill, mbu_decode=mbu,
+                      decode_layer_s=layer_s, source=src + note)
 
 
 def _engine_of(workload) -> tuple[str, str | None]:
@@ -54,7 +58,7 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     forward the calibration is keyed by; ``ideal_s`` (scenario -> FLOPs / peak of the step) and
     ``layers`` let a fitted time model answer."""
     engine, fmt = _engine_of(workload)
-    eff = default_efficiency(device, engine)
+    eff = default_efficiency(device, engine, fmt)
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
@@ -63,7 +67,8 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
         if hit:
             found[scenario] = hit
     layer_s = eff.decode_layer_s
-    dec = calibrate.lookup_decode(device.name, tokens.get("decode"), engine=engine, weight_format=fmt)
+    dec = calibrate.lookup_decode(device.name, tokens.get("decode"), engine=engine, weight_format=fmt,
+                                  defaults=DECODE_BY_FORMAT.get((device_class(device), engine)))
     if dec:
         mbu, layer_s, dsrc = dec
         found["decode"] = (mbu, f"MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer per step, {dsrc}")

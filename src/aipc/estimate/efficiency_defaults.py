@@ -43,6 +43,14 @@ OPENVINO_AIPC = ("aicrier.com/post/wmaaqcepcj8n0zy4ds5v (2026-04-12, a summary o
                  "against Lunar Lake's 136.5 GB/s and the 4.15 GB a Llama-3.1-8B int4 IR reads per step "
                  "(aipc.estimate.openvino_weights): iGPU 0.61, NPU 0.30")
 
+OPENVINO_CPU_MEASURED = (
+    "measured on this project's test machine, Intel Xeon (Sapphire Rapids class, AMX + avx512_bf16), 2 vCPUs, "
+    "OpenVINO 2026.4, 2026-12-06 20:10 UTC, quiet (load 0.84): `.venv/bin/python scripts/openvino_validation.py "
+    "--write` (docs/validation.md, OpenVINO section), 3 models (smollm2-135m, qwen2.5-0.5b, llama-3.2-1b) x prompts "
+    "128 / 512 per format; decode: the two-term fit (bytes / (bandwidth x MBU) + layers x per-layer time) over each "
+    "format's 6 runs against aipc hw's 25.5 GB/s copy bandwidth. An fp16 IR streams its 2-byte weights at full "
+    "read speed; int8 / int4 weights are dequantised on the fly, which holds them to about 0.6 on two cores")
+
 # (device class, engine) -> factors. Classes: aipc.estimate.efficiency.device_class.
 DEFAULTS: dict[tuple[str, str], Default] = {
     ("nvidia-gpu", "torch"): Default(
@@ -82,11 +90,13 @@ DEFAULTS: dict[tuple[str, str], Default] = {
         "default (assumption, not yet measured: llama.cpp decode 0.75 of aipc hw's copy bandwidth + 0.05 ms per "
         "layer, prefill 0.60 of its fp32 GEMM peak; aipc bench --engine llamacpp then aipc calibrate replace it)"),
     # OpenVINO (Intel CPU, iGPU, NPU): decode against the device's bandwidth, prefill against its 16-bit peak
-    # (the CPU: aipc hw's measured GEMM peak)
+    # (the CPU: aipc hw's measured GEMM peak in the precision the CPU plugin computes in, see
+    # aipc.estimate.calibrate.openvino_cpu_precision); the CPU's decode factors per weight format are below
     ("cpu", "openvino"): Default(
-        0.0, 0.60, 0.70, 0.03e-3,
-        "default (assumption, not yet measured here: OpenVINO decode 0.70 of aipc hw's copy bandwidth + 0.03 ms per "
-        "layer, prefill 0.60 of its GEMM peak; aipc bench --engine openvino then aipc calibrate replace it)"),
+        0.0, 0.72, 0.60, 0.17e-3,
+        f"default (measured, one machine): prefill MFU 0.72, the median over 18 prefill runs (0.48-0.93, lower for "
+        f"the smaller models) against the peak of the plugin's inference precision; decode per weight format "
+        f"(below) ({OPENVINO_CPU_MEASURED})"),
     ("apu", "openvino"): Default(
         0.0, 0.40, 0.61, 0.0,
         f"default (published, weak source): decode MBU 0.61 ({OPENVINO_AIPC}); prefill MFU 0.40 (assumption)"),
@@ -101,4 +111,15 @@ TRAIN_MFU_BY_DEVICE: dict[str, tuple[float, str]] = {
     "a100": (0.55, "torchtitan docs/performance.md (2024): Llama-3-8B FSDP on 64xA100, 56.8-58.2% MFU"),
     "h100": (0.37, "torchtitan docs/performance.md (2024-12): Llama-3.1-8B FSDP on 8xH100 without float8, 33-39% MFU"),
     "h200": (0.37, "as H100 (same compute): torchtitan docs/performance.md (2024-12), 33-39% MFU"),
+}
+
+
+# Decode factors per weight format where an engine's formats differ by more than its class default can
+# cover: (device class, engine) -> weight format -> (decode MBU, seconds per layer per step). The
+# estimator takes them over the class row's decode terms, and a calibration that has not seen a format
+# scales a measured format's fitted terms by these ratios (aipc.estimate.calibrate.lookup_decode).
+DECODE_BY_FORMAT: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
+    # fitted: fp16 MBU 1.00 (capped: 1.00-1.19 against the copy bandwidth, which counts reads and writes)
+    # + 0.012 ms per layer; int8 0.604 + 0.168 ms; int4 0.560 + 0.174 ms (OPENVINO_CPU_MEASURED)
+    ("cpu", "openvino"): {"fp16": (1.00, 0.01e-3), "int8": (0.60, 0.17e-3), "int4": (0.56, 0.17e-3)},
 }
