@@ -46,11 +46,13 @@ def check(m: ModelSpec, w: Workload) -> list[str]:
 
 def device_warnings(w: Workload, d: DeviceSpec) -> list[str]:
     """What the device's own figures say about this estimate: measured under load (low confidence),
-    or a compute dtype without native kernels here (emulated: slower than fp32)."""
+    or a torch compute dtype without native kernels here (emulated: slower than fp32; llama.cpp and
+    OpenVINO pick their own kernels' precision, see calibrate.workload_peak)."""
     out = []
     if d.confidence:
         out.append(f"{d.name}: {d.confidence}")
-    if d.native_dtypes and w.compute not in d.native_dtypes and w.compute in ("bf16", "fp16"):
+    if (w.engine == "torch" and d.native_dtypes and w.compute not in d.native_dtypes
+            and w.compute in ("bf16", "fp16")):
         fast = max(d.native_dtypes, key=lambda dt: (d.train_peak(dt) if w.is_train else d.peak(dt)) or 0)
         mine = (d.train_peak(w.compute) if w.is_train else d.peak(w.compute)) or 0
         theirs = (d.train_peak(fast) if w.is_train else d.peak(fast)) or 0

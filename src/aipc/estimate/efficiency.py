@@ -37,8 +37,10 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
     if engine == "torch" and cls == "nvidia-gpu" and short in TRAIN_MFU_BY_DEVICE:
         train, tsrc = TRAIN_MFU_BY_DEVICE[short]
         src += f"; train MFU {train:.2f} for {device.name}: {tsrc}"
-    mbu, layer_s = DECODE_BY_FORMAT.get((cls, engine), {}).get(weight_format, (d.mbu_decode, d.decode_layer_s))
-    if (mbu, layer_s) != (d.mbu_decode, d.decode_layer_s):
+    mbu, layer_s = d.mbu_decode, d.decode_layer_s
+    per_format = DECODE_BY_FORMAT.get((cls, engine), {})
+    if weight_format in per_format:
+        mbu, layer_s = per_format[weight_format]
         src += f"; {weight_format} decode MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer"
     return Efficiency(mfu_train=train, mfu_prefill=d.mfu_prefill, mbu_decode=mbu,
                       decode_layer_s=layer_s, source=src + note)
