@@ -9,7 +9,9 @@ model and format, and the device's spec bandwidth); docs/validation.md lists eve
 estimate / published ratio, and tests/test_estimate_published.py keeps them within +-20%.
 ``aipc calibrate`` replaces these with factors fitted on the user's own machine.
 
-Sources were read on 2026-12-01 (the date in each entry is the measurement's).
+Sources were read on 2026-12-01 (the date in each entry is the measurement's). One row is not
+published: OpenVINO on CPUs was measured on this project's own machine (OPENVINO_CPU_MEASURED), with
+its decode factors per weight format (DECODE_BY_FORMAT).
 """
 
 from __future__ import annotations
@@ -44,12 +46,11 @@ OPENVINO_AIPC = ("aicrier.com/post/wmaaqcepcj8n0zy4ds5v (2026-04-12, a summary o
                  "(aipc.estimate.openvino_weights): iGPU 0.61, NPU 0.30")
 
 OPENVINO_CPU_MEASURED = (
-    "measured on this project's test machine, Intel Xeon (Sapphire Rapids class, AMX + avx512_bf16), 2 vCPUs, "
-    "OpenVINO 2026.4, 2026-12-06 20:10 UTC, quiet (load 0.84): `.venv/bin/python scripts/openvino_validation.py "
-    "--write` (docs/validation.md, OpenVINO section), 3 models (smollm2-135m, qwen2.5-0.5b, llama-3.2-1b) x prompts "
-    "128 / 512 per format; decode: the two-term fit (bytes / (bandwidth x MBU) + layers x per-layer time) over each "
-    "format's 6 runs against aipc hw's 25.5 GB/s copy bandwidth. An fp16 IR streams its 2-byte weights at full "
-    "read speed; int8 / int4 weights are dequantised on the fly, which holds them to about 0.6 on two cores")
+    "measured on this project's test machine (Intel Xeon with AMX, 2 vCPUs, OpenVINO 2026.4) on 2026-12-06 20:10 "
+    "UTC by `scripts/openvino_validation.py --write` (docs/validation.md, OpenVINO): smollm2-135m, qwen2.5-0.5b and "
+    "llama-3.2-1b at prompts 128 and 512, 6 runs per format; decode: bytes / (bandwidth x MBU) + layers x per-layer "
+    "time fitted per format against aipc hw's copy bandwidth (an fp16 IR streams its weights at full read speed, "
+    "int8 / int4 are held to ~0.6 by dequantisation on two cores)")
 
 # (device class, engine) -> factors. Classes: aipc.estimate.efficiency.device_class.
 DEFAULTS: dict[tuple[str, str], Default] = {
@@ -94,9 +95,8 @@ DEFAULTS: dict[tuple[str, str], Default] = {
     # aipc.estimate.calibrate.openvino_cpu_precision); the CPU's decode factors per weight format are below
     ("cpu", "openvino"): Default(
         0.0, 0.72, 0.60, 0.17e-3,
-        f"default (measured, one machine): prefill MFU 0.72, the median over 18 prefill runs (0.48-0.93, lower for "
-        f"the smaller models) against the peak of the plugin's inference precision; decode per weight format "
-        f"(below) ({OPENVINO_CPU_MEASURED})"),
+        f"default ({OPENVINO_CPU_MEASURED}): prefill MFU 0.72, the median of the 18 prefill runs (0.48-0.93, lower "
+        f"for the smaller models), against the peak of the precision the CPU plugin computes in"),
     ("apu", "openvino"): Default(
         0.0, 0.40, 0.61, 0.0,
         f"default (published, weak source): decode MBU 0.61 ({OPENVINO_AIPC}); prefill MFU 0.40 (assumption)"),
