@@ -71,6 +71,21 @@ def stored_runs(path: str) -> tuple[Path, set[str], str]:
     return db, {r["model"] for r in runs}, f"{times[0][:16].replace('T', ' ')} - {times[-1][11:16]} UTC"
 
 
+def _revision() -> str:
+    """'git <short hash>' of this checkout (with '+ changes' where src/ differs from it), for --from-db."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown revision"
+    return f"git {sha}{' + changes in src/' if dirty else ''}" if sha else "an unknown revision"
+
+
 def main(argv: list[str]) -> int:
     quick, write = "--quick" in argv, "--write" in argv
     from_db = argv[argv.index("--from-db") + 1] if "--from-db" in argv[:-1] else None
@@ -95,7 +110,7 @@ def main(argv: list[str]) -> int:
              f"prompt {calib[2][0][0]}): {common.summary(ev['rows'], 'cal_err')}",
              f"uncalibrated (default factors): {common.summary(ev['rows'], 'uncal_err')}"]
     if from_db:
-        lines.insert(0, f"re-evaluated from the runs measured at {measured} with the estimator of this commit "
+        lines.insert(0, f"re-evaluated from the runs measured at {measured} with the estimator at {_revision()} "
                         f"(no new measurement); {common.environment()}")
     else:
         load1 = os.getloadavg()
