@@ -191,7 +191,7 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     if weight_format in by_fmt:
         return by_fmt[weight_format], "", None
     seen = [f for f in sorted(by_fmt) if f in (defaults or {}) and defaults[f][0] > 0]
-    if seen and weight_format in defaults:
+    if seen and weight_format in defaults and defaults[weight_format][0] > 0:
         want = defaults[weight_format]
         base = min(seen, key=lambda f: abs(math.log(want[0] / defaults[f][0])))
         scale = tuple(w / b if b > 0 else None for w, b in zip(want, defaults[base]))
