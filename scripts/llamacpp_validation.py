@@ -1,6 +1,10 @@
 """The estimator against measured llama.cpp runs on this machine — one command, for a quiet machine.
 
     .venv/bin/python scripts/llamacpp_validation.py [--quick] [--write] [--skip-8b] [--smoke] [--gguf-8b FILE]
+                                                    [--from-db FILE]
+
+0. Measures llama.cpp's prefill FLOP/s per weight type on this machine (`aipc hw --kernels`), which the
+   estimator's llama.cpp prefill starts from.
 
 1. Converts small catalog models to GGUF with random weights (aipc's cache; llama.cpp's converter and
    quantizer) and measures prefill and decode through `aipc bench --engine llamacpp` for every
@@ -13,6 +17,8 @@
    workload on this machine (with the calibration of step 2 in effect, as `aipc report` would use it)
    against a measured llama.cpp decode of the same GGUF. Target: within 25%.
 
+--from-db FILE re-evaluates the runs of an earlier run's results DB (printed at its start) with this
+checkout's estimator, without measuring them again (never written).
 --write puts the tables in docs/validation.md ("## llama.cpp: estimates against measured runs") with
 the command, the CPU's ISA flags and the load average. The machine must be quiet: the script says the
 load average before and after, and refuses to --write when the 1-minute load was above 1.0 at the start.
@@ -53,6 +59,21 @@ def bench(model: str, quant: str, prompt: int, gen: int, db: Path, quick: bool, 
     return run_bench(o)["results"]
 
 
+def measure_kernels(quick: bool) -> None:
+    """Step 0: llama.cpp's prefill FLOP/s per weight type on this machine (what `aipc hw --kernels` does),
+    stored with the hardware profile; the estimator's prefill (calibrated or not) starts from it."""
+    from aipc.bench.llamacpp_kernels import measure_and_save
+    from aipc.hardware.profile import load_or_measure
+
+    from aipc.hardware import kernels as K
+
+    prof = load_or_measure(quick=True)
+    if quick and K.load(prof.fingerprint).get("llamacpp"):
+        return  # --quick / --smoke keep the full measurement there is
+    kw = {"types": ("Q4_K", "Q8_0"), "tokens": (128,), "reps": 1} if quick else {}
+    measure_and_save(prof.fingerprint, threads=THREADS, progress=lambda s: print("  kernels " + s, flush=True), **kw)
+
+
 def collect_runs(db: Path, quick: bool) -> None:
     for model in MODELS:
         for quant in QUANTS:
@@ -86,17 +107,20 @@ def evaluate(db: Path, calib: tuple = (CALIB_MODELS, CALIB_QUANTS, CALIB_SHAPES)
     for p in points:
         after = _predict(p, fitted["table"])
         rows.append({"scenario": p["scenario"], "model": p["model"], "quant": p["weight_format"],
-                     "shape": p["shape"][3], "measured_s": p["measured_s"],
+                     "shape": p["shape"][3], "measured_s": p["measured_s"], "cache": bool(p.get("cache_resident")),
                      "uncal_err": p["est_uncalibrated_s"] / p["measured_s"] - 1, "cal_err": after / p["measured_s"] - 1})
     return {"table": fitted["table"], "rows": rows, "skipped": skipped, "n_calib": fitted["runs_used"]}
 
 
 def summary(rows: list[dict], key: str) -> str:
+    """Median and max |error| per scenario; decode apart for runs whose bytes per step fit in the CPU's
+    last-level cache (not memory-bound: the estimate says so, and they calibrate nothing)."""
     out = []
-    for scen in ("prefill", "decode"):
-        errs = [abs(r[key]) for r in rows if r["scenario"] == scen]
+    for scen, cache, label in (("prefill", None, "prefill"), ("decode", False, "decode"),
+                               ("decode", True, "decode of models that fit in the last-level cache")):
+        errs = [abs(r[key]) for r in rows if r["scenario"] == scen and (cache is None or r.get("cache", False) == cache)]
         if errs:
-            out.append(f"{scen}: median {statistics.median(errs):.1%}, max {max(errs):.1%} (n={len(errs)})")
+            out.append(f"{label}: median {statistics.median(errs):.1%}, max {max(errs):.1%} (n={len(errs)})")
     return "; ".join(out)
 
 
@@ -161,7 +185,7 @@ def write_section(title: str, script: str, quick: bool, load_at_start: float | N
 
     table = [f"| scenario | model | {format_word} | prompt | measured | uncalibrated error | held-out error |",
              "|---|---|---|---:|---:|---:|---:|"]
-    table += [f"| {r['scenario']} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
+    table += [f"| {r['scenario']}{' (in cache)' if r.get('cache') else ''} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
               f"{r['uncal_err']:+.1%} | {r['cal_err']:+.1%} |" for r in rows]
     command = command or (f"`.venv/bin/python scripts/{script}{' --quick' if quick else ''} --write` "
                           f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
@@ -182,8 +206,17 @@ def main(argv: list[str]) -> int:
         quick, write, skip_8b = True, False, True
     load0 = os.getloadavg()
     print(f"load average at start: {load0[0]:.2f}", flush=True)
-    db = Path(tempfile.mkdtemp(prefix="aipc-llamacpp-validation-")) / "runs.db"
-    collect_runs(db, quick)
+    from_db = _arg(argv, "--from-db")
+    if from_db:  # re-evaluate stored runs with this checkout's estimator (nothing measured but the 8B run)
+        db = Path(from_db)
+        if not db.is_file():
+            print(f"error: --from-db {from_db}: no such file; give the runs.db an earlier run printed", file=sys.stderr)
+            return 2
+    else:
+        measure_kernels(quick)
+        db = Path(tempfile.mkdtemp(prefix="aipc-llamacpp-validation-")) / "runs.db"
+        print(f"runs stored in {db}", flush=True)
+        collect_runs(db, quick)
     ev = evaluate(db)
     lines = [f"held-out (calibrated on {ev['n_calib']} runs of {', '.join(CALIB_MODELS)} at "
              f"{', '.join(CALIB_QUANTS)}, prompt {CALIB_SHAPES[0][0]}): {summary(ev['rows'], 'cal_err')}",
@@ -194,10 +227,25 @@ def main(argv: list[str]) -> int:
                      f"tokens/s, measured {eight['measured_tokens_s']:.2f} (ratio {eight['ratio']:.2f})")
     load1 = os.getloadavg()
     lines.append(f"load average: {load0[0]:.2f} at start, {load1[0]:.2f} at the end; {environment()}")
+    if from_db:
+        lines.insert(0, f"runs measured {_measured_at(db)} by this script (the same command without --from-db), "
+                        "re-evaluated now with the estimator and `aipc hw --kernels` figures of this checkout; "
+                        "the 8B run measured now")
     print("\n".join(lines))
     if write:
-        return write_section(TITLE, "llamacpp_validation.py", quick, load0[0], lines, ev["rows"], "quant")
+        cmd = None if not from_db else (
+            f"`.venv/bin/python scripts/llamacpp_validation.py --from-db {from_db} --write"
+            f"{' --gguf-8b FILE' if _arg(argv, '--gguf-8b') else ''}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+        return write_section(TITLE, "llamacpp_validation.py", quick, load0[0], lines, ev["rows"], "quant", command=cmd)
     return 0
+
+
+def _measured_at(db: Path) -> str:
+    """'YYYY-MM-DD HH:MM - HH:MM UTC' of the bench runs stored in ``db``."""
+    from aipc.bench.store import ResultsDB
+
+    times = sorted(r["created_at"] for r in ResultsDB(db, create=False).runs(kind="bench"))
+    return f"{times[0][:16].replace('T', ' ')} - {times[-1][11:16]} UTC" if times else "at an unknown time"
 
 
 if __name__ == "__main__":

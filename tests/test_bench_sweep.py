@@ -58,6 +58,7 @@ def test_sweep_measures_stores_calibrates_and_resumes(tiny_ggufs, tmp_path):
     assert [m["item"] for m in res["measured"]] == [f"{qwen} llamacpp q4_0", f"{qwen} llamacpp q8_0"]
     assert res["stopped"] is None and seen[0] == (0, 2) and seen[-1] == (2, 2)
     assert res["calibration"].startswith("calibration refitted from 4 runs")
+    assert res["kernels"].startswith("not measured") and "aipc hw --kernels" in res["kernels"]  # not asked for
     runs = ResultsDB(db).runs(kind="bench")
     assert sorted((r["scenario"], r["workload"]["weight_dtype"]) for r in runs) == [
         ("decode", "q4_0"), ("decode", "q8_0"), ("prefill", "q4_0"), ("prefill", "q8_0")]
@@ -91,7 +92,8 @@ def test_cli_sweep_stops_within_a_tiny_budget(tiny_ggufs, tmp_path):
 
 
 def test_cli_sweep_bad_input():
-    for args, msg in ((("--budget", "5"), "--budget goes with --sweep"), (("--sweep", "--budget", "nan"), "--budget"),
+    for args, msg in ((("--budget", "5"), "--budget goes with --sweep"), (("--kernels",), "--kernels goes with --sweep"),
+                      (("--sweep", "--budget", "nan"), "--budget"),
                       (("--sweep", "--budget", "-1"), "--budget"), (("--sweep", "--engine", "llama"), "--engine"),
                       (("--engine", "torch,llamacpp"), "one engine")):
         code, out, err = run_cli("bench", *args)

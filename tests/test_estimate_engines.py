@@ -85,12 +85,17 @@ def test_calibration_is_kept_per_engine_and_format():
     with C.using(table):
         assert C.lookup("dev", "prefill", 1e9, tokens=64)[0] == 0.9  # torch: its own runs only
         assert C.lookup("dev", "prefill", 1e9, tokens=64, engine="llamacpp", weight_format="q4_k_m")[0] == 0.4
-        f, src = C.lookup("dev", "prefill", 1e9, tokens=64, engine="llamacpp", weight_format="q5_k_m")
-        assert f == 0.4 and "from q4_k_m" in src  # same kernel family (k-quants)
-        assert C.lookup("dev", "prefill", 1e9, tokens=64, engine="llamacpp", weight_format="q4_0")[0] == 0.6
-        f, src = C.lookup("dev", "prefill", 1e9, tokens=64, engine="llamacpp", weight_format="f16")
-        assert f == pytest.approx(0.5) and "not measured" in src  # over all of the engine's formats
+        # llama.cpp prefill factors are against each file's own kernel types: an unmeasured format takes
+        # the fit over all of the engine's formats, whatever its family
+        for fmt in ("q5_k_m", "q4_0", "f16"):
+            f, src = C.lookup("dev", "prefill", 1e9, tokens=64, engine="llamacpp", weight_format=fmt)
+            assert f == pytest.approx(0.5) and "not measured" in src
         assert C.lookup("dev", "prefill", 1e9, engine="openvino", weight_format="int8") is None
+    decode = C.fit([{**_point("decode", "q4_k_m", 0.4), "tokens": 1}, {**_point("decode", "q8_0", 0.6), "tokens": 1}])
+    with C.using(decode):  # decode: the same kernel family first (k-quants)
+        mbu, _, src = C.lookup_decode("dev", 1, engine="llamacpp", weight_format="q5_k_m")
+        assert mbu == pytest.approx(0.4) and "from q4_k_m" in src
+        assert C.lookup_decode("dev", 1, engine="llamacpp", weight_format="q4_0")[0] == pytest.approx(0.6)
     only_llama = C.fit([_point("prefill", "q4_k_m", 0.4)])
     with C.using(only_llama):
         assert C.lookup("dev", "prefill", 1e9) is None  # llama.cpp runs never calibrate torch

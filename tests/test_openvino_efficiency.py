@@ -69,9 +69,11 @@ def test_other_engines_keep_their_own_peaks():
     torch_fp16 = _est(_w("fp16", engine="torch"), AMX)  # torch computes fp16 in fp16 (its measured peak)
     assert torch_fp16.time.prefill_s == pytest.approx(
         torch_fp16.compute.prefill_flops / (AMX.peak_flops["fp16"] * torch_fp16.efficiency.mfu_prefill))
-    gguf = _est(_w("q4_0", engine="llamacpp"), AMX)  # ggml's kernels: against the fp32 peak
+    gguf = _est(_w("q4_0", engine="llamacpp"), AMX)  # ggml's kernels per weight type (aipc.estimate.kernels)
+    from aipc.estimate.kernels import mix_flops
+
     assert gguf.time.prefill_s == pytest.approx(
-        max(gguf.compute.prefill_flops / (AMX.peak_flops["fp32"] * gguf.efficiency.mfu_prefill),
+        max(gguf.compute.prefill_flops / (mix_flops(AMX, gguf.compute.prefill_mix, 512) * gguf.efficiency.mfu_prefill),
             gguf.compute.decode_bytes_per_step / (AMX.bandwidth_bytes_s * gguf.efficiency.mbu_decode)))
 
 

@@ -30,6 +30,7 @@ def _shape(run: dict) -> tuple:
 def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]]:
     """One point per usable run: factor, the estimator's FLOPs per token, the workload; and why others were skipped."""
     from aipc.estimate import estimate, resolve_model
+    from aipc.estimate.roofline import cache_resident
     from aipc.spec import workload_from_dict
 
     points, skipped = [], []
@@ -59,7 +60,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
                 extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers}
         else:
-            peak = C.workload_peak(spec, w, train=scen == "train")
+            peak = C.workload_peak(spec, w, train=scen == "train", mix=c.prefill_mix)
             work = c.flops_per_step if scen == "train" else c.prefill_flops
             factor = work / (peak * t) if peak else None
             if peak:  # the fitted time model's inputs (aipc.estimate.calibrate_linear)
@@ -67,6 +68,8 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
         if not factor:
             skipped.append(f"{run['id'][:8]}: {spec.name} has no measured peak for {w.compute}")
             continue
+        if scen == "decode" and w.engine == "llamacpp" and cache_resident(spec, c):
+            extra["cache_resident"] = True
         points.append({"run_id": run["id"], "device": spec.name, "bench_device": dev, "scenario": scen,
                        "model": run["model"], "flops_per_token": c.flops_per_token, "factor": factor,
                        "tokens": C.tokens_for(w)[scen], "engine": w.engine,

@@ -52,6 +52,7 @@ class SweepOptions:
     threads: int | None = None              # default: every CPU this process may use
     formats: dict[str, tuple[str, ...]] | None = None  # engine -> formats (default: one per family)
     calibrate: bool = True
+    kernels: bool = False                   # first measure llama.cpp's kernels per weight type where missing
     log: list[str] = field(default_factory=list)
 
 
@@ -180,6 +181,29 @@ def recalibrate(db, threads: int) -> str:
     return f"calibration refitted from {res['runs_used']} runs, saved to {C.save(res['table'])}"
 
 
+def _kernels_step(items: list, threads: int, on_progress, want: bool) -> str:
+    """Before the first llama.cpp item, where ``want``: this machine's llama.cpp kernel FLOP/s per weight
+    type, once (aipc hw --kernels), what every llama.cpp prefill estimate here starts from; in words."""
+    from aipc.hardware import kernels as K
+    from aipc.hardware.profile import cached_profile, load_or_measure
+
+    if not any(it.engine == "llamacpp" for it in items):
+        return "no llama.cpp items"
+    prof = cached_profile(quick=True)
+    if prof is not None and K.load(prof.fingerprint).get("llamacpp"):
+        return "already measured (aipc hw --kernels measures again)"
+    if not want:
+        return ("not measured: llama.cpp prefill estimates here use default shares of the fp32 peak until "
+                "'aipc hw --kernels' (or --sweep --kernels) measures them")
+    from aipc.bench.llamacpp_kernels import measure_and_save
+
+    if on_progress:
+        on_progress(0, len(items), "llama.cpp kernels per weight type")
+    t0 = time.perf_counter()
+    measure_and_save(load_or_measure(quick=True).fingerprint, threads=threads)
+    return f"measured in {time.perf_counter() - t0:.0f} s (not counted in the budget)"
+
+
 def run_sweep(o: SweepOptions, on_progress: Callable[[int, int, str], None] | None = None) -> dict:
     """Measure the plan within the budget (skipping what the DB holds), then refit the calibration."""
     from aipc.bench.here import this_machine
@@ -187,8 +211,10 @@ def run_sweep(o: SweepOptions, on_progress: Callable[[int, int, str], None] | No
 
     if not o.budget_s > 0:
         raise AipcError(f"--budget must be a positive number of seconds (got {o.budget_s!r})")
-    t0, items = time.perf_counter(), plan(o)
+    items = plan(o)
     threads = o.threads or _cpus()
+    kernels = _kernels_step(items, threads, on_progress, o.kernels)
+    t0 = time.perf_counter()
     history: list[tuple[float, float]] = []
     measured, skipped, failed, stopped = [], [], [], None
     for i, it in enumerate(items):
@@ -218,5 +244,6 @@ def run_sweep(o: SweepOptions, on_progress: Callable[[int, int, str], None] | No
     calib = recalibrate(o.db, threads) if o.calibrate and (measured or skipped) else "nothing measured"
     return {"planned": [i.label for i in items], "measured": measured, "already_stored": skipped,
             "not_started": [i.label for i in items[len(measured) + len(skipped) + len(failed):]] if stopped else [],
-            "failed": failed, "stopped": stopped, "calibration": calib, "threads": threads, "budget_s": o.budget_s,
+            "failed": failed, "stopped": stopped, "calibration": calib, "kernels": kernels, "threads": threads,
+            "budget_s": o.budget_s,
             "wall_s": time.perf_counter() - t0}

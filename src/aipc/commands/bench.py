@@ -138,6 +138,7 @@ def register(app: typer.Typer) -> None:
                                    "smallest first, within --budget; resumable; refits this machine's calibration "
                                    "(MODEL: the models to sweep instead, comma-separated)."),
         budget: Optional[float] = typer.Option(None, "--budget", help="With --sweep: seconds to spend at most (default 600)."),
+        kernels: bool = typer.Option(False, "--kernels", help="With --sweep: first measure llama.cpp's prefill FLOP/s per weight type where not measured yet (1-4 minutes, once per machine; as aipc hw --kernels)."),
     ) -> None:
         """Measure training and inference on each local device (or inference through llama.cpp with --engine
         llamacpp): statistics, MFU/MBU, R, estimate beside measurement."""
@@ -145,11 +146,11 @@ def register(app: typer.Typer) -> None:
         from aipc.bench.stats import LoopConfig
         from aipc.privacy.guard import offline_guard
 
-        if sweep or budget is not None:
+        if sweep or budget is not None or kernels:
             from aipc.commands.bench_sweep import run
 
             return run(sweep=sweep, models=model, engine=engine, budget=budget, db=db, threads=threads,
-                       as_json=as_json, allow_network=allow_network)
+                       as_json=as_json, allow_network=allow_network, kernels=kernels)
         if engine and "," in engine:
             raise AipcError(f"--engine takes one engine without --sweep (got {engine!r})")
         engine = engine or "torch"

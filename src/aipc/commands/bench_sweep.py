@@ -27,17 +27,19 @@ def _progress():
 
 
 def run(*, sweep: bool, models: str | None, engine: str | None, budget: float | None, db, threads: int | None,
-        as_json: bool, allow_network: bool) -> None:
+        as_json: bool, allow_network: bool, kernels: bool = False) -> None:
     from aipc.bench.dburl import hosts
     from aipc.bench.here_sweep import SweepOptions, run_sweep
     from aipc.privacy.guard import offline_guard
     from aipc.render import print_json
 
     if not sweep:
-        raise AipcError("--budget goes with --sweep")
+        raise AipcError("--kernels goes with --sweep (or measure them alone: aipc hw --kernels)" if kernels
+                        else "--budget goes with --sweep")
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     engines = [e.strip() for e in engine.split(",") if e.strip()] if engine else None
-    o = SweepOptions(engines=engines, models=names, budget_s=budget or DEFAULT_BUDGET_S, db=db, threads=threads)
+    o = SweepOptions(engines=engines, models=names, budget_s=budget or DEFAULT_BUDGET_S, db=db, threads=threads,
+                     kernels=kernels)
     prog, update = (None, None) if as_json else _progress()
     with offline_guard(allow_network=allow_network, allow_hosts=hosts(db)):
         if prog is not None:
@@ -53,6 +55,8 @@ def _render(res: dict) -> None:
 
     from aipc.render import seconds
 
+    if res.get("kernels") and res["kernels"] != "no llama.cpp items":
+        typer.echo(f"llama.cpp kernels per weight type: {res['kernels']}")
     for m in res["measured"]:
         typer.echo(f"measured {m['item']} in {seconds(m['seconds'])}")
     for f in res.get("failed", []):

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         wait_quiet: float = typer.Option(0.0, "--wait-quiet", metavar="SECONDS", help="Before measuring, wait up to SECONDS for a quiet machine (others using < 25% CPU, load < half the cores)."),
         export: Optional[Path] = typer.Option(None, "--export", metavar="FILE.toml|FILE.json",
                                               help="Also write this machine as a device catalog file."),
+        kernels: bool = typer.Option(False, "--kernels", help="Also measure llama.cpp's prefill FLOP/s per weight type (Q4_K, Q8_0, ...; 1-3 minutes), which the estimator's llama.cpp prefill starts from."),
     ) -> None:
         from aipc.hardware import profile as prof
 
@@ -36,8 +37,12 @@ def register(app: typer.Typer) -> None:
             raise AipcError("--replace forgets the kept best figures of a new measurement; use it with --refresh")
         from aipc.hardware import openvino_devices as ovd
 
+        if kernels:
+            _need_llamacpp()
         p = prof.load_or_measure(quick=quick, refresh=refresh, remeasure_if_quiet=True, wait_quiet_s=wait_quiet,
                                  replace=replace)
+        if kernels:
+            _measure_kernels(p.fingerprint, replace=replace, quiet=json_out)
         written = prof.export_profile(p, export) if export is not None else None
         ov = ovd.report(quick=quick, refresh=refresh, fingerprint=p.fingerprint)
         if json_out:
@@ -49,6 +54,24 @@ def register(app: typer.Typer) -> None:
 
             render(p, written)
             ovd.render(ov, console())
+
+
+def _need_llamacpp() -> None:
+    from aipc.engines import available
+    from aipc.errors import AipcError
+
+    if "llamacpp" not in available():
+        raise AipcError("--kernels measures llama.cpp, which is not installed here; run ./setup.sh "
+                        "(it installs llama-cpp-python)")
+
+
+def _measure_kernels(fingerprint: str, *, replace: bool, quiet: bool) -> None:
+    import sys
+
+    from aipc.bench.llamacpp_kernels import measure_and_save
+
+    say = (lambda s: None) if quiet else (lambda s: print(f"llama.cpp kernel {s}", file=sys.stderr, flush=True))
+    measure_and_save(fingerprint, replace=replace, progress=say)
 
 
 def json_object(p, exported: Path | None) -> dict:
@@ -67,7 +90,14 @@ def json_object(p, exported: Path | None) -> dict:
             "low_confidence": {d.device: cond.confidence_note(d) for d in p.devices if cond.confidence_note(d)},
             "machine": d["machine"], "devices": d["devices"],
             "device_specs": [device_to_dict(s) for s in p.device_specs()],
+            "kernels": _kernels(p.fingerprint),
             "exported": str(exported) if exported else None}
+
+
+def _kernels(fingerprint: str) -> dict:
+    from aipc.hardware import kernels as K
+
+    return K.load(fingerprint)
 
 
 def _yes(flag) -> str:
@@ -88,7 +118,7 @@ def render(p, exported: Path | None) -> None:
     from rich.table import Table
 
     from aipc.commands.bench import wide_console
-    from aipc.render import gb, seconds, si
+    from aipc.render import gb, seconds
 
     c = wide_console()  # the peaks table is wider than 80 columns
     m, sw = p.machine, p.machine.software
@@ -135,6 +165,7 @@ def render(p, exported: Path | None) -> None:
                     + f" — fastest here: {p.fast_dtype(d.device)} (inference), {p.fast_dtype(d.device, 'train')} (training)")
     for f in footnotes:
         c.print(f)
+    _render_kernels(c, p.fingerprint)
     from aipc.hardware import conditions as cond
 
     for d in p.devices:
@@ -177,3 +208,15 @@ def _device_rows(t, d, footnotes: list[str], latest: str) -> None:
         t.add_row(d.device, f"memory {kind} {b.buffer_bytes >> 20} MiB", si(s.median, "B/s"),
                   _spread(s), str(s.samples), seconds(s.seconds_per_call), _when(b, latest))
     footnotes += [f"{d.device} {dt} not measured: {why}" for dt, why in d.skipped.items()]
+
+
+def _render_kernels(c, fingerprint: str) -> None:
+    """One line per engine with measured kernels: FLOP/s per weight type at each prompt length."""
+    for engine, rec in _kernels(fingerprint).items():
+        rows = "; ".join(f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts) for t, pts in rec["types"].items())
+        tokens = "/".join(str(int(a)) for a, _ in next(iter(rec["types"].values())))
+        c.print(f"{engine} prefill GFLOP/s per weight type at {tokens} prompt tokens "
+                f"({str(rec.get('measured_at', ''))[:16]}): {rows}")
+    if not _kernels(fingerprint):
+        c.print("llama.cpp kernels: not measured here (aipc hw --kernels); llama.cpp prefill estimates use "
+                "default shares of the fp32 peak")

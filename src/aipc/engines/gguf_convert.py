@@ -221,13 +221,17 @@ def _converter_error(tail: list[str], name: str) -> str:
     return f"llama.cpp's converter failed on '{name}': {last}; check the model folder (config.json, weights, tokenizer)"
 
 
-def quantize(src: Path, dest: Path, quant: str, *, threads: int | None = None, progress: Progress) -> None:
-    """llama.cpp's llama_model_quantize: ``src`` (f32/f16/bf16 GGUF) -> ``dest`` of type ``quant``."""
+def quantize(src: Path, dest: Path, quant: str, *, threads: int | None = None, progress: Progress,
+             pure: bool = False) -> None:
+    """llama.cpp's llama_model_quantize: ``src`` (f32/f16/bf16 GGUF) -> ``dest`` of type ``quant`` (a
+    name of QUANTS, or a llama.cpp file type suffix such as MOSTLY_Q5_1); ``pure``: every tensor at the
+    type's default ggml type (no mix rules), as llama-quantize --pure."""
     from aipc.engines.llamacpp_lib import clear_log, last_error, lib, recent_lines, set_listener
 
     ll = lib()
     params = ll.llama_model_quantize_default_params()
-    params.ftype = getattr(ll, "LLAMA_FTYPE_" + QUANTS[quant])
+    params.ftype = getattr(ll, "LLAMA_FTYPE_" + QUANTS.get(quant, quant))
+    params.pure = bool(pure)
     params.nthread = int(threads or 0)  # 0: all hardware threads
     step = re.compile(r"\[\s*(\d+)/\s*(\d+)\]")
 

@@ -36,7 +36,7 @@ class LlamaCppRunner:
     fast = True
 
     def __init__(self, model, facts: dict, *, max_batch: int = 1, max_len: int | None = None,
-                 threads: int | None = None, path: Path | None = None):
+                 threads: int | None = None, path: Path | None = None, flash_attn: bool = False):
         ll = lib()
         self._ll, self.model, self.facts, self.path = ll, model, facts, path
         self.device = torch.device("cpu")  # logits live in host memory whatever holds the weights
@@ -51,6 +51,8 @@ class LlamaCppRunner:
         p.kv_unified = False  # one KV stream per sequence: each slot holds max_len tokens
         p.n_batch = p.n_ubatch = max(self.n_batch, self.max_batch)
         p.n_threads = p.n_threads_batch = self.threads
+        p.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_AUTO if flash_attn else ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self.flash_attn = bool(flash_attn)
         self.ctx = ll.llama_init_from_model(model, p)
         if not self.ctx:
             from aipc.engines.llamacpp_lib import last_error
@@ -189,7 +191,7 @@ class GGUFModel:
         from aipc.engines.gguf_tokenizer import GGUFTokenizer
 
         check_gguf_file(path)
-        self.path = path
+        self.path, self.gpu_layers = path, gpu_layers
         self.model = open_model(path, gpu_layers=gpu_layers)
         self.facts = model_facts(self.model)
         self.facts.update(_embedding_facts(path))
@@ -198,8 +200,10 @@ class GGUFModel:
         self.generation_config = SimpleNamespace(eos_token_id=self.tokenizer.end_of_generation_ids())
 
     def runner(self, *, max_batch: int = 1, max_len: int | None = None, threads: int | None = None) -> LlamaCppRunner:
+        # flash attention only where layers are offloaded: on the CPU, llama.cpp's flash-attention decode
+        # slows with context (docs/benchmarks.md: 24.7 against 31.7 tokens/s at 512 tokens of context)
         r = LlamaCppRunner(self.model, self.facts, max_batch=max_batch, max_len=max_len, threads=threads,
-                           path=self.path)
+                           path=self.path, flash_attn=self.gpu_layers != 0)
         r.owner = self  # the model must outlive its contexts
         return r
 

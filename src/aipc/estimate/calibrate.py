@@ -90,18 +90,21 @@ def openvino_cpu_precision(spec) -> str:
     return "bf16" if "bf16" in native else "fp32"
 
 
-def workload_peak(spec, w, train: bool = False) -> float | None:
+def workload_peak(spec, w, train: bool = False, mix: tuple = ()) -> float | None:
     """The peak FLOP/s a workload's compute is measured against (the roofline's and the calibration's):
-    llama.cpp on a CPU runs ggml's own integer / dequantizing kernels, expressed against aipc hw's
-    measured fp32 GEMM peak (its bf16 figure may be an emulated path llama.cpp never takes); OpenVINO on
-    a CPU against the peak of the precision its plugin computes in (:func:`openvino_cpu_precision`);
-    everything else against its compute dtype's peak (:func:`peak_for`)."""
+    llama.cpp on a CPU runs ggml's own kernel per weight type: the FLOP/s of the model's type ``mix``
+    (Compute.prefill_mix) at its prompt length, measured by aipc hw or a default share of the fp32
+    GEMM peak (aipc.estimate.kernels); OpenVINO on a CPU against the peak of the precision its plugin
+    computes in (:func:`openvino_cpu_precision`); everything else its compute dtype's peak (:func:`peak_for`)."""
     if spec is None:
         return None
     engine = getattr(w, "engine", "torch")
-    if engine in ("llamacpp", "openvino") and spec.kind == "cpu":
-        own = "fp32" if engine == "llamacpp" else openvino_cpu_precision(spec)
-        return spec.peak(own) or spec.peak("fp32") or peak_for(spec, w.compute)
+    if engine == "llamacpp" and spec.kind == "cpu":
+        from aipc.estimate.kernels import mix_flops
+
+        return (mix_flops(spec, mix, w.prompt_tokens) if mix else None) or spec.peak("fp32") or peak_for(spec, w.compute)
+    if engine == "openvino" and spec.kind == "cpu":
+        return spec.peak(openvino_cpu_precision(spec)) or spec.peak("fp32") or peak_for(spec, w.compute)
     return peak_for(spec, w.compute, train=train)
 
 
@@ -197,7 +200,10 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
         scale = tuple(w / b if b > 0 else None for w, b in zip(want, defaults[base]))
         return by_fmt[base], (f" (from {base}, scaled by the default {weight_format}/{base} ratio "
                               f"{scale[0]:.2f}; {weight_format} not measured)"), (scale, want)
-    fam = [f for f in sorted(by_fmt) if format_family(f) == format_family(weight_format)]
+    # llama.cpp prefill factors are against the kernels of each file's own weight types
+    # (aipc.estimate.kernels), which already tell formats apart: an unmeasured format takes the fit over all
+    fam = [f for f in sorted(by_fmt) if format_family(f) == format_family(weight_format)
+           and not (engine == "llamacpp" and scenario == "prefill")]
     if fam:
         return by_fmt[fam[0]], f" (from {fam[0]}, the same kernel family as {weight_format})", None
     return entry.get("all"), f" (over {', '.join(sorted(by_fmt))}; {weight_format} not measured)", None
@@ -303,6 +309,9 @@ def fit(points: list[dict], source: str = "") -> dict:
     devices: dict[str, dict] = {}
     for (dev, scen, engine), pts in by.items():
         key = scenario_key(scen, engine)
+        # a decode whose bytes fit in the CPU's last-level cache is not bound by memory: it calibrates
+        # the memory-bound decode model only where no larger model was measured (Compute notes)
+        pts = [p for p in pts if not p.get("cache_resident")] or pts
         if engine == "torch":
             devices.setdefault(dev, {})[key] = _fit_entry(scen, pts, source)
             continue

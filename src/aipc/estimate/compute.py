@@ -55,13 +55,41 @@ def train_flops_per_token(m: ModelSpec, w: Workload, *, recompute: bool | None =
     return 6 * n + attn + ((2 * blocks + attn_fwd) if recompute else 0)
 
 
+def prefill_flops_llamacpp(m: ModelSpec, tokens: int, batch: int = 1) -> float:
+    """llama.cpp's prefill: every prompt token through the blocks, the output head for the last one
+    only (it asks for the last token's logits)."""
+    head = head_params(m)
+    blocks = max(P.matmul_params(m) - head, 0)
+    return batch * (tokens * (2 * blocks + attention_flops_per_token(m, tokens / 2, False)) + 2 * head)
+
+
+def _prefill_mix(m: ModelSpec, w: Workload) -> tuple:
+    """llama.cpp: (ggml type, share of the prefill's FLOPs) — the matrices by their weight types, the
+    attention's score and value products (against the f16 KV cache) as F16."""
+    from aipc.estimate.quant import FTYPE_DEFAULT, matmul_mix
+
+    if w.engine != "llamacpp" or w.weight_dtype not in FTYPE_DEFAULT or not m.is_decoder:
+        return ()
+    attn = attention_flops_per_token(m, w.prompt_tokens / 2, False)
+    blocks = 2 * max(P.matmul_params(m) - head_params(m), 0)
+    a = attn / (attn + blocks) if attn + blocks > 0 else 0.0
+    out: dict[str, float] = {}
+    for t, share in matmul_mix(m, w.weight_dtype):
+        out[t] = out.get(t, 0.0) + share * (1 - a)
+    out["F16"] = out.get("F16", 0.0) + a
+    return tuple(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def compute_for(m: ModelSpec, w: Workload) -> Compute:
     """FLOPs and bytes for the workload (per step: all devices; decode bytes: per device)."""
     n = P.matmul_params(m)
     total = P.total_params(m)
     active = P.active_params(m)
     b = w.batch_size
-    prefill = b * w.prompt_tokens * (2 * n + attention_flops_per_token(m, w.prompt_tokens / 2, False))
+    if w.engine == "llamacpp" and m.is_decoder:
+        prefill = prefill_flops_llamacpp(m, w.prompt_tokens, b)
+    else:
+        prefill = b * w.prompt_tokens * (2 * n + attention_flops_per_token(m, w.prompt_tokens / 2, False))
     ctx_mid = w.prompt_tokens + w.gen_tokens / 2
     decode_flops = b * (2 * n + attention_flops_per_token(m, ctx_mid, False))
     # bytes read per decode step: the weights a step touches (embedding rows gathered, not the table)
@@ -90,7 +118,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         params=total, active_params=active, trainable_params=P.trainable_params(m, w),
         flops_per_token=fpt, flops_per_step=fps, model_flops_per_token=model_fpt, prefill_flops=prefill,
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
-        layers=m.num_layers,
+        layers=m.num_layers, prefill_mix=_prefill_mix(m, w),
     )
 
 

@@ -87,9 +87,12 @@ DEFAULTS: dict[tuple[str, str], Default] = {
     # llama.cpp on a CPU: decode against aipc hw's measured copy bandwidth; prefill runs on ggml's integer /
     # dequantizing kernels, expressed against aipc hw's measured fp32 GEMM peak
     ("cpu", "llamacpp"): Default(
-        0.0, 0.60, 0.75, 0.05e-3,
-        "default (assumption, not yet measured: llama.cpp decode 0.75 of aipc hw's copy bandwidth + 0.05 ms per "
-        "layer, prefill 0.60 of its fp32 GEMM peak; aipc bench --engine llamacpp then aipc calibrate replace it)"),
+        0.0, 0.90, 0.53, 0.0,
+        "default (measured with llama.cpp's own llama-bench on a 2-core AVX-512 Xeon, 2026-12-06, "
+        "docs/benchmarks.md 'llama.cpp decode': decode MBU 0.49-0.56 of aipc hw's copy bandwidth, per-layer "
+        "time included; prefill 0.90 of its kernels' FLOP/s for the model's weight types (aipc hw --kernels: 1B-class "
+        "layers, as a 1B model runs; smaller models run slower); aipc bench --engine llamacpp then aipc calibrate "
+        "replace it)"),
     # OpenVINO (Intel CPU, iGPU, NPU): decode against the device's bandwidth, prefill against its 16-bit peak
     # (the CPU: aipc hw's measured GEMM peak in the precision the CPU plugin computes in, see
     # aipc.estimate.calibrate.openvino_cpu_precision); the CPU's decode factors per weight format are below

@@ -253,3 +253,18 @@ def weight_parts(m: ModelSpec, ftype: str) -> dict[str, int]:
     if m.weight_format == ftype and m.weight_parts:
         return dict(m.weight_parts)
     return gguf_parts(m, ftype)
+
+
+def matmul_mix(m: ModelSpec, ftype: str) -> tuple[tuple[str, float], ...]:
+    """Share of the blocks' matrix elements (what prefill multiplies every token by) per ggml type in a
+    file of type ``ftype``, largest first: what llama.cpp's prefill time is spread over
+    (aipc.estimate.kernels)."""
+    def f():
+        types = gguf_types(m, ftype)
+        by: dict[str, int] = {}
+        for t in converter_tensors(m):
+            if t.layer >= 0 and _quantizable(t):
+                by[types[t.name]] = by.get(types[t.name], 0) + t.n_elements
+        total = sum(by.values()) or 1
+        return tuple(sorted(((k, v / total) for k, v in by.items()), key=lambda kv: -kv[1]))
+    return _memo(m, ("matmul_mix", ftype), f)

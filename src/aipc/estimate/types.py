@@ -40,6 +40,9 @@ class Compute:
     comm_bytes_per_step: float = 0.0 # multi-device: bytes each device sends+receives per training step
     layers: int = 0                  # transformer blocks one decode step runs through (per-layer overhead)
     model_flops_per_token: float = 0.0  # what MFU counts: flops_per_token without checkpointing's recompute
+    # llama.cpp: share of the blocks' matrix elements per ggml type ((type, share), ...): the kernels
+    # its prefill runs on (aipc.estimate.kernels); () for other engines
+    prefill_mix: tuple = ()
 
     @property
     def model_flops_per_step(self) -> float:

@@ -52,7 +52,8 @@ NUMBER_KEYS = {k for q in QUANTITIES.values() for k in q}
 TEXT_KEYS = {"name", "label", "vendor", "kind", "category", "notes", "source", "as_of"}
 TEXT_KEYS = TEXT_KEYS | {"confidence"}
 ENTRY_KEYS = NUMBER_KEYS | set(PEAK_KEYS) | set(TRAIN_PEAK_KEYS) | TEXT_KEYS | {"refs", "cloud", "measured", "replace",
-                                                                               "native_dtypes"}
+                                                                               "native_dtypes", "llc_bytes",
+                                                                               "kernel_flops"}
 NUMBER_TABLE_KEYS = {"value", "source", "as_of", "ref", "note"}
 OFFER_KEYS = {"provider", "instance", "usd_per_hour", "usd_per_instance_hour", "devices_per_instance",
               "source", "as_of", "ref", "note"}
@@ -304,6 +305,10 @@ def _build(name: str, entry: dict, where: _Where) -> DeviceSpec:
     measured = entry.get("measured", False)
     if not isinstance(measured, bool):
         raise where.error("measured", "must be true or false")
+    llc = entry.get("llc_bytes", 0)
+    if isinstance(llc, bool) or not isinstance(llc, int) or llc < 0:
+        raise where.error("llc_bytes", "must be a whole number of bytes (0: not known)")
+    kernels = _kernel_flops(entry.get("kernel_flops", {}), sources, where)
     notes = entry.get("notes", "")
     if not isinstance(notes, str):
         raise where.error("notes", "must be text")
@@ -316,7 +321,27 @@ def _build(name: str, entry: dict, where: _Where) -> DeviceSpec:
         bandwidth_bytes_s=float(values["bandwidth_bytes_s"]), peak_flops=peak_flops,
         power_w=values["power_w"], price_usd=values["price_usd"], cloud=cloud,
         sources=sources, measured=measured, notes=notes.strip(), train_peak_flops=train,
-        native_dtypes=tuple(native), confidence=confidence.strip())
+        native_dtypes=tuple(native), confidence=confidence.strip(), llc_bytes=llc, kernel_flops=kernels)
+
+
+def _kernel_flops(table, sources: dict, where: _Where) -> dict:
+    """kernel_flops = {engine: {source, as_of, types = {ggml type: [[prompt tokens, FLOP/s], ...]}}}
+    (aipc hw --kernels; aipc.hardware.kernels) -> DeviceSpec.kernel_flops, sources added."""
+    if not isinstance(table, dict):
+        raise where.error("kernel_flops", "must be a table of engines")
+    out = {}
+    for engine, rec in table.items():
+        types = rec.get("types") if isinstance(rec, dict) else None
+        ok = isinstance(types, dict) and types and all(
+            isinstance(pts, list) and pts and all(
+                isinstance(p, list) and len(p) == 2 and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in p)
+                for p in pts) for pts in types.values())
+        if not ok:
+            raise where.error(f"kernel_flops.{engine}", "needs types = {TYPE = [[tokens, FLOP/s], ...]} of positive numbers")
+        out[engine] = {t: tuple(sorted((float(a), float(b)) for a, b in pts)) for t, pts in types.items()}
+        sources[f"kernel_flops.{engine}"] = _sourced(rec.get("source"), rec.get("as_of"), where, f"kernel_flops.{engine}")
+    return out
 
 
 def _peaks(entry: dict, key: str, keys: dict, name: str, sources: dict, where: _Where) -> dict[str, float]:
@@ -364,6 +389,13 @@ def device_to_dict(spec: DeviceSpec) -> dict:
         out["native_dtypes"] = list(spec.native_dtypes)
     if spec.confidence:
         out["confidence"] = spec.confidence
+    if spec.llc_bytes:
+        out["llc_bytes"] = spec.llc_bytes
+    if spec.kernel_flops:
+        out["kernel_flops"] = {e: {"source": spec.sources[f"kernel_flops.{e}"].source,
+                                   "as_of": spec.sources[f"kernel_flops.{e}"].as_of,
+                                   "types": {t: [list(p) for p in pts] for t, pts in tbl.items()}}
+                               for e, tbl in spec.kernel_flops.items()}
     if spec.cloud:
         out["cloud"] = [{"provider": o.provider, **({"instance": o.instance} if o.instance else {}),
                          "usd_per_hour": o.usd_per_hour, "devices_per_instance": o.devices_per_instance,

@@ -121,7 +121,7 @@ def _cpuinfo_fields(text: str) -> dict[str, str]:
     return out
 
 
-def _llc_bytes() -> int | None:
+def llc_bytes() -> int | None:
     """Largest cache level's size from /sys (Linux) or sysctl (macOS)."""
     best: tuple[int, int] | None = None
     for idx in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
@@ -197,7 +197,7 @@ def detect_cpu(torch_mod=None, notes: list[str] | None = None) -> CpuInfo:
         max_hz = None
     return CpuInfo(model=model, vendor=vendor, arch=arch, physical_cores=psutil.cpu_count(logical=False),
                    logical_cores=psutil.cpu_count(logical=True) or os.cpu_count() or 1,
-                   features=features, torch_capability=cap, llc_bytes=_llc_bytes(), freq_hz=max_hz)
+                   features=features, torch_capability=cap, llc_bytes=llc_bytes(), freq_hz=max_hz)
 
 
 # ---------------------------------------------------------------- accelerators

@@ -166,11 +166,30 @@ class MachineProfile:
         sources["memory_bytes"] = sources["usable_memory_bytes"] = Sourced(source=f"{how}: {mem_src}", as_of=self.date)
         from aipc.hardware.isa import native
 
+        kernels = self.kernel_tables(m.device, sources)
         return DeviceSpec(name=f"this-machine:{m.device}", label=label, vendor=vendor, kind=kind,
                           category="this-machine", memory_bytes=int(mem), usable_memory_bytes=int(usable),
                           bandwidth_bytes_s=float(copy.bytes_s.median), peak_flops=peaks, sources=sources,
                           measured=True, notes="; ".join(notes), train_peak_flops=train,
-                          native_dtypes=tuple(native(m.dtype_support)), confidence=cond.confidence_note(m))
+                          native_dtypes=tuple(native(m.dtype_support)), confidence=cond.confidence_note(m),
+                          kernel_flops=kernels, llc_bytes=int(self.machine.cpu.llc_bytes or 0) if kind == "cpu" else 0)
+
+    def kernel_tables(self, device: str, sources: dict) -> dict:
+        """The engines' measured kernel throughput on this machine's CPU (aipc.hardware.kernels), and
+        their sources added to ``sources``."""
+        from aipc.hardware import kernels as K
+
+        if device != "cpu":
+            return {}
+        out = {}
+        for engine, rec in K.load(self.fingerprint).items():
+            out[engine] = K.spec_table(rec)
+            load = rec.get("load_avg") or [None]
+            sources[f"kernel_flops.{engine}"] = Sourced(
+                source=f"measured by aipc hw: {rec.get('method', 'prefill per weight type')} ({engine} "
+                       f"{rec.get('version', '?')}, {rec.get('threads', '?')} threads, load "
+                       f"{load[0] if load[0] is not None else '?'})", as_of=str(rec.get("measured_at", ""))[:10])
+        return out
 
 
 def _plain(obj):

@@ -52,6 +52,10 @@ class DeviceSpec:
     train_peak_flops: dict[str, float] = field(default_factory=dict)
     native_dtypes: tuple[str, ...] = ()  # dtypes with native kernels here (aipc hw); () = not known
     confidence: str = ""           # why a measured figure may be low, and how to refresh it ("" = fine)
+    # measured devices only: an engine's prefill FLOP/s per weight type at a few prompt lengths,
+    # {"llamacpp": {"Q4_K": ((tokens, flops_s), ...), ...}} (aipc.hardware.kernels); {} = not measured
+    kernel_flops: dict[str, dict[str, tuple]] = field(default_factory=dict)
+    llc_bytes: int = 0             # measured CPUs: the last-level cache (aipc hw); 0 = not known
 
     def peak(self, dtype: str) -> float | None:
         """Dense peak FLOP/s for a compute dtype; fp16/bf16 fall back to each other."""

@@ -1,0 +1,145 @@
+"""Measure llama.cpp's prefill FLOP/s per ggml weight type on this machine (``aipc hw --kernels``,
+``aipc bench --sweep``).
+
+A probe of 1B-class Llama layers (hidden 2048, FFN 5632, 32 query / 8 KV heads; random weights,
+converted once to f16 by llama.cpp's converter and cached) is quantized by llama.cpp's quantize API
+with ``pure`` (every matrix at the type, no mix rules) to each type, then a prompt of each length is
+prefilled through aipc's llama.cpp runner: one warm-up, then the best of the timings (peaks are
+maxima). FLOP/s = the estimator's prefill FLOPs of the probe (2 x matmul parameters per token, the
+output head for the last token only, causal attention) over that time.
+
+The probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
+per weight): llama.cpp's CPU kernels read the weights again for every few prompt tokens, so a model
+that stays in cache runs up to 3x faster per FLOP than one that streams from memory (measured here:
+one layer of Q4_0 at 752 GFLOP/s, sixteen layers at 257, a whole Llama-3.2-1B at 260). The
+estimator turns these into a model's prefill time through the type of each of its tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# ggml type -> the llama.cpp file type whose default type it is (quantized with pure=True)
+TYPE_FTYPE = {"F16": "MOSTLY_F16", "Q8_0": "MOSTLY_Q8_0", "Q6_K": "MOSTLY_Q6_K", "Q5_K": "MOSTLY_Q5_K_M",
+              "Q5_1": "MOSTLY_Q5_1", "Q5_0": "MOSTLY_Q5_0", "Q4_K": "MOSTLY_Q4_K_M", "Q4_1": "MOSTLY_Q4_1",
+              "Q4_0": "MOSTLY_Q4_0", "Q3_K": "MOSTLY_Q3_K_M", "Q2_K": "MOSTLY_Q2_K", "BF16": "MOSTLY_BF16"}
+# measured by default: the types of the file types aipc converts to (Q3_K, Q2_K, Q4_1, BF16 then take
+# default shares, aipc.estimate.kernels)
+DEFAULT_TYPES = ("Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "Q5_0", "Q5_1", "F16")
+TOKENS = (128, 512)
+LAYER_PARAMS = 2048 * 2048 * 2 + 2048 * 512 * 2 + 3 * 2048 * 5632  # one probe layer's matrix elements
+PROBE_CONFIG = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632,
+    "num_hidden_layers": 2, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 512,
+    "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": False,
+    "torch_dtype": "float16", "bos_token_id": 1, "eos_token_id": 2,
+}
+METHOD = ("prefill of {layers} 1B-class Llama layers (hidden 2048, FFN 5632) quantized with pure types, best of "
+          "{reps} after a warm-up, at {tokens} prompt tokens")
+
+
+def probe_layers(cache_bytes: int | None = None) -> int:
+    """Layers whose 4.5-bit weights hold 1.3x the last-level cache (2 to 24; 32 MiB where the cache size
+    cannot be read)."""
+    from aipc.hardware.detect import llc_bytes
+
+    per_layer = LAYER_PARAMS * 4.5 / 8
+    return max(2, min(24, math.ceil(1.3 * (cache_bytes or llc_bytes() or 32 << 20) / per_layer)))
+
+
+def probe_folder(layers: int) -> Path:
+    """The probe's config folder in aipc's home (a stable path, so its f16 GGUF is converted once)."""
+    from aipc.paths import home
+
+    folder = home() / f"kernel-probe-{layers}"
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = folder / "config.json"
+    text = json.dumps({**PROBE_CONFIG, "num_hidden_layers": layers}, indent=1, sort_keys=True)
+    if not cfg.is_file() or cfg.read_text(encoding="utf-8") != text:
+        cfg.write_text(text, encoding="utf-8")
+    return folder
+
+
+def probe_flops(ref: Path, tokens: int) -> float:
+    """The estimator's prefill FLOPs of the probe (a config folder or a GGUF file) for one prompt (the
+    output head for the last token only)."""
+    from aipc.estimate.compute import prefill_flops_llamacpp
+    from aipc.models.load import resolve
+
+    return prefill_flops_llamacpp(resolve(str(ref)), tokens, batch=1)
+
+
+def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int) -> dict[int, float]:
+    """Best prefill seconds per prompt length of the GGUF at ``path`` (one warm-up, at the shortest)."""
+    import torch
+
+    from aipc.engines.llamacpp import GGUFModel
+
+    gm = GGUFModel(path)
+    runner = gm.runner(max_len=max(tokens), threads=threads)
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    try:
+        for i, n in enumerate(tokens):
+            ids = torch.randint(3, int(gm.facts["n_vocab"]), (n,), generator=g)
+            if i == 0:
+                runner.prefill(0, ids)  # warm-up
+            best = float("inf")
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                runner.prefill(0, ids)
+                best = min(best, time.perf_counter() - t0)
+            out[n] = best
+    finally:
+        runner.close()
+    return out
+
+
+def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TOKENS, reps: int = 2,
+            threads: int | None = None, layers: int | None = None, source: Path | None = None,
+            progress: Callable[[str], None] | None = None) -> dict:
+    """The record aipc.hardware.kernels stores: per type, [[tokens, FLOP/s], ...]. ``source``: an f16/f32
+    GGUF to quantize instead of the probe (tests: a tiny model)."""
+    from aipc.engines.gguf_convert import cached_gguf, quantize
+    from aipc.engines.llamacpp import cpu_threads
+    from aipc.engines.llamacpp_lib import lib
+
+    threads = int(threads or cpu_threads())
+    say = progress or (lambda s: None)
+    before = os.getloadavg()[0]
+    layers = layers or probe_layers()
+    ref = Path(source) if source else probe_folder(layers)
+    f16 = ref if source else cached_gguf(str(ref), "f16")
+    flops = {n: probe_flops(ref, n) for n in tokens}
+    table: dict[str, list[list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="aipc-kernels-") as tmp:
+        for t in types:
+            path = f16
+            if t != "F16" or source:
+                path = Path(tmp) / f"probe-{t}.gguf"
+                quantize(f16, path, TYPE_FTYPE[t], progress=lambda *a: None, pure=True)
+            secs = _time_prefill(path, tokens, reps, threads)
+            table[t] = [[n, flops[n] / s] for n, s in secs.items()]
+            say(f"{t}: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}" for n, f in table[t]))
+            if path != f16:
+                path.unlink()
+    return {"version": getattr(lib(), "__version__", "?"), "threads": threads,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_avg": [before, os.getloadavg()[0]],
+            "method": (f"prefill of {Path(source).name}" if source else METHOD.format(layers=layers, reps=reps,
+                       tokens=" and ".join(map(str, tokens)))), "types": table}
+
+
+def measure_and_save(fingerprint: str, *, replace: bool = False, **kw) -> dict:
+    """Measure and store for this machine (aipc.hardware.kernels: best of this and earlier measurements
+    unless ``replace``); the stored record."""
+    from aipc.hardware import kernels as K
+
+    K.save(fingerprint, "llamacpp", measure(**kw), replace=replace)
+    return K.load(fingerprint)["llamacpp"]

@@ -1,0 +1,54 @@
+"""The FLOP/s llama.cpp's prefill runs at on a CPU, from the types of a model's tensors.
+
+Each ggml weight type has its own kernel, and their speeds differ by several times on one CPU. Where
+``aipc hw`` measured them on this machine (DeviceSpec.kernel_flops["llamacpp"], per type at a few prompt
+lengths; aipc.bench.llamacpp_kernels), a model's prefill runs at the harmonic mean of its types' FLOP/s
+weighted by each type's share of the matrix elements (aipc.estimate.quant.matmul_mix): the time is the
+sum over types. Elsewhere (a catalog CPU, or llama.cpp not measured here) each type runs at a default
+share of the CPU's fp32 GEMM peak (DEFAULT_SHARE).
+"""
+
+from __future__ import annotations
+
+from aipc.hardware.kernels import at_tokens
+from aipc.hardware.spec import DeviceSpec
+
+# Prefill FLOP/s per ggml type as a share of the fp32 GEMM peak (torch F.linear) on the same CPU, at
+# 512 prompt tokens, 2 threads: measured by `aipc hw` (aipc.bench.llamacpp_kernels, llama-cpp-python
+# 0.3.36) on a 2-core Intel Xeon with AVX-512, AVX512-VNNI, AVX512_BF16 and AMX, 2026-12-06, fp32 peak
+# 405 GFLOP/s. A CPU without VNNI runs the integer dot products in AVX2 and may reach less.
+DEFAULT_SHARE = {
+    "F16": 0.30, "BF16": 0.30, "Q8_0": 0.45, "Q6_K": 1.0, "Q5_K": 1.0, "Q5_1": 0.25, "Q5_0": 0.25,
+    "Q4_K": 0.8, "Q4_1": 0.7, "Q4_0": 0.7, "Q3_K": 0.8, "Q2_K": 0.8,
+}
+DEFAULT_SHARE_SOURCE = ("llama.cpp prefill FLOP/s per weight type as a share of the fp32 GEMM peak: aipc hw on a "
+                        "2-core AVX-512/VNNI/AMX Xeon, 2026-12-06 (aipc.estimate.kernels)")
+
+
+def type_flops(spec: DeviceSpec, ggml_type: str, tokens: float | None) -> float | None:
+    """FLOP/s of one type's prefill kernel on ``spec`` at ``tokens`` prompt tokens: measured here, else
+    the default share of the fp32 peak; None without an fp32 peak."""
+    table = (spec.kernel_flops or {}).get("llamacpp") or {}
+    for t in (ggml_type, "F16" if ggml_type in ("F32", "BF16") else None):
+        if t and t in table:
+            return at_tokens(table[t], tokens)
+    fp32 = spec.peak("fp32")
+    if not fp32:
+        return None
+    return fp32 * DEFAULT_SHARE.get(ggml_type, 1.0 if ggml_type == "F32" else DEFAULT_SHARE["F16"])
+
+
+def mix_flops(spec: DeviceSpec, mix: tuple, tokens: float | None) -> float | None:
+    """FLOP/s of a prefill whose matrices are ``mix`` ((type, share), ...): 1 / sum(share / FLOP/s)."""
+    s = 0.0
+    for t, share in mix:
+        f = type_flops(spec, t, tokens)
+        if not f:
+            return None
+        s += share / f
+    return 1.0 / s if s > 0 else None
+
+
+def measured(spec: DeviceSpec) -> bool:
+    """True when this device's llama.cpp kernels were measured (not default shares)."""
+    return bool((spec.kernel_flops or {}).get("llamacpp"))

@@ -1,0 +1,164 @@
+"""llama.cpp prefill per weight type: the kernel store beside the hardware profile, the estimator's
+type mix, and a real (tiny) measurement through llama.cpp's quantizer and runner."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from aipc.estimate import estimate, resolve_model
+from aipc.estimate.compute import compute_for, prefill_flops_llamacpp
+from aipc.estimate.kernels import DEFAULT_SHARE, mix_flops, type_flops
+from aipc.estimate.quant import matmul_mix
+from aipc.hardware import kernels as K
+from aipc.hardware.spec import DeviceSpec
+from aipc.spec import Workload
+
+
+def _cpu(kernels: dict | None = None) -> DeviceSpec:
+    return DeviceSpec(name="test-cpu", label="test CPU", vendor="intel", kind="cpu", category="this-machine",
+                      memory_bytes=32 << 30, usable_memory_bytes=32 << 30, bandwidth_bytes_s=30e9,
+                      peak_flops={"fp32": 400e9}, measured=True, kernel_flops={"llamacpp": kernels} if kernels else {})
+
+
+def _rec(types: dict, version: str = "0.3.36") -> dict:
+    return {"version": version, "types": {t: [list(p) for p in pts] for t, pts in types.items()}}
+
+
+def test_store_round_trip_best_of_and_refusals(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIPC_HOME", str(tmp_path))
+    assert K.load("fp") == {}
+    K.save("fp", "llamacpp", _rec({"Q4_0": [(128, 200e9), (512, 250e9)]}))
+    K.save("fp", "llamacpp", _rec({"Q4_0": [(128, 300e9), (512, 100e9)], "Q8_0": [(128, 150e9)]}))
+    got = K.load("fp")["llamacpp"]["types"]
+    assert got == {"Q4_0": [[128, 300e9], [512, 250e9]], "Q8_0": [[128, 150e9]]}  # peaks are maxima
+    K.save("fp", "llamacpp", _rec({"Q4_0": [(128, 100e9)]}), replace=True)
+    assert K.load("fp")["llamacpp"]["types"] == {"Q4_0": [[128, 100e9]]}
+    K.save("fp", "llamacpp", _rec({"Q5_0": [(128, 90e9)]}, version="0.4"))  # a new llama.cpp: no mixing
+    assert K.load("fp")["llamacpp"]["types"] == {"Q5_0": [[128, 90e9]]}
+    for bad in ({"types": {}}, {"types": {"Q4_0": [[128, -1]]}}, {"types": {"Q4_0": [[128, math.nan]]}}):
+        with pytest.raises(ValueError):
+            K.save("fp", "llamacpp", bad)
+    K.path("fp").write_text("{not json", encoding="utf-8")
+    assert K.load("fp") == {}
+    K.path("fp").write_text(json.dumps({"engines": {"llamacpp": {"types": {"Q4_0": [[128, "fast"]]}}}}))
+    assert K.load("fp") == {}
+
+
+def test_interpolation_in_log_tokens():
+    pts = ((128.0, 100.0), (512.0, 200.0))
+    assert K.at_tokens(pts, 64) == 100.0 and K.at_tokens(pts, 4096) == 200.0
+    assert K.at_tokens(pts, 256) == pytest.approx(150.0)  # halfway in log2
+    assert K.at_tokens(((128.0, 80.0),), 999) == 80.0
+
+
+def test_mix_is_a_harmonic_mean_and_defaults_follow_the_fp32_peak():
+    spec = _cpu({"Q4_0": ((128.0, 300e9),), "Q5_1": ((128.0, 100e9),), "F16": ((128.0, 50e9),)})
+    assert mix_flops(spec, (("Q4_0", 0.5), ("Q5_1", 0.5)), 128) == pytest.approx(150e9)
+    assert type_flops(spec, "BF16", 128) == 50e9  # a float type not measured: as F16
+    assert type_flops(spec, "Q6_K", 128) == pytest.approx(400e9 * DEFAULT_SHARE["Q6_K"])  # not measured
+    assert type_flops(_cpu(), "Q4_0", 512) == pytest.approx(400e9 * DEFAULT_SHARE["Q4_0"])
+
+
+def test_type_mix_follows_llamacpp_fallbacks():
+    qwen = resolve_model("qwen2.5-0.5b")  # hidden 896: rows of 896 are no multiple of 256
+    mix = dict(matmul_mix(qwen, "q4_k_m"))
+    assert sum(mix.values()) == pytest.approx(1.0)
+    assert mix["Q5_0"] > 0.5 and "Q4_K" in mix and "Q6_K" in mix  # Q4_K falls back to Q5_0 on most rows
+    assert dict(matmul_mix(resolve_model("llama-3.2-1b"), "q4_0")) == {"Q4_0": 1.0}
+
+
+def test_prefill_counts_the_head_for_the_last_token_only():
+    from aipc.estimate.params import matmul_params
+
+    m = resolve_model("llama-3.2-1b")
+    head, n = m.vocab_size * m.hidden_size, matmul_params(m)
+    f = prefill_flops_llamacpp(m, 128)
+    assert 128 * 2 * (n - head) + 2 * head <= f < 128 * 2 * (n - head) + 2 * head + 128 * 2 * 0.05 * n  # + attention
+    assert f < 128 * 2 * n - 100 * 2 * head  # not the head for every prompt token
+    w = Workload(model="llama-3.2-1b", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q4_0")
+    assert compute_for(m, w).prefill_flops == pytest.approx(prefill_flops_llamacpp(m, 128))
+
+
+def test_prefill_estimate_follows_the_measured_kernels():
+    """Q5_1 (qwen2.5-0.5b's q5_k_m fallback) measured slow: q5_k_m prefills slower than q4_0; measured
+    fast, the order flips — the estimate follows the machine's kernels, not the file's bits."""
+    def prefill(spec, fmt):
+        w = Workload(model="qwen2.5-0.5b", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                     weight_dtype=fmt)
+        return estimate(w, spec).time.prefill_s
+
+    base = {"Q4_0": ((128.0, 300e9),), "Q5_K": ((128.0, 400e9),), "Q6_K": ((128.0, 400e9),),
+            "Q8_0": ((128.0, 200e9),)}
+    slow = _cpu({**base, "Q5_1": ((128.0, 75e9),)})
+    fast = _cpu({**base, "Q5_1": ((128.0, 900e9),)})
+    assert prefill(slow, "q5_k_m") > 2 * prefill(slow, "q4_0")
+    assert prefill(fast, "q5_k_m") < prefill(fast, "q4_0")
+
+
+def test_measure_a_tiny_model_for_real(tiny_ggufs, tmp_path, monkeypatch):
+    """llama.cpp's quantizer (pure types) and runner on a tiny f16 model: a record the store accepts."""
+    from aipc.bench.llamacpp_kernels import measure
+
+    monkeypatch.setenv("AIPC_HOME", str(tmp_path))
+    rec = measure(types=("Q8_0", "F16"), tokens=(8, 32), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
+    assert set(rec["types"]) == {"Q8_0", "F16"}
+    assert all(n in (8, 32) and f > 0 for pts in rec["types"].values() for n, f in pts)
+    K.save("fp", "llamacpp", rec)
+    assert set(K.spec_table(K.load("fp")["llamacpp"])) == {"Q8_0", "F16"}
+    assert not list(tmp_path.glob("**/probe-*.gguf"))  # quantized probes are removed
+
+
+def test_cpu_runner_turns_flash_attention_off(tiny_ggufs):
+    from aipc.engines import load
+
+    loaded = load(tiny_ggufs["q8_0"], threads=1)
+    runner = loaded.make_runner(1, 64)
+    try:
+        assert runner.flash_attn is False
+    finally:
+        runner.close()
+
+
+def test_a_decode_that_fits_in_the_last_level_cache_is_flagged_and_calibrates_nothing():
+    from dataclasses import replace
+
+    from aipc.estimate import calibrate as C
+
+    w = Workload(model="smollm2-135m", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q4_0")
+    big_cache = replace(_cpu(), llc_bytes=1 << 30)
+    assert any("last-level cache" in x for x in estimate(w, big_cache).warnings)
+    assert not any("last-level cache" in x for x in estimate(w, _cpu()).warnings)  # cache size not known
+    pt = {"device": "dev", "scenario": "decode", "flops_per_token": 1e9, "tokens": 1, "engine": "llamacpp",
+          "weight_format": "q4_0"}
+    mixed = C.fit([{**pt, "factor": 0.5}, {**pt, "factor": 2.0, "cache_resident": True}])
+    only_cache = C.fit([{**pt, "factor": 2.0, "cache_resident": True}])
+    with C.using(mixed):
+        assert C.lookup_decode("dev", 1, engine="llamacpp", weight_format="q4_0")[0] == pytest.approx(0.5)
+    with C.using(only_cache):  # nothing larger measured: the in-cache run is all there is
+        assert C.lookup_decode("dev", 1, engine="llamacpp", weight_format="q4_0")[0] == pytest.approx(2.0)
+
+
+def test_kernels_travel_with_an_exported_machine():
+    from dataclasses import replace
+
+    from aipc.errors import AipcError
+    from aipc.hardware.catalog import device_from_dict, device_to_dict
+    from aipc.hardware.spec import Sourced
+
+    src = Sourced(source="measured here", as_of="2026-12-06")
+    spec = replace(_cpu({"Q4_0": ((128.0, 300e9), (512.0, 280e9))}), llc_bytes=300 << 20,
+                   sources={k: src for k in ("memory_bytes", "usable_memory_bytes", "bandwidth_bytes_s",
+                                             "peak_flops.fp32", "kernel_flops.llamacpp")})
+    entry = device_to_dict(spec)
+    back = device_from_dict(entry)
+    assert back.kernel_flops == spec.kernel_flops and back.llc_bytes == spec.llc_bytes
+    assert type_flops(back, "Q4_0", 512) == 280e9
+    for bad in ({"llamacpp": {"types": {"Q4_0": [[128, -1.0]]}, "source": "x", "as_of": "2026-12-06"}},
+                {"llamacpp": {"types": {"Q4_0": [[128, 1e9]]}}}):  # a negative figure; no source
+        with pytest.raises(AipcError):
+            device_from_dict({**entry, "kernel_flops": bad})
