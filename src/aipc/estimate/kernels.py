@@ -14,15 +14,15 @@ from aipc.hardware.kernels import at_tokens
 from aipc.hardware.spec import DeviceSpec
 
 # Prefill FLOP/s per ggml type as a share of the fp32 GEMM peak (torch F.linear) on the same CPU, at
-# 512 prompt tokens, 2 threads: measured by `aipc hw` (aipc.bench.llamacpp_kernels, llama-cpp-python
-# 0.3.36) on a 2-core Intel Xeon with AVX-512, AVX512-VNNI, AVX512_BF16 and AMX, 2026-12-06, fp32 peak
-# 405 GFLOP/s. A CPU without VNNI runs the integer dot products in AVX2 and may reach less.
+# 512 prompt tokens, 2 threads: measured by `aipc hw --kernels` (aipc.bench.llamacpp_kernels,
+# llama-cpp-python 0.3.36) on a 2-core Intel Xeon with AVX-512, AVX512-VNNI, AVX512_BF16 and AMX,
+# 2026-12-06 22:10 UTC, against its fp32 peak of 431 GFLOP/s (Q4_K 276, Q6_K 366, Q8_0 171, Q4_0 229,
+# Q5_K 402, Q5_0 140, Q5_1 80, F16 194 GFLOP/s). Not measured there: Q3_K and Q2_K take Q4_K's share,
+# Q4_1 Q4_0's, BF16 F16's. A CPU without VNNI runs the integer dot products in AVX2 and may reach less.
 DEFAULT_SHARE = {
-    "F16": 0.30, "BF16": 0.30, "Q8_0": 0.45, "Q6_K": 1.0, "Q5_K": 1.0, "Q5_1": 0.25, "Q5_0": 0.25,
-    "Q4_K": 0.8, "Q4_1": 0.7, "Q4_0": 0.7, "Q3_K": 0.8, "Q2_K": 0.8,
+    "F16": 0.45, "BF16": 0.45, "Q8_0": 0.40, "Q6_K": 0.85, "Q5_K": 0.93, "Q5_1": 0.19, "Q5_0": 0.32,
+    "Q4_K": 0.64, "Q4_1": 0.53, "Q4_0": 0.53, "Q3_K": 0.64, "Q2_K": 0.64,
 }
-DEFAULT_SHARE_SOURCE = ("llama.cpp prefill FLOP/s per weight type as a share of the fp32 GEMM peak: aipc hw on a "
-                        "2-core AVX-512/VNNI/AMX Xeon, 2026-12-06 (aipc.estimate.kernels)")
 
 
 def type_flops(spec: DeviceSpec, ggml_type: str, tokens: float | None) -> float | None:
