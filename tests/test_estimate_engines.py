@@ -1,6 +1,7 @@
 """Engine- and format-aware estimates: the bytes a decode step reads (gathered embedding rows, not the
 table), workload rules for llama.cpp formats, and calibration kept apart per engine and weight format."""
 
+import copy
 import json
 import re
 
@@ -110,3 +111,15 @@ def test_what_would_fit_suggests_only_formats_the_engine_runs(model, engine, pre
     assert code == 0, err
     suggested = set(re.findall(r"--precision (\S+?)[:\s]", out))
     assert suggested and suggested <= allowed, out
+
+
+def test_a_llamacpp_prefill_fit_against_the_fp32_peak_is_not_used():
+    """Tables fitted before llama.cpp's kernels were measured hold prefill factors against the fp32 peak
+    (about 0.4 here, against ~1 for the kernels' FLOP/s): they would slow every estimate 2-3x; refit."""
+    table = C.fit([_point("prefill", "q4_k_m", 0.4)])
+    with C.using(table):
+        assert C.lookup("dev", "prefill", 1e9, tokens=64, engine="llamacpp", weight_format="q4_k_m")[0] == 0.4
+    old = copy.deepcopy(table)
+    del old["devices"]["dev"]["prefill@llamacpp"]["against"]
+    with C.using(old):
+        assert C.lookup("dev", "prefill", 1e9, tokens=64, engine="llamacpp", weight_format="q4_k_m") is None

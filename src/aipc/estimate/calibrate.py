@@ -43,6 +43,9 @@ from typing import Any
 
 FORMAT = "aipc-calibration"
 VERSION = 4  # 4: train factors against the linear forward+backward peak; fitted time models (calibrate_linear)
+# llama.cpp prefill entries fitted against the FLOP/s of each file's kernel types (aipc.estimate.kernels);
+# an entry without this mark was fitted against the fp32 peak and is not used (aipc calibrate refits it)
+KERNELS = "llamacpp-kernels-per-type"
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
@@ -190,6 +193,8 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     entry = data.get("devices", {}).get(device_name, {}).get(scenario_key(scenario, engine)) if data else None
     if not entry or engine == "torch":
         return entry, "", None
+    if engine == "llamacpp" and scenario == "prefill" and entry.get("against") != KERNELS:
+        return None, "", None  # fitted against the fp32 peak before llama.cpp's kernels were measured: refit
     by_fmt = entry.get("by_format") or {}
     if weight_format in by_fmt:
         return by_fmt[weight_format], "", None
@@ -321,6 +326,8 @@ def fit(points: list[dict], source: str = "") -> dict:
         devices.setdefault(dev, {})[key] = {
             "by_format": {f: _fit_entry(scen, group, source) for f, group in sorted(formats.items())},
             "all": _fit_entry(scen, pts, source), "n_runs": len(pts), "source": source}
+        if engine == "llamacpp" and scen == "prefill":
+            devices[dev][key]["against"] = KERNELS
     return {"format": FORMAT, "version": VERSION, "devices": devices}
 
 
