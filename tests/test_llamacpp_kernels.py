@@ -162,3 +162,15 @@ def test_kernels_travel_with_an_exported_machine():
                 {"llamacpp": {"types": {"Q4_0": [[128, 1e9]]}}}):  # a negative figure; no source
         with pytest.raises(AipcError):
             device_from_dict({**entry, "kernel_flops": bad})
+
+
+def test_no_room_for_the_quantized_probe_is_one_error(tiny_ggufs, tmp_path, monkeypatch):
+    import tempfile
+
+    from aipc.bench.llamacpp_kernels import measure
+    from aipc.errors import AipcError
+
+    monkeypatch.setenv("AIPC_HOME", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    with pytest.raises(AipcError, match="free about 2 GB of disk"):
+        measure(types=("Q8_0",), tokens=(8,), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])

@@ -106,7 +106,7 @@ def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TO
             progress: Callable[[str], None] | None = None) -> dict:
     """The record aipc.hardware.kernels stores: per type, [[tokens, FLOP/s], ...]. ``source``: an f16/f32
     GGUF to quantize instead of the probe (tests: a tiny model)."""
-    from aipc.engines.gguf_convert import cached_gguf, quantize
+    from aipc.engines.gguf_convert import cached_gguf
     from aipc.engines.llamacpp import cpu_threads
     from aipc.engines.llamacpp_lib import lib
 
@@ -117,11 +117,30 @@ def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TO
     ref = Path(source) if source else probe_folder(layers)
     f16 = ref if source else cached_gguf(str(ref), "f16")
     flops = {n: probe_flops(ref, n) for n in tokens}
+    try:
+        table = _measure_types(f16, types, tokens, reps, threads, flops, quantize_each=bool(source), say=say)
+    except OSError as e:  # the quantized copy did not fit on the disk (or /tmp is not writable)
+        from aipc.errors import AipcError
+
+        raise AipcError(f"cannot write the quantized probe: {e.strerror or e}; free about 2 GB of disk "
+                        "(or point TMPDIR at a disk with room) and run again") from None
+    return {"version": getattr(lib(), "__version__", "?"), "threads": threads,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_avg": [before, os.getloadavg()[0]],
+            "method": (f"prefill of {Path(source).name}" if source else METHOD.format(layers=layers, reps=reps,
+                       tokens=" and ".join(map(str, tokens)))), "types": table}
+
+
+def _measure_types(f16: Path, types, tokens, reps: int, threads: int, flops: dict, *, quantize_each: bool,
+                   say) -> dict[str, list[list[float]]]:
+    """Per type: quantize ``f16`` (pure) into a temporary file, time its prefills, remove it."""
+    from aipc.engines.gguf_convert import quantize
+
     table: dict[str, list[list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="aipc-kernels-") as tmp:
         for t in types:
             path = f16
-            if t != "F16" or source:
+            if t != "F16" or quantize_each:
                 path = Path(tmp) / f"probe-{t}.gguf"
                 quantize(f16, path, TYPE_FTYPE[t], progress=lambda *a: None, pure=True)
             secs = _time_prefill(path, tokens, reps, threads)
@@ -129,11 +148,7 @@ def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TO
             say(f"{t}: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}" for n, f in table[t]))
             if path != f16:
                 path.unlink()
-    return {"version": getattr(lib(), "__version__", "?"), "threads": threads,
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "load_avg": [before, os.getloadavg()[0]],
-            "method": (f"prefill of {Path(source).name}" if source else METHOD.format(layers=layers, reps=reps,
-                       tokens=" and ".join(map(str, tokens)))), "types": table}
+    return table
 
 
 def measure_and_save(fingerprint: str, *, replace: bool = False, **kw) -> dict:
