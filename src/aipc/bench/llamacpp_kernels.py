@@ -33,15 +33,24 @@ TYPE_FTYPE = {"F16": "MOSTLY_F16", "Q8_0": "MOSTLY_Q8_0", "Q6_K": "MOSTLY_Q6_K",
 # default shares, aipc.estimate.kernels)
 DEFAULT_TYPES = ("Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "Q5_0", "Q5_1", "F16")
 TOKENS = (128, 512)
-LAYER_PARAMS = 2048 * 2048 * 2 + 2048 * 512 * 2 + 3 * 2048 * 5632  # one probe layer's matrix elements
 PROBE_CONFIG = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632,
-    "num_hidden_layers": 2, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 512,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 512,
     "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": False,
     "torch_dtype": "float16", "bos_token_id": 1, "eos_token_id": 2,
-}
-METHOD = ("prefill of {layers} 1B-class Llama layers (hidden 2048, FFN 5632) quantized with pure types, best of "
-          "{reps} after a warm-up, at {tokens} prompt tokens")
+}  # num_hidden_layers: probe_layers()
+
+
+def _layer_params(c: dict = PROBE_CONFIG) -> int:
+    """One probe layer's matrix elements: q and o (h x h), k and v (h x kv), gate, up and down (h x ffn)."""
+    h, ffn = c["hidden_size"], c["intermediate_size"]
+    kv = h // c["num_attention_heads"] * c["num_key_value_heads"]
+    return 2 * h * h + 2 * h * kv + 3 * h * ffn
+
+
+METHOD = ("prefill of {layers} 1B-class Llama layers (hidden " + str(PROBE_CONFIG["hidden_size"]) + ", FFN "
+          + str(PROBE_CONFIG["intermediate_size"]) + ") quantized with pure types, best of {reps} after a warm-up, "
+          "at {tokens} prompt tokens")
 
 
 def probe_layers(cache_bytes: int | None = None) -> int:
@@ -49,7 +58,7 @@ def probe_layers(cache_bytes: int | None = None) -> int:
     cannot be read)."""
     from aipc.hardware.detect import llc_bytes
 
-    per_layer = LAYER_PARAMS * 4.5 / 8
+    per_layer = _layer_params() * 4.5 / 8
     return max(2, min(24, math.ceil(1.3 * (cache_bytes or llc_bytes() or 32 << 20) / per_layer)))
 
 

@@ -212,11 +212,12 @@ def _device_rows(t, d, footnotes: list[str], latest: str) -> None:
 
 def _render_kernels(c, fingerprint: str) -> None:
     """One line per engine with measured kernels: FLOP/s per weight type at each prompt length."""
-    for engine, rec in _kernels(fingerprint).items():
+    measured = _kernels(fingerprint)
+    for engine, rec in measured.items():
         rows = "; ".join(f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts) for t, pts in rec["types"].items())
         tokens = "/".join(str(int(a)) for a, _ in next(iter(rec["types"].values())))
         c.print(f"{engine} prefill GFLOP/s per weight type at {tokens} prompt tokens "
                 f"({str(rec.get('measured_at', ''))[:16]}): {rows}")
-    if not _kernels(fingerprint):
+    if not measured:
         c.print("llama.cpp kernels: not measured here (aipc hw --kernels); llama.cpp prefill estimates use "
                 "default shares of the fp32 peak")

@@ -205,10 +205,10 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
         scale = tuple(w / b if b > 0 else None for w, b in zip(want, defaults[base]))
         return by_fmt[base], (f" (from {base}, scaled by the default {weight_format}/{base} ratio "
                               f"{scale[0]:.2f}; {weight_format} not measured)"), (scale, want)
-    # llama.cpp prefill factors are against the kernels of each file's own weight types
-    # (aipc.estimate.kernels), which already tell formats apart: an unmeasured format takes the fit over all
+    # factors against the kernels of each file's own weight types (aipc.estimate.kernels) already tell
+    # formats apart: an unmeasured format takes the fit over all of them, not a family member's
     fam = [f for f in sorted(by_fmt) if format_family(f) == format_family(weight_format)
-           and not (engine == "llamacpp" and scenario == "prefill")]
+           and entry.get("against") != KERNELS]
     if fam:
         return by_fmt[fam[0]], f" (from {fam[0]}, the same kernel family as {weight_format})", None
     return entry.get("all"), f" (over {', '.join(sorted(by_fmt))}; {weight_format} not measured)", None

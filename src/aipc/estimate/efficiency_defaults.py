@@ -84,8 +84,9 @@ DEFAULTS: dict[tuple[str, str], Default] = {
         0.50, 0.60, 0.60, 0.0,
         "default: against the measured GEMM peak and copy bandwidth of aipc hw; uncalibrated assumption — run "
         "'aipc bench' then 'aipc calibrate'"),
-    # llama.cpp on a CPU: decode against aipc hw's measured copy bandwidth; prefill runs on ggml's integer /
-    # dequantizing kernels, expressed against aipc hw's measured fp32 GEMM peak
+    # llama.cpp on a CPU: decode against aipc hw's measured copy bandwidth; prefill against the FLOP/s of
+    # ggml's kernels for the file's weight types (aipc.estimate.kernels: aipc hw --kernels, else default
+    # shares of the fp32 GEMM peak)
     ("cpu", "llamacpp"): Default(
         0.0, 0.90, 0.53, 0.0,
         "default (measured with llama.cpp's own llama-bench on a 2-core AVX-512 Xeon, 2026-12-06, "

@@ -329,17 +329,13 @@ def _kernel_flops(table, sources: dict, where: _Where) -> dict:
     (aipc hw --kernels; aipc.hardware.kernels) -> DeviceSpec.kernel_flops, sources added."""
     if not isinstance(table, dict):
         raise where.error("kernel_flops", "must be a table of engines")
+    from aipc.hardware.kernels import spec_table, valid_record
+
     out = {}
     for engine, rec in table.items():
-        types = rec.get("types") if isinstance(rec, dict) else None
-        ok = isinstance(types, dict) and types and all(
-            isinstance(pts, list) and pts and all(
-                isinstance(p, list) and len(p) == 2 and all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in p)
-                for p in pts) for pts in types.values())
-        if not ok:
+        if not valid_record(rec):
             raise where.error(f"kernel_flops.{engine}", "needs types = {TYPE = [[tokens, FLOP/s], ...]} of positive numbers")
-        out[engine] = {t: tuple(sorted((float(a), float(b)) for a, b in pts)) for t, pts in types.items()}
+        out[engine] = spec_table(rec)
         sources[f"kernel_flops.{engine}"] = _sourced(rec.get("source"), rec.get("as_of"), where, f"kernel_flops.{engine}")
     return out
 

@@ -33,19 +33,20 @@ def load(fingerprint: str) -> dict:
     engines = d.get("engines") if isinstance(d, dict) else None
     if not isinstance(engines, dict):
         return {}
-    return {k: v for k, v in engines.items() if _valid(v)}
+    return {k: v for k, v in engines.items() if valid_record(v)}
 
 
-def _valid(rec) -> bool:
-    """A record whose every type holds [tokens, FLOP/s] pairs of finite positive numbers."""
+def valid_record(rec) -> bool:
+    """A record whose every type holds [tokens, FLOP/s] pairs of finite positive numbers (this file's and a
+    device catalog's ``kernel_flops`` entries alike)."""
     if not isinstance(rec, dict) or not isinstance(rec.get("types"), dict) or not rec["types"]:
         return False
     for pts in rec["types"].values():
         if not isinstance(pts, list) or not pts:
             return False
         for p in pts:
-            if (not isinstance(p, list) or len(p) != 2
-                    or not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in p)):
+            if (not isinstance(p, list) or len(p) != 2 or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in p)):
                 return False
     return True
 
@@ -54,7 +55,7 @@ def save(fingerprint: str, engine: str, record: dict, *, replace: bool = False) 
     """Store ``record`` for ``engine`` (other engines' records stay), atomically. Figures of the same
     engine version keep the best of this and the stored measurement per type and prompt length (peaks
     are maxima: a busy moment only lowers them), unless ``replace``."""
-    if not _valid(record):
+    if not valid_record(record):
         raise ValueError("kernel record needs 'types': {type: [[tokens, flops_s], ...]} with positive numbers")
     p = path(fingerprint)
     try:
@@ -63,7 +64,7 @@ def save(fingerprint: str, engine: str, record: dict, *, replace: bool = False) 
     except (OSError, ValueError):
         engines = {}
     old = engines.get(engine)
-    if not replace and _valid(old) and old.get("version") == record.get("version"):
+    if not replace and valid_record(old) and old.get("version") == record.get("version"):
         record = {**record, "types": _best(old["types"], record["types"])}
     engines[engine] = record
     tmp = p.with_suffix(f".tmp{os.getpid()}")
