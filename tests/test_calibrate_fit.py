@@ -283,3 +283,33 @@ def test_a_decode_fit_faster_than_memory_is_capped_and_the_rest_is_per_layer_tim
     times = [ideal / 1.8 + layers * 4e-4 for ideal, layers in models]
     pred = [ideal / b1[1] + layers * b1[2] for ideal, layers in models]
     assert max(abs(p / t - 1) for p, t in zip(pred, times)) < 0.15  # still close where it was fitted
+
+
+def _prefill_points(fmt: str, slow: float, models=((1e-3, 30), (4e-3, 16))):
+    """Prefill points of an engine whose time is t = slow x (1.25 I + 0.5 ms x L): (ideal seconds, layers)."""
+    out = []
+    for ideal, layers in models:
+        t = slow * (1.25 * ideal + 0.5e-3 * layers)
+        out.append({"device": "d", "scenario": "prefill", "engine": "openvino", "weight_format": fmt,
+                    "flops_per_token": ideal * 1e12, "factor": ideal / t, "tokens": 128, "ideal_s": ideal,
+                    "layers": layers})
+    return out
+
+
+def test_a_format_too_few_for_a_time_model_takes_the_engines_scaled_by_its_own_factor():
+    table = C.fit(_prefill_points("int8", 1.0) + _prefill_points("int4", 1.1))
+    entry = table["devices"]["d"]["prefill@openvino"]
+    assert not entry["by_format"]["int8"].get("linear") and entry["all"]["linear"]  # 2 runs each, 4 over both
+    ideal, layers = 2e-3, 24  # a model between the two measured ones
+    with C.using(table):
+        f8, src = C.lookup("d", "prefill", ideal * 1e12, tokens=128, ideal_s=ideal, layers=layers,
+                           engine="openvino", weight_format="int8")
+        f4, _ = C.lookup("d", "prefill", ideal * 1e12, tokens=128, ideal_s=ideal, layers=layers,
+                         engine="openvino", weight_format="int4")
+        bucket8, _ = C.lookup("d", "prefill", ideal * 1e12, tokens=128, engine="openvino", weight_format="int8")
+    assert "time model over all openvino formats" in src
+    t_all = 1.05 * (1.25 * ideal + 0.5e-3 * layers)   # the joint fit sits between the two formats
+    assert ideal / f8 < t_all < ideal / f4
+    assert (ideal / f4) / (ideal / f8) == pytest.approx(1.1, rel=0.03)  # each format keeps its own level
+    assert ideal / f8 == pytest.approx(1.25 * ideal + 0.5e-3 * layers, rel=0.05)
+    assert bucket8 != pytest.approx(f8, rel=0.01)  # without the time model's inputs: the size buckets

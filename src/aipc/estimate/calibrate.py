@@ -236,14 +236,33 @@ def lookup(device_name: str, scenario: str, flops_per_token: float | None,
     if not entry or not entry.get("buckets"):
         return None
     src = entry.get("source", "calibrated") + how
-    if entry.get("linear") and ideal_s and tokens and layers:
+    if ideal_s and tokens and layers:
         from aipc.estimate import calibrate_linear
 
-        f = calibrate_linear.factor(entry["linear"], ideal_s, tokens, layers)
+        model, scale, note = entry.get("linear"), 1.0, ""
+        whole = _engine_all(device_name, scenario, engine)
+        if not model and whole and whole.get("linear") and whole is not entry:
+            # too few runs of this format for a time model of its own: the engine's model over all its
+            # formats, scaled by this format's measured factor against theirs at this size
+            model, note = whole["linear"], f"; time model over all {engine} formats"
+            scale = _bucket_lookup(entry, flops_per_token, tokens) / _bucket_lookup(whole, flops_per_token, tokens)
+        f = calibrate_linear.factor(model, ideal_s, tokens, layers) if model else None
         if f:
-            return f, src
+            return f * scale, src + note
+    return _bucket_lookup(entry, flops_per_token, tokens), src
+
+
+def _bucket_lookup(entry: dict, flops_per_token: float | None, tokens: float | None) -> float:
+    """An entry's factor from its size buckets: interpolated by FLOPs per token (and tokens per forward)."""
     per_size = [[b["fpt"], _bucket_factor(b, tokens), b["n"]] for b in entry["buckets"]]
-    return interpolate(per_size, flops_per_token), src
+    return interpolate(per_size, flops_per_token)
+
+
+def _engine_all(device_name: str, scenario: str, engine: str) -> dict | None:
+    """The entry an engine's runs fitted over all its weight formats (None for torch, or none stored)."""
+    data = _override[-1] if _override else load()
+    entry = data.get("devices", {}).get(device_name, {}).get(scenario_key(scenario, engine)) if data else None
+    return entry.get("all") if entry and engine != "torch" else None
 
 
 def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",

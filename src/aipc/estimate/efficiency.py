@@ -7,8 +7,10 @@ format from measured runs (``aipc.estimate.calibrate``). The Estimate says which
 
 from __future__ import annotations
 
+import dataclasses
+
 from aipc.estimate import calibrate
-from aipc.estimate.efficiency_defaults import DECODE_BY_FORMAT, DEFAULTS, TRAIN_MFU_BY_DEVICE
+from aipc.estimate.efficiency_defaults import DECODE_BY_FORMAT, DEFAULTS, EMULATED_TRAIN_MFU, TRAIN_MFU_BY_DEVICE
 from aipc.estimate.types import Efficiency
 from aipc.hardware.spec import DeviceSpec
 
@@ -46,6 +48,17 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
                       decode_layer_s=layer_s, source=src + note)
 
 
+def _emulated_train(eff: Efficiency, device: DeviceSpec, workload) -> Efficiency:
+    """A torch training step on a CPU whose compute dtype is emulated (aipc hw found no native kernels
+    for it) is nearly all GEMM: its default MFU is EMULATED_TRAIN_MFU, not the class's."""
+    dtype = getattr(workload, "compute", None)
+    if (workload is None or _engine_of(workload)[0] != "torch" or device_class(device) != "cpu"
+            or not device.native_dtypes or dtype in device.native_dtypes or dtype not in ("bf16", "fp16")):
+        return eff
+    mfu, src = EMULATED_TRAIN_MFU
+    return dataclasses.replace(eff, mfu_train=mfu, source=f"{eff.source}; train MFU {mfu:.2f} for emulated {dtype}: {src}")
+
+
 def _engine_of(workload) -> tuple[str, str | None]:
     if workload is None:
         return "torch", None
@@ -60,7 +73,7 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     forward the calibration is keyed by; ``ideal_s`` (scenario -> FLOPs / peak of the step) and
     ``layers`` let a fitted time model answer."""
     engine, fmt = _engine_of(workload)
-    eff = default_efficiency(device, engine, fmt)
+    eff = _emulated_train(default_efficiency(device, engine, fmt), device, workload)
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
