@@ -199,13 +199,20 @@ def _split_known(entry: dict, known: dict[str, D.Default], where: str) -> tuple[
     return mine, extra
 
 
+def _entry(entry: Any, where: str, known: dict[str, D.Default], required: str, why: str) -> tuple[dict, dict, str]:
+    """(known needs fields, Workload fields, model) of one jobs/inference entry; ``required`` must be set
+    (``why`` follows the 'is required' of the error)."""
+    mine, extra = _split_known(_table(entry, where), known, where)
+    model = _text(mine.get("model"), f"{where}.model")
+    if required not in mine:
+        raise AipcError(f"{where}.{required} is required{why}")
+    return mine, extra, model
+
+
 def _job(entry: Any, i: int, a: Assumptions) -> TrainJob:
     where = f"jobs[{i}]"
-    e = _table(entry, where)
-    mine, extra = _split_known(e, D.JOB, where)
-    model = _text(mine.get("model"), f"{where}.model")
-    if "train_tokens" not in mine:
-        raise AipcError(f"{where}.train_tokens is required: tokens one job processes (dataset tokens x epochs)")
+    mine, extra, model = _entry(entry, where, D.JOB, "train_tokens",
+                                ": tokens one job processes (dataset tokens x epochs)")
     name = _text(mine.get("name", f"{model} {mine.get('method', D.JOB['method'].value)}"), f"{where}.name")
     gc = mine.get("grad_ckpt", "auto")
     grad_ckpt = None if isinstance(gc, str) and gc.strip().lower() == "auto" else _bool(gc, f"{where}.grad_ckpt")
@@ -228,11 +235,7 @@ def _job(entry: Any, i: int, a: Assumptions) -> TrainJob:
 
 def _inference(entry: Any, i: int, a: Assumptions) -> InferenceDemand:
     where = f"inference[{i}]"
-    e = _table(entry, where)
-    mine, extra = _split_known(e, D.INFERENCE, where)
-    model = _text(mine.get("model"), f"{where}.model")
-    if "requests_per_day" not in mine:
-        raise AipcError(f"{where}.requests_per_day is required (requests on an average day, > 0)")
+    mine, extra, model = _entry(entry, where, D.INFERENCE, "requests_per_day", " (requests on an average day, > 0)")
     rpd = _num(mine["requests_per_day"], f"{where}.requests_per_day", lo=0, lo_open=True, hi=1e13,
                fix="zero demand: remove the entry if nothing is served")
     avg = rpd / 86400

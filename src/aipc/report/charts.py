@@ -109,6 +109,18 @@ def _legend(items: Sequence[tuple[str, str, bool]], x0: float, y0: float, width:
     return out, (y - y0) + 18 if items else 0
 
 
+def _finish(body: list[str], width: int, title: str, legend: Sequence[tuple[str, str, bool]], x0: float, y: float,
+            legend_w: float, note: str) -> Markup:
+    """The chart's foot and the chart: the legend from (``x0``, ``y``) wrapped to ``legend_w``, the note under it."""
+    leg, h = _legend(legend, x0, y, legend_w)
+    body += leg
+    y += h
+    if note:
+        body.append(_text(8, y, note, size=10, fill="#555"))
+        y += 14
+    return _svg(width, int(y + 4), title, body)
+
+
 # ------------------------------------------------------------------------------ horizontal bars
 
 def hbar_chart(rows: Sequence[tuple[str, dict[str, float | str | None]]], series: Sequence[str], *, title: str,
@@ -145,15 +157,8 @@ def hbar_chart(rows: Sequence[tuple[str, dict[str, float | str | None]]], series
                         f'<title>{escape(f"{label} — {s}: {fmt(v)}")}</title></rect>')
             body.append(_text(x0 + w + 4, yy + bar_h - 3, fmt(v), size=10))
     body.append(f'<line x1="{x0}" y1="{top}" x2="{x0}" y2="{top + plot_h}" stroke="#444"/>')
-    y = top + plot_h + 32
-    if len(series) > 1:
-        leg, h = _legend([(s, color(j), False) for j, s in enumerate(series)], x0, y, x1 - x0)
-        body += leg
-        y += h
-    if note:
-        body.append(_text(8, y, note, size=10, fill="#555"))
-        y += 14
-    return _svg(width, int(y + 4), title, body)
+    legend = [(s, color(j), False) for j, s in enumerate(series)] if len(series) > 1 else []
+    return _finish(body, width, title, legend, x0, top + plot_h + 32, x1 - x0, note)
 
 
 # ------------------------------------------------------------------------------ stacked bars + marks
@@ -202,13 +207,8 @@ def stacked_hbar(rows: Sequence[tuple[str, dict[str, float]]], *, title: str, fm
         body.append(_text(x + (-3 if anchor == "end" else 3), ly, f"{name} {fmt(v)}", size=10, anchor=anchor,
                           fill="#B00020"))
     body.append(f'<line x1="{x0}" y1="{top}" x2="{x0}" y2="{top + plot_h}" stroke="#444"/>')
-    leg, h = _legend([(c, color(i), False) for i, c in enumerate(comps)], x0, top + plot_h + 34, x1 - x0)
-    body += leg
-    y = top + plot_h + 34 + h
-    if note:
-        body.append(_text(8, y, note, size=10, fill="#555"))
-        y += 14
-    return _svg(width, int(y + 4), title, body)
+    return _finish(body, width, title, [(c, color(i), False) for i, c in enumerate(comps)], x0, top + plot_h + 34,
+                   x1 - x0, note)
 
 
 # ------------------------------------------------------------------------------ lines and points
@@ -284,10 +284,4 @@ def line_chart(series: Sequence[dict], *, title: str, x_label: str, y_label: str
                 ly += 12  # keep labels of nearby points apart
             placed.append((x, ly))
             body.append(_text(x + (8 if right else -8), ly, p["label"], size=10, anchor="start" if right else "end"))
-    leg, h = _legend(legend, ml, mt + ph + 52, width - ml - mr)
-    body += leg
-    y = mt + ph + 52 + h
-    if note:
-        body.append(_text(8, y, note, size=10, fill="#555"))
-        y += 14
-    return _svg(width, int(y + 4), title, body)
+    return _finish(body, width, title, legend, ml, mt + ph + 52, width - ml - mr, note)
