@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from aipc.cpu_gemm import linear, use_onednn
+from aipc.engines.torch_runner import TorchRunner
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -85,7 +86,7 @@ class _Layer:
                  "qn", "kn", "qeps", "keps", "act", "window", "nq", "nkv")
 
 
-class FastLM:
+class FastLM(TorchRunner):
     """Decode-optimised forward over ``model``'s weights (no copy: the q/k/v and gate/up parameters are
     re-pointed into their concatenations)."""
 
@@ -94,13 +95,9 @@ class FastLM:
     def __init__(self, model, *, max_batch: int = 1, max_len: int | None = None):
         if not supports(model):
             raise ValueError(f"FastLM does not support model_type {model.config.model_type!r}")
+        super().__init__(model, max_batch=max_batch, max_len=max_len)
         cfg = model.config
         base = model.model
-        p0 = next(model.parameters())
-        self.device, self.dtype = p0.device, p0.dtype
-        self.max_batch = int(max_batch)
-        self.max_len = int(max_len or getattr(cfg, "max_position_embeddings", 2048))
-        self.vocab_size = int(cfg.vocab_size)
         a0 = base.layers[0].self_attn
         self.head_dim = int(a0.head_dim)
         self.n_heads = int(cfg.num_attention_heads)

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import torch
 
+from aipc.engines.torch_runner import TorchRunner
 
-class HFRunner:
+
+class HFRunner(TorchRunner):
     fast = False
 
     def __init__(self, model, *, max_batch: int = 1, max_len: int | None = None):
+        super().__init__(model, max_batch=max_batch, max_len=max_len)
         self.model = model
-        cfg = model.config
-        p0 = next(model.parameters())
-        self.device, self.dtype = p0.device, p0.dtype
-        self.max_batch = int(max_batch)
-        self.max_len = int(max_len or getattr(cfg, "max_position_embeddings", 2048))
-        self.vocab_size = int(cfg.vocab_size)
         self.caches: list = [None] * self.max_batch
 
     def weight_bytes_per_step(self) -> int:

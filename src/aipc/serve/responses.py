@@ -4,9 +4,9 @@ streaming chunks (Server-Sent Events), the model list and the usage block."""
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Any, Generic, Literal, Optional, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 
 class Usage(BaseModel):
@@ -20,54 +20,48 @@ class Usage(BaseModel):
                    total_tokens=prompt_tokens + completion_tokens)
 
 
-class _Body(BaseModel):
-    id: str
-    created: int
-    model: str
-
-
-class CompletionChoice(BaseModel):
-    index: int = 0
-    text: str
-    logprobs: None = None
-    finish_reason: str | None
-
-
-class Completion(_Body):
-    object: Literal["text_completion"] = "text_completion"
-    choices: list[CompletionChoice]
-    usage: Usage | None = None
-
-
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
 
 
-class ChatChoice(BaseModel):
-    index: int = 0
-    message: AssistantMessage
-    logprobs: None = None
-    finish_reason: str | None
+def _choice(name: str, content: str, kind: Any, finish_reason: Any = ...) -> type[BaseModel]:
+    """One choice of an answer, in this key order: its index, its ``content`` field (``text``, ``message``
+    or ``delta``), no logprobs, and why it ended (required unless ``finish_reason`` gives a default)."""
+    return create_model(name, index=(int, 0), **{content: (kind, ...)}, logprobs=(None, None),
+                        finish_reason=(Optional[str], finish_reason))
 
 
-class ChatCompletion(_Body):
+CompletionChoice = _choice("CompletionChoice", "text", str)
+ChatChoice = _choice("ChatChoice", "message", AssistantMessage)
+# delta: {"role": "assistant", "content": ""} first, then {"content": text}, {} at the end
+ChunkChoice = _choice("ChunkChoice", "delta", dict[str, str], None)
+Choice = TypeVar("Choice", bound=BaseModel)
+
+
+class _Body(BaseModel, Generic[Choice]):
+    """What every answer and chunk carries, in this key order (a subclass that narrows ``object`` or
+    ``usage`` keeps the field's place)."""
+
+    id: str
+    created: int
+    model: str
+    object: str
+    choices: list[Choice]
+    usage: Usage | None = None
+
+
+class Completion(_Body[CompletionChoice]):
+    object: Literal["text_completion"] = "text_completion"
+
+
+class ChatCompletion(_Body[ChatChoice]):
     object: Literal["chat.completion"] = "chat.completion"
-    choices: list[ChatChoice]
     usage: Usage
 
 
-class ChunkChoice(BaseModel):
-    index: int = 0
-    delta: dict[str, str]   # {"role": "assistant", "content": ""} first, then {"content": text}, {} at the end
-    logprobs: None = None
-    finish_reason: str | None = None
-
-
-class ChatCompletionChunk(_Body):
+class ChatCompletionChunk(_Body[ChunkChoice]):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    choices: list[ChunkChoice]
-    usage: Usage | None = None
 
 
 class ModelCard(BaseModel):
