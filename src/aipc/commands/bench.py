@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from aipc.bench.dburl import HELP as DB_HELP
+from aipc.commands import guard_opts
 from aipc.errors import AipcError
 
 
@@ -131,9 +132,9 @@ def register(app: typer.Typer) -> None:
         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         no_store: bool = typer.Option(False, "--no-store", help="Do not store the runs."),
         no_fit_check: bool = typer.Option(False, "--no-fit-check", help="Run even when the estimate says it will not fit."),
-        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
+        allow_pickle: bool = guard_opts.ALLOW_PICKLE,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-        allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
+        allow_network: bool = guard_opts.ALLOW_NETWORK,
         sweep: bool = typer.Option(False, "--sweep", help="Measure a few representative models per installed engine, "
                                    "smallest first, within --budget; resumable; refits this machine's calibration "
                                    "(MODEL: the models to sweep instead, comma-separated)."),

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from aipc.commands import guard_opts
 from aipc.errors import AipcError
 
 
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
         json_out: bool = typer.Option(False, "--json", help="One JSON object: output path, size, time."),
-        allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
+        allow_network: bool = guard_opts.ALLOW_NETWORK,
         allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Convert pickle weights (pytorch_model*.bin); pickle can run code, so only for a source you trust."),
         trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Convert a folder that ships its own Python code (llama.cpp's converter may import its tokenizer code)."),
     ) -> None:

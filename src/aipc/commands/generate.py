@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from aipc.commands import guard_opts
+
 
 def _threads(value: str) -> int | None:
     from aipc.errors import AipcError
@@ -64,8 +66,8 @@ def register(app: typer.Typer) -> None:
         mbu: bool = typer.Option(True, "--mbu/--no-mbu", help="Compare bandwidth with the measured peak (measures once if not cached)."),
         stream: bool = typer.Option(True, "--stream/--no-stream", help="Print tokens as they come."),
         json_out: bool = typer.Option(False, "--json", help="One JSON object: text and stats."),
-        allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
-        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
+        allow_network: bool = guard_opts.ALLOW_NETWORK,
+        allow_pickle: bool = guard_opts.ALLOW_PICKLE,
     ) -> None:
         """Generate text from MODEL; prints TTFT, tokens/s, bandwidth and MBU (definitions included)."""
         from aipc.errors import AipcError

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from aipc.bench.dburl import HELP as DB_HELP
-from aipc.commands import team_opts
+from aipc.commands import guard_opts, team_opts
 from aipc.errors import AipcError
 
 DEFAULT_DIR = "aipc-report"
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
                                              help="Decide buy versus rent for this needs file (see 'aipc decide --example')."),
         out: Path = typer.Option(Path(DEFAULT_DIR), "-o", "--out", metavar="DIR", help="Folder for index.html and report.json."),
         no_bench: bool = typer.Option(False, "--no-bench", help="Skip measuring (profile from cache or quick probe only)."),
-        allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
+        allow_network: bool = guard_opts.ALLOW_NETWORK,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (paths, verdict, sections) instead of the summary."),
         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
         team: bool = typer.Option(False, "--team", help="Write team.html instead: every machine of the results database "

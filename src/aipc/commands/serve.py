@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from aipc.commands import guard_opts
+
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
@@ -44,8 +46,8 @@ def register(app: typer.Typer) -> None:
         body_timeout: float = typer.Option(30.0, "--body-timeout", help="Seconds a client has to send its request body."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: measure 1 vs all at startup, keep the faster)."),
         graceful_timeout: float = typer.Option(30.0, "--graceful-timeout", help="Seconds to finish in-flight requests on shutdown."),
-        allow_network: bool = typer.Option(False, "--allow-network", help="Turn off the offline guard."),
-        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
+        allow_network: bool = guard_opts.ALLOW_NETWORK,
+        allow_pickle: bool = guard_opts.ALLOW_PICKLE,
         quiet: bool = typer.Option(False, "--quiet", help="No per-request access log lines."),
     ) -> None:
         """Serve MODEL over an OpenAI-compatible HTTP API (completions, chat, streaming, /metrics)."""

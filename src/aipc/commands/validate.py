@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from aipc.bench.dburl import HELP as DB_HELP
+from aipc.commands import guard_opts
 from aipc.commands.workload_opts import build_workload, with_workload_options
 
 
@@ -22,7 +23,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout"),
         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP + " Validate stores its rows (kind 'validate') "
                                          "only when --db is given or AIPC_RESULTS_DB is set."),
-        allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pickle weights (pytorch_model*.bin) when a folder has no safetensors; pickle can run code, so only for a source you trust."),
+        allow_pickle: bool = guard_opts.ALLOW_PICKLE,
         allow_network: bool = typer.Option(False, "--allow-network", help="turn off the offline guard"),
         wopts: dict = None,
     ) -> None:
