@@ -17,7 +17,6 @@ HF/aipc (order flipped each repetition); medians are reported with min–max.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,16 +29,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_common import add_llama_shape, command, finish, llama_config  # noqa: E402
+
 
 def build(args):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from aipc.models.dtypes import torch_dtype
 
-    cfg = LlamaConfig(hidden_size=args.hidden, intermediate_size=args.intermediate, num_hidden_layers=args.layers,
-                      num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, vocab_size=args.vocab,
-                      max_position_embeddings=args.prompt_tokens + args.new_tokens + 16, eos_token_id=None,
-                      bos_token_id=None, pad_token_id=None)
+    cfg = llama_config(args, max_position_embeddings=args.prompt_tokens + args.new_tokens + 16, eos_token_id=None,
+                       bos_token_id=None, pad_token_id=None)
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).to(torch_dtype(args.dtype)).eval()
     model.generation_config.eos_token_id = None  # exactly N tokens on both sides
@@ -71,12 +70,7 @@ class _NoTok:  # generate() detokenizes for streaming; ids above a real vocab de
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--intermediate", type=int, default=1408)
-    ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--vocab", type=int, default=32000)
+    add_llama_shape(ap, hidden=512, intermediate=1408, layers=8, heads=8, kv_heads=2)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--prompt-tokens", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=128)
@@ -153,19 +147,18 @@ def main(argv=None) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
         "load_avg_1min": [round(load0, 2), round(load1, 2)],
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
-        "command": "python benchmarks/bench_generate_vs_hf.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command("bench_generate_vs_hf.py", argv),
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{result['model']}, {args.dtype}, batch 1, prompt {args.prompt_tokens}, {N} new tokens, "
-              f"{result['threads']} threads, {args.reps} reps, load {result['load_avg_1min']}")
-        print(f"  HF generate(): {med_hf:8.1f} tok/s  (min {min(hf_tps):.1f}, max {max(hf_tps):.1f})")
-        print(f"  aipc generate: {med_ai:8.1f} tok/s  (min {min(ai_tps):.1f}, max {max(ai_tps):.1f})")
-        print(f"  ratio: {result['ratio']:.2f}x   greedy tokens identical: {same}   {auto_note}")
-    if args.write:
-        write_doc(result)
-    return result
+    return finish(result, args, _print, write_doc)
+
+
+def _print(r: dict) -> None:
+    hf, ai = r["hf_decode_tokens_per_s"], r["aipc_decode_tokens_per_s"]
+    print(f"{r['model']}, {r['dtype']}, batch 1, prompt {r['prompt_tokens']}, {r['new_tokens']} new tokens, "
+          f"{r['threads']} threads, {r['reps']} reps, load {r['load_avg_1min']}")
+    print(f"  HF generate(): {hf['median']:8.1f} tok/s  (min {hf['min']:.1f}, max {hf['max']:.1f})")
+    print(f"  aipc generate: {ai['median']:8.1f} tok/s  (min {ai['min']:.1f}, max {ai['max']:.1f})")
+    print(f"  ratio: {r['ratio']:.2f}x   greedy tokens identical: {r['greedy_tokens_identical']}   {r['threads_note']}")
 
 
 def write_doc(r: dict) -> None:

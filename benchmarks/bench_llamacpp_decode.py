@@ -34,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from bench_common import command, finish  # noqa: E402
+
 CACHE = Path(os.environ.get("AIPC_BENCH_CACHE", Path.home() / ".cache" / "aipc-bench"))
 
 
@@ -205,14 +208,8 @@ def main(argv=None) -> dict:
     result = {"model": f"{args.model} (random weights)", "n_gen": args.n_gen, "rows": rows, "convert": convert,
               "bandwidth_bytes_per_s": bandwidth[0], "bandwidth_source": bandwidth[1], "isa": isa_flags_line(),
               "cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in (*load0, *load1)], "quick": args.quick,
-              "command": "python benchmarks/bench_llamacpp_decode.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        _print(result)
-    if args.write:
-        write_doc(result)
-    return result
+              "command": command("bench_llamacpp_decode.py", argv)}
+    return finish(result, args, _print, write_doc)
 
 
 def _print(r: dict) -> None:

@@ -21,7 +21,6 @@ on the same model through the engine seam.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from bench_common import command, finish  # noqa: E402
 
 
 def _params(n: int):
@@ -144,14 +145,8 @@ def main(argv=None) -> dict:
               "peers": peers, "bandwidth": bandwidth, "isa": isa_flags_line(),
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
               "load_avg_1min": [round(load0, 2), round(load1, 2)], "openvino": openvino.__version__,
-              "command": "python benchmarks/bench_openvino_decode.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        _print(result)
-    if args.write:
-        write_doc(result)
-    return result
+              "command": command("bench_openvino_decode.py", argv)}
+    return finish(result, args, _print, write_doc, default=str)
 
 
 def _fmt(r: dict) -> str:

@@ -12,7 +12,6 @@ exactly ``--max-tokens`` tokens). Ratio = output tok/s at the highest level / at
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -26,16 +25,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_common import add_llama_shape, command, finish, llama_config  # noqa: E402
+
 
 def make_model(folder: Path, args) -> int:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from aipc.models.tiny import byte_tokenizer
 
-    cfg = LlamaConfig(hidden_size=args.hidden, intermediate_size=args.intermediate, num_hidden_layers=args.layers,
-                      num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, vocab_size=args.vocab,
-                      max_position_embeddings=1024, bos_token_id=1, eos_token_id=2)
+    cfg = llama_config(args, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2)
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(folder)
@@ -71,12 +70,7 @@ def start_server(folder: Path, port: int, args, log: Path) -> subprocess.Popen:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--intermediate", type=int, default=704)
-    ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--kv-heads", type=int, default=1)
-    ap.add_argument("--vocab", type=int, default=32000)
+    add_llama_shape(ap, hidden=256, intermediate=704, layers=6, heads=4, kv_heads=1)
     ap.add_argument("--levels", default="1,16", help="concurrency levels; the ratio is last / first")
     ap.add_argument("--requests-per-client", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=64)
@@ -120,20 +114,19 @@ def main(argv=None) -> dict:
         "server_threads": threads,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (server and clients share them)",
         "load_avg_1min": [round(load0, 2), round(load1, 2)],
-        "command": "python benchmarks/bench_serve_concurrency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command("bench_serve_concurrency.py", argv),
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{result['model']}, fp32, {args.max_tokens} tokens/request, server threads {result['server_threads']}, "
-              f"load {result['load_avg_1min']}")
-        for r in rows:
-            print(f"  {r['concurrency']:3d} clients: {r['output_tokens_per_s']:8.1f} output tok/s   "
-                  f"TTFT p50 {r['ttft_p50_s'] * 1e3:6.0f} ms   TPOT p50 {r['tpot_p50_s'] * 1e3:6.1f} ms")
-        print(f"  ratio {rows[-1]['concurrency']} clients / 1 client: {result['ratio']:.2f}x")
-    if args.write:
-        write_doc(result)
-    return result
+    return finish(result, args, _print, write_doc)
+
+
+def _print(result: dict) -> None:
+    rows = result["levels"]
+    print(f"{result['model']}, fp32, {result['max_tokens']} tokens/request, server threads {result['server_threads']}, "
+          f"load {result['load_avg_1min']}")
+    for r in rows:
+        print(f"  {r['concurrency']:3d} clients: {r['output_tokens_per_s']:8.1f} output tok/s   "
+              f"TTFT p50 {r['ttft_p50_s'] * 1e3:6.0f} ms   TPOT p50 {r['tpot_p50_s'] * 1e3:6.1f} ms")
+    print(f"  ratio {rows[-1]['concurrency']} clients / 1 client: {result['ratio']:.2f}x")
 
 
 def write_doc(r: dict) -> None:
