@@ -174,3 +174,23 @@ def test_no_room_for_the_quantized_probe_is_one_error(tiny_ggufs, tmp_path, monk
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
     with pytest.raises(AipcError, match="free about 2 GB of disk"):
         measure(types=("Q8_0",), tokens=(8,), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
+
+
+@pytest.mark.parametrize("engine,fmt,flagged", [("llamacpp", "q4_0", True), ("openvino", "int8", True),
+                                                ("torch", "fp32", False)])
+def test_a_quantized_engines_decode_within_the_cache_is_marked_for_the_fit(engine, fmt, flagged):
+    """llama.cpp's and OpenVINO's decode models are memory-bound: a run whose bytes fit in the last-level
+    cache is marked (and fitted only where nothing larger was measured); torch's tiny calibration models
+    are all that small, so its runs are not."""
+    from dataclasses import replace
+
+    from aipc.bench.calibration import prepare_points
+
+    spec = replace(_cpu(), llc_bytes=1 << 30)
+    run = {"id": "r" * 16, "scenario": "decode", "device": "cpu", "model": "smollm2-135m",
+           "metrics": {"median_s": 0.01}, "context": {},
+           "workload": {"model": "smollm2-135m", "task": "infer", "engine": engine, "weight_dtype": fmt,
+                        "prompt_tokens": 128, "gen_tokens": 32}}
+    points, skipped = prepare_points([run], {"cpu": spec})
+    assert not skipped and len(points) == 1
+    assert bool(points[0].get("cache_resident")) is flagged

@@ -68,7 +68,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
         if not factor:
             skipped.append(f"{run['id'][:8]}: {spec.name} has no measured peak for {w.compute}")
             continue
-        if scen == "decode" and w.engine == "llamacpp" and cache_resident(spec, c):
+        if scen == "decode" and w.engine != "torch" and cache_resident(spec, c):
             extra["cache_resident"] = True
         points.append({"run_id": run["id"], "device": spec.name, "bench_device": dev, "scenario": scen,
                        "model": run["model"], "flops_per_token": c.flops_per_token, "factor": factor,

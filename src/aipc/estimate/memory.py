@@ -22,6 +22,12 @@ ALLOCATOR_MARGIN = 0.05             # torchtune issue 1185: fragmentation a few 
 # CPU: measured by aipc validate on this project's 2-core x86 machine (torch 2.13 CPU, transformers 5.24):
 CPU_FRAMEWORK_BYTES = 0.25 * GB     # RSS of python + torch + transformers right after import: 248 MB
 CPU_WARMUP_BYTES = 0.12 * GB        # first execution: code pages, thread pools, arenas: 116-123 MB on tiny models
+# Generation with eager attention in bf16 / fp16 on a CPU: each step multiplies matrices of a new length and
+# oneDNN compiles and caches a kernel per shape, so the peak RSS grows with every new token (about half of it
+# the primitive cache). Measured 2026-12-07 by scripts/derive_decode_growth.py on random Llamas (docs/validation.md,
+# "Peak memory growth during eager generation"): 1.1-1.2 MB per token, independent of width, depth and vocabulary.
+CPU_EAGER_DECODE_GROWTH = 1.15e6    # bytes per generated token
+EAGER_ATTENTION_MODELS = ("gemma2",)  # transformers runs these eagerly whatever is asked (soft-capped attention)
 
 
 def _eb(dtype: str) -> float:
@@ -229,6 +235,15 @@ def prefill_work_bytes(m: ModelSpec, w: Workload) -> float:
     return work + (b * m.vocab_size * (e + 4) if m.is_decoder else 0)
 
 
+def eager_decode_growth_bytes(m: ModelSpec, w: Workload, device: DeviceSpec) -> float:
+    """Peak growth over a generation on a CPU where attention runs eagerly in a 16-bit dtype (torch):
+    new tokens x CPU_EAGER_DECODE_GROWTH; 0 elsewhere."""
+    eager = w.attention == "eager" or m.model_type in EAGER_ATTENTION_MODELS
+    if device.kind != "cpu" or w.engine != "torch" or not eager or w.compute not in ("bf16", "fp16"):
+        return 0.0
+    return w.gen_tokens * CPU_EAGER_DECODE_GROWTH
+
+
 def runtime_bytes(device: DeviceSpec, tensors: float) -> float:
     """Runtime overhead beyond tensors: CUDA context (~0.3 GB, PyTorch PR 86509) + allocator margin
     5% (torchtune issue 1185) on GPUs; on CPUs the first execution's warm-up (code pages, thread
@@ -324,7 +339,11 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
         if m.is_decoder:
             phases["decode"] = {**base, "kv_cache": kv_cache_bytes(m, w, w.context) * kv_f,
                                 "activations": w.batch_size * (m.vocab_size * (_eb(w.compute) + 4)
-                                                               + 4 * m.hidden_size * _eb(w.compute))}
+                                                               + 4 * m.hidden_size * _eb(w.compute)),
+                                "eager_kernels": eager_decode_growth_bytes(m, w, device)}
+            if phases["decode"]["eager_kernels"]:
+                notes.append("eager attention in a 16-bit dtype on a CPU: oneDNN caches a kernel for every new "
+                             "sequence length, so the peak grows by ~1.15 MB per generated token")
     totals = {}
     for name, comp in phases.items():
         comp["runtime"] = runtime_bytes(device, sum(comp.values()))
