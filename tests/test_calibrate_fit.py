@@ -313,3 +313,55 @@ def test_a_format_too_few_for_a_time_model_takes_the_engines_scaled_by_its_own_f
     assert (ideal / f4) / (ideal / f8) == pytest.approx(1.1, rel=0.03)  # each format keeps its own level
     assert ideal / f8 == pytest.approx(1.25 * ideal + 0.5e-3 * layers, rel=0.05)
     assert bucket8 != pytest.approx(f8, rel=0.01)  # without the time model's inputs: the size buckets
+
+
+def _torch_points(scenario: str, runner: str, per_layer: float, shapes=((1e-3, 30, 32), (2e-3, 30, 128),
+                                                                       (4e-3, 16, 64), (8e-3, 16, 256))):
+    """Prefill points of t = 1.5 I + per_layer x L on one runner: (ideal seconds, layers, tokens) each."""
+    return [{"device": "d", "scenario": scenario, "engine": "torch", "runner": runner, "flops_per_token": i * 1e12,
+             "factor": i / (1.5 * i + per_layer * layers), "tokens": t, "ideal_s": i, "layers": layers}
+            for i, layers, t in shapes]
+
+
+def test_torch_inference_on_the_hf_forward_is_fitted_apart_from_fastlm():
+    from aipc.models import catalog
+
+    assert catalog.get("gpt2").torch_runner == "hf" and catalog.get("llama-3.2-1b").torch_runner == "fastlm"
+    table = C.fit(_torch_points("prefill", "fastlm", 0.2e-3) + _torch_points("prefill", "hf", 2e-3))
+    assert set(table["devices"]["d"]) == {"prefill", "prefill" + C.HF_RUNNER}
+    ideal, layers = 3e-3, 20
+    with C.using(table):
+        fast, _ = C.lookup("d", "prefill", 3e9, tokens=100, ideal_s=ideal, layers=layers)
+        hf, src = C.lookup("d", "prefill", 3e9, tokens=100, ideal_s=ideal, layers=layers, runner="hf")
+    assert ideal / fast == pytest.approx(1.5 * ideal + 0.2e-3 * layers, rel=0.02)
+    assert ideal / hf == pytest.approx(1.5 * ideal + 2e-3 * layers, rel=0.02) and "HF-forward" in src
+    only_fast = C.fit(_torch_points("prefill", "fastlm", 0.2e-3))
+    with C.using(only_fast):  # no HF-forward run measured: the torch entry answers
+        assert C.lookup("d", "prefill", 3e9, tokens=100, ideal_s=ideal, layers=layers, runner="hf")[0] == \
+            pytest.approx(fast)
+
+
+def test_prefill_fitted_at_one_prompt_length_does_not_extrapolate_token_terms():
+    from aipc.estimate import calibrate_linear
+
+    pts = [{"ideal_s": i, "tokens": 128, "layers": layers, "factor": i / (1.2 * i + 1e-3 * layers)}
+           for i, layers in ((1e-3, 30), (2e-3, 24), (4e-3, 16), (8e-3, 16))]
+    model = calibrate_linear.fit(pts)
+    assert model["b"] == 0 and model["e"] == 0
+    assert model["a"] == pytest.approx(1.2, rel=1e-6) and model["c"] == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_decode_per_layer_time_grows_with_the_context_where_runs_span_contexts():
+    from aipc.estimate import calibrate_linear
+
+    def pts(contexts):  # t = I / 0.8 + L x (0.1 ms + 2 us x context), batch 1
+        return [{"ideal_s": i, "tokens": 1, "layers": layers, "context": ctx,
+                 "factor": i / (i / 0.8 + layers * (0.1e-3 + 2e-6 * ctx))}
+                for i, layers in ((1e-3, 30), (4e-3, 16), (2e-3, 24)) for ctx in contexts]
+
+    model = calibrate_linear.fit_decode(pts((40, 136, 264)))
+    mbu, at_100 = calibrate_linear.decode_terms(model, 1, 100)
+    assert mbu == pytest.approx(0.8, rel=1e-3)
+    assert at_100 == pytest.approx(0.1e-3 + 2e-6 * 100, rel=1e-3)
+    assert calibrate_linear.decode_terms(model, 1, 1000)[1] > at_100
+    assert calibrate_linear.fit_decode(pts((136, 140)))["e"] == 0  # one context: the term is not identifiable

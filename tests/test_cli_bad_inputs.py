@@ -54,3 +54,16 @@ def test_the_issues_examples_through_a_real_subprocess(args, words, tiny_llama_d
     assert "\n" not in line and line.startswith("error: ") and "Traceback" not in line, r.stderr
     for w in words:
         assert w in line, (w, line)
+
+
+def test_validate_set_accepts_every_set_the_runner_has():
+    """The parse-time rule of `aipc validate --set` reads the runner's own list (it once refused 'unseen')."""
+    from aipc.commands.options import VERB_RULES
+    from aipc.validation.configs import SETS
+
+    rule = VERB_RULES["validate"]["--set"]
+    assert "unseen" in SETS
+    for name in SETS:
+        rule.check("--set", name)
+    with pytest.raises(Exception, match="unseen"):
+        rule.check("--set", "bogus")

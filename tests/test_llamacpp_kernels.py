@@ -9,7 +9,7 @@ import math
 import pytest
 
 from aipc.estimate import estimate, resolve_model
-from aipc.estimate.compute import compute_for, prefill_flops_llamacpp
+from aipc.estimate.compute import compute_for, prefill_flops_decoder
 from aipc.estimate.kernels import DEFAULT_SHARE, mix_flops, type_flops
 from aipc.estimate.quant import matmul_mix
 from aipc.hardware import kernels as K
@@ -75,12 +75,12 @@ def test_prefill_counts_the_head_for_the_last_token_only():
 
     m = resolve_model("llama-3.2-1b")
     head, n = m.vocab_size * m.hidden_size, matmul_params(m)
-    f = prefill_flops_llamacpp(m, 128)
+    f = prefill_flops_decoder(m, 128)
     assert 128 * 2 * (n - head) + 2 * head <= f < 128 * 2 * (n - head) + 2 * head + 128 * 2 * 0.05 * n  # + attention
     assert f < 128 * 2 * n - 100 * 2 * head  # not the head for every prompt token
     w = Workload(model="llama-3.2-1b", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
                  weight_dtype="q4_0")
-    assert compute_for(m, w).prefill_flops == pytest.approx(prefill_flops_llamacpp(m, 128))
+    assert compute_for(m, w).prefill_flops == pytest.approx(prefill_flops_decoder(m, 128))
 
 
 def test_prefill_estimate_follows_the_measured_kernels():

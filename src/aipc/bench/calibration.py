@@ -58,7 +58,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             bw = spec.bandwidth_bytes_s
             factor = c.decode_bytes_per_step / (bw * t) if bw else None
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
-                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers}
+                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers, "context": C.decode_context(w)}
         else:
             peak = C.workload_peak(spec, w, train=scen == "train", mix=c.prefill_mix)
             work = c.flops_per_step if scen == "train" else c.prefill_flops
@@ -72,7 +72,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             extra["cache_resident"] = True
         points.append({"run_id": run["id"], "device": spec.name, "bench_device": dev, "scenario": scen,
                        "model": run["model"], "flops_per_token": c.flops_per_token, "factor": factor,
-                       "tokens": C.tokens_for(w)[scen], "engine": w.engine,
+                       "tokens": C.tokens_for(w)[scen], "engine": w.engine, "runner": m.torch_runner,
                        "weight_format": w.weight_dtype if w.engine != "torch" else None,
                        "measured_s": t, "workload": w, "model_spec": m, "spec": spec, "shape": _shape(run),
                        "est_uncalibrated_s": getattr(est.time, TIME_FIELD[scen]), **extra})

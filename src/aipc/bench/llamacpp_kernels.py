@@ -78,10 +78,10 @@ def probe_folder(layers: int) -> Path:
 def probe_flops(ref: Path, tokens: int) -> float:
     """The estimator's prefill FLOPs of the probe (a config folder or a GGUF file) for one prompt (the
     output head for the last token only)."""
-    from aipc.estimate.compute import prefill_flops_llamacpp
+    from aipc.estimate.compute import prefill_flops_decoder
     from aipc.models.load import resolve
 
-    return prefill_flops_llamacpp(resolve(str(ref)), tokens, batch=1)
+    return prefill_flops_decoder(resolve(str(ref)), tokens, batch=1)
 
 
 def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int) -> dict[int, float]:

@@ -56,7 +56,7 @@ VERB_RULES: dict[str, dict[str, Any]] = {
     "serve": {"--device": R.DEVICE, "--dtype": R.Words("aipc.engines:FORMAT_WORDS"), **SERVE_RULES},
     "convert": {"--output": R.PathRule("out-any"), "--to": R.Words("aipc.commands.convert:TARGETS"), "--quant": R.Words(pattern=r"[a-z0-9_]{1,16}",
                                                                                       names="a quant type name")},
-    "validate": {"--set": R.Words(("small", "full"))},
+    "validate": {"--set": R.Words("aipc.validation.configs:SETS")},
     "models": {"--task": R.Words("aipc.estimate.here:TASKS"), "--min-tps": R.Num(float, ge=0, le=1e9),
                "--min-context": R.COUNT, "--engine": R.Words("aipc.spec:ENGINES", sep=","),
                "--kv-dtype": R.Words("aipc.estimate.here:KV_DTYPES")},

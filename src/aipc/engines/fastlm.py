@@ -30,8 +30,9 @@ import torch.nn.functional as F
 
 from aipc.cpu_gemm import linear, use_onednn
 from aipc.engines.torch_runner import TorchRunner
+from aipc.models.spec import FASTLM_TYPES
 
-SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+SUPPORTED_TYPES = FASTLM_TYPES
 
 
 def supports(model) -> bool:

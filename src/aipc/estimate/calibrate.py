@@ -156,6 +156,11 @@ def tokens_for(workload) -> dict[str, int]:
     return {"train": b * workload.seq_len, "prefill": b * workload.prompt_tokens, "decode": b}
 
 
+def decode_context(workload) -> float:
+    """Tokens one decode step attends to on average: the prompt and half the generated tokens."""
+    return workload.prompt_tokens + workload.gen_tokens / 2
+
+
 def _bucket_factor(bucket: dict, tokens: float | None) -> float:
     pts = bucket.get("by_tokens") or []
     return interpolate(pts, tokens) if tokens and pts else bucket["factor"]
@@ -181,8 +186,21 @@ def format_family(fmt: str | None) -> str | None:
     return fmt
 
 
+HF_RUNNER = "@hf"  # torch inference through the model's HF forward (ModelSpec.torch_runner 'hf'): fitted apart
+
+
+def _torch_runs(scenario: str, pts: list[dict]) -> dict[str, list[dict]]:
+    """Torch points by the key suffix they calibrate: train all together; inference on aipc's FastLM
+    ('') apart from the HF-forward runner ('@hf'), whose per-layer overheads differ (the '' entry takes
+    every run where no FastLM model was measured)."""
+    if scenario == "train":
+        return {"": pts}
+    hf = [p for p in pts if p.get("runner") == "hf"]
+    return {"": [p for p in pts if p.get("runner") != "hf"] or pts, **({HF_RUNNER: hf} if hf else {})}
+
+
 def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format: str | None = None,
-           defaults: dict[str, tuple[float, ...]] | None = None):
+           defaults: dict[str, tuple[float, ...]] | None = None, runner: str | None = None):
     """(the table's entry for a device, scenario, engine and weight format — the ``using`` override
     first —, how it matched, the per-term scale to apply to its factors) or (None, "", None). Another
     engine's runs never answer for torch and vice versa. Inside an engine: the format's own entry;
@@ -190,7 +208,10 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     measured one, the measured format whose first default is nearest, scaled by the defaults' ratios;
     else the nearest format of the same family; else the entry fitted over all its formats."""
     data = _override[-1] if _override else load()
-    entry = data.get("devices", {}).get(device_name, {}).get(scenario_key(scenario, engine)) if data else None
+    table = data.get("devices", {}).get(device_name, {}) if data else {}
+    entry = table.get(scenario_key(scenario, engine))
+    if engine == "torch" and runner == "hf" and table.get(scenario_key(scenario) + HF_RUNNER):
+        return table[scenario_key(scenario) + HF_RUNNER], " (HF-forward runner)", None
     if not entry or engine == "torch":
         return entry, "", None
     if engine == "llamacpp" and scenario == "prefill" and entry.get("against") != KERNELS:
@@ -226,13 +247,13 @@ def _scaled(values: tuple[float, ...], how: tuple | None) -> tuple[float, ...]:
 def lookup(device_name: str, scenario: str, flops_per_token: float | None,
            tokens: float | None = None, *, ideal_s: float | None = None,
            layers: int | None = None, engine: str = "torch",
-           weight_format: str | None = None) -> tuple[float, str] | None:
+           weight_format: str | None = None, runner: str | None = None) -> tuple[float, str] | None:
     """(factor, one-line source) for a device and scenario ('train', 'prefill', 'decode'), or None.
     ``tokens``: tokens per forward (see :func:`tokens_for`); without it, each size bucket's median.
     With the step's ideal compute time ``ideal_s`` (FLOPs / peak) and ``layers`` too, an entry's
     fitted time model answers (``aipc.estimate.calibrate_linear``); the size buckets otherwise.
     ``engine`` / ``weight_format``: runs of that engine only (formats as :func:`_entry` matches them)."""
-    entry, how, _ = _entry(device_name, scenario, engine, weight_format)
+    entry, how, _ = _entry(device_name, scenario, engine, weight_format, runner=runner)
     if not entry or not entry.get("buckets"):
         return None
     src = entry.get("source", "calibrated") + how
@@ -266,19 +287,19 @@ def _engine_all(device_name: str, scenario: str, engine: str) -> dict | None:
 
 
 def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",
-                  weight_format: str | None = None, *,
+                  weight_format: str | None = None, *, context: float | None = None, runner: str | None = None,
                   defaults: dict[str, tuple[float, float]] | None = None) -> tuple[float, float, str] | None:
     """(MBU, seconds per layer per decode step, one-line source) for a device's decode, or None.
     ``defaults``: the engine's default (MBU, seconds per layer) per weight format on this device class
     (``efficiency_defaults.DECODE_BY_FORMAT``): a format not measured is scaled from a measured one."""
-    entry, how, scale = _entry(device_name, "decode", engine, weight_format, defaults)
+    entry, how, scale = _entry(device_name, "decode", engine, weight_format, defaults, runner=runner)
     if not entry or not entry.get("by_batch"):
         return None
     src = entry.get("source", "calibrated") + how
     if entry.get("joint"):  # one model over every batch size (aipc.estimate.calibrate_linear.fit_decode)
         from aipc.estimate import calibrate_linear
 
-        mbu, layer_s = _scaled(calibrate_linear.decode_terms(entry["joint"], batch), scale)
+        mbu, layer_s = _scaled(calibrate_linear.decode_terms(entry["joint"], batch, context), scale)
         return mbu, layer_s, src
     rows = entry["by_batch"]
     mbu = interpolate([[r[0], r[1], r[3]] for r in rows], batch)
@@ -337,7 +358,8 @@ def fit(points: list[dict], source: str = "") -> dict:
         # the memory-bound decode model only where no larger model was measured (Compute notes)
         pts = [p for p in pts if not p.get("cache_resident")] or pts
         if engine == "torch":
-            devices.setdefault(dev, {})[key] = _fit_entry(scen, pts, source)
+            for suffix, group in _torch_runs(scen, pts).items():
+                devices.setdefault(dev, {})[key + suffix] = _fit_entry(scen, group, source)
             continue
         formats: dict[str, list[dict]] = {}
         for p in pts:

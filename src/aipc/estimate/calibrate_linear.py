@@ -1,29 +1,32 @@
 """The time models ``aipc calibrate`` fits per device and scenario. Train and prefill:
 
-    t = a * I + b * I / T + c * L
+    t = a * I + b * I / T + c * L + e * L * T
 
 with I the step's ideal compute time (the estimator's FLOPs / the peak it uses), T the tokens one
 forward carries (train b x s, prefill b x p) and L the layers. The first term is compute at a
 sustained fraction 1/a of the peak; the second is proportional to the FLOPs per token (~2N), i.e. to
 the model's weights — the time to stream them once per forward, which dominates at small T (a GEMM
-over 32 rows is memory-bound); the third a fixed time per layer (operator dispatch). Fitted by
+over 32 rows is memory-bound); the third a fixed time per layer (operator dispatch); the fourth a time per layer and token (the
+element-wise work between the products: norms, rotary, activations, residuals). Fitted by
 non-negative least squares on relative error over all runs of the device and scenario, across models,
 it extrapolates where size buckets could only take the nearest factor: on the calibration runs of
 docs/validation.md, held-out (leave-one-shape-out) max |error| 20% train and 16% prefill against 49%
 and 36% for the bucket interpolation. As an efficiency factor (what the roofline multiplies the peak
 by): factor = I / t = 1 / (a + b / T + c * L / I).
 
-Decode, one model over every batch size (:func:`fit_decode`):
+Decode, one model over every batch size and context (:func:`fit_decode`):
 
-    t = a * I + c * L + d * B * L
+    t = a * I + c * L + d * B * L + e * B * L * C
 
-with I the bytes a step reads over the bandwidth, L the layers and B the sequences decoded together:
-a per-layer time that grows with the batch (each sequence's attention and cache update). As the
-roofline's terms: MBU = 1 / a and a per-layer time c + d * B. On the decode runs of
+with I the bytes a step reads over the bandwidth, L the layers, B the sequences decoded together and C
+the tokens each attends to: a per-layer time that grows with the batch (each sequence's cache update)
+and with the context (its attention; on CPUs decode at 256 tokens of context ran 30-35% slower than at
+32 where the bytes read differ by 2%). As the roofline's terms: MBU = 1 / a and a per-layer time
+c + d * B + e * B * C. On the decode runs of
 docs/validation.md, held-out max |error| 19% against 30% for per-batch fits interpolated between
 batch sizes.
 
-Import-light: pure Python (a 3-variable least squares on every sign pattern).
+Import-light: pure Python (a least squares on every subset of the 3-4 features).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def _solve(rows: list[list[float]], y: list[float]) -> list[float] | None:
 
 
 def _nnls(rows: list[list[float]], y: list[float]) -> list[float] | None:
-    """Non-negative least squares by trying every subset of the (three) columns."""
+    """Non-negative least squares by trying every subset of the (three or four) columns."""
     n, best = len(rows[0]), None
     for k in range(1, n + 1):
         for sub in itertools.combinations(range(n), k):
@@ -70,7 +73,10 @@ def _nnls(rows: list[list[float]], y: list[float]) -> list[float] | None:
 
 
 def features(ideal_s: float, tokens: float, layers: float) -> list[float]:
-    return [ideal_s, ideal_s / tokens, float(layers)]
+    return [ideal_s, ideal_s / tokens, float(layers), float(layers) * tokens * LT_UNIT]
+
+
+LT_UNIT = 1e-3  # the fourth feature is layers x tokens / 1000: its coefficient in seconds per 1000 token-layers
 
 
 def _fit(points: list[dict], feats) -> tuple[list[float], int] | None:
@@ -88,31 +94,47 @@ def _fit(points: list[dict], feats) -> tuple[list[float], int] | None:
 
 
 def fit(points: list[dict]) -> dict | None:
-    """Train / prefill: {a, b, c, n} from points carrying ideal_s, tokens, layers and factor."""
-    got = _fit(points, lambda p: features(p["ideal_s"], p["tokens"], p["layers"]))
+    """Train / prefill: {a, b, c, e, n} from points carrying ideal_s, tokens, layers and factor. Where the
+    points' tokens per forward span less than 2x, the token-dependent terms (b, e) cannot be told from
+    the others (I/T ~ I, L*T ~ L): they are left out rather than fitted to noise and extrapolated."""
+    toks = [p["tokens"] for p in points if p.get("tokens")]
+    one_size = bool(toks) and max(toks) < 2 * min(toks)
+    keep = (1, 0, 1, 0) if one_size else (1, 1, 1, 1)
+    got = _fit(points, lambda p: [v * k for v, k in zip(features(p["ideal_s"], p["tokens"], p["layers"]), keep)])
     if got is None or (got[0][0] <= 0 and got[0][1] <= 0):
         return None
-    (a, b, c), n = got
-    return {"a": a, "b": b, "c": c, "n": n}
+    (a, b, c, e), n = got
+    return {"a": a, "b": b, "c": c, "e": e, "n": n}
+
+
+def _decode_features(p: dict) -> list[float]:
+    layers, batch = float(p["layers"]), p["tokens"]
+    return [p["ideal_s"], layers, batch * layers, batch * layers * float(p.get("context") or 0.0)]
 
 
 def fit_decode(points: list[dict]) -> dict | None:
-    """Decode over all batch sizes: {a, c, d, n} of t = a*I + c*L + d*B*L (``tokens`` = batch B)."""
-    got = _fit(points, lambda p: [p["ideal_s"], float(p["layers"]), p["tokens"] * float(p["layers"])])
+    """Decode over all batch sizes and contexts: {a, c, d, e, n} of t = a*I + c*L + d*B*L + e*B*L*C
+    (``tokens`` = batch B, ``context`` = C, the tokens attended per step, prompt + half the generated)."""
+    ctx = [float(p.get("context") or 0.0) for p in points]
+    keep = (1, 1, 1, 0) if not min(ctx) or max(ctx) < 2 * min(ctx) else (1, 1, 1, 1)  # one context: no e
+    got = _fit(points, lambda p: [v * k for v, k in zip(_decode_features(p), keep)])
     if got is None or got[0][0] <= 0:
         return None
-    (a, c, d), n = got
-    return {"a": a, "c": c, "d": d, "n": n}
+    (a, c, d, e), n = got
+    return {"a": a, "c": c, "d": d, "e": e, "n": n}
 
 
-def decode_terms(model: dict, batch: float | None) -> tuple[float, float]:
-    """(MBU, seconds per layer per step) at ``batch`` sequences from a :func:`fit_decode` model."""
-    return 1.0 / model["a"], model["c"] + model["d"] * (batch or 1.0)
+def decode_terms(model: dict, batch: float | None, context: float | None = None) -> tuple[float, float]:
+    """(MBU, seconds per layer per step) at ``batch`` sequences of ``context`` tokens from a
+    :func:`fit_decode` model (a model fitted before the context term has no ``e``)."""
+    b = batch or 1.0
+    return 1.0 / model["a"], model["c"] + model["d"] * b + model.get("e", 0.0) * b * (context or 0.0)
 
 
 def factor(model: dict, ideal_s: float, tokens: float, layers: float) -> float | None:
     """The efficiency factor I / t the fitted model gives for one step; None when it cannot."""
     if not ideal_s or not tokens or ideal_s <= 0 or tokens <= 0:
         return None
-    t = sum(k * v for k, v in zip((model["a"], model["b"], model["c"]), features(ideal_s, tokens, layers or 0)))
+    coef = (model["a"], model["b"], model["c"], model.get("e", 0.0))  # a model fitted before e has none
+    t = sum(k * v for k, v in zip(coef, features(ideal_s, tokens, layers or 0)))
     return ideal_s / t if t > 0 else None

@@ -55,17 +55,18 @@ def train_flops_per_token(m: ModelSpec, w: Workload, *, recompute: bool | None =
     return 6 * n + attn + ((2 * blocks + attn_fwd) if recompute else 0)
 
 
-def _llamacpp_prefill_terms(m: ModelSpec, tokens: int) -> tuple[float, float, float]:
+def _prefill_terms(m: ModelSpec, tokens: int) -> tuple[float, float, float]:
     """(the blocks' matrix FLOPs per prompt token, attention FLOPs per prompt token, the output head's
-    FLOPs for the last token) of llama.cpp's prefill, which asks for the last token's logits only."""
+    FLOPs for the last token) of a decoder's prefill, which asks for the last token's logits only."""
     head = head_params(m)
     return 2.0 * max(P.matmul_params(m) - head, 0), attention_flops_per_token(m, tokens / 2, False), 2.0 * head
 
 
-def prefill_flops_llamacpp(m: ModelSpec, tokens: int, batch: int = 1) -> float:
-    """llama.cpp's prefill: every prompt token through the blocks, the output head for the last one
-    only (it asks for the last token's logits)."""
-    blocks, attn, head = _llamacpp_prefill_terms(m, tokens)
+def prefill_flops_decoder(m: ModelSpec, tokens: int, batch: int = 1) -> float:
+    """A decoder's prefill as every engine here runs it: every prompt token through the blocks, the
+    output head for the last one only (aipc's torch runners, OpenVINO's sliced head and llama.cpp all
+    ask for the last token's logits)."""
+    blocks, attn, head = _prefill_terms(m, tokens)
     return batch * (tokens * (blocks + attn) + head)
 
 
@@ -76,7 +77,7 @@ def _prefill_mix(m: ModelSpec, w: Workload) -> tuple:
 
     if w.engine != "llamacpp" or w.weight_dtype not in FTYPE_DEFAULT or not m.is_decoder:
         return ()
-    blocks, attn, _ = _llamacpp_prefill_terms(m, w.prompt_tokens)
+    blocks, attn, _ = _prefill_terms(m, w.prompt_tokens)
     a = attn / (attn + blocks) if attn + blocks > 0 else 0.0
     out: dict[str, float] = {}
     for t, share in matmul_mix(m, w.weight_dtype):
@@ -91,8 +92,8 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
     total = P.total_params(m)
     active = P.active_params(m)
     b = w.batch_size
-    if w.engine == "llamacpp" and m.is_decoder:
-        prefill = prefill_flops_llamacpp(m, w.prompt_tokens, b)
+    if m.is_decoder:
+        prefill = prefill_flops_decoder(m, w.prompt_tokens, b)
     else:
         prefill = b * w.prompt_tokens * (2 * n + attention_flops_per_token(m, w.prompt_tokens / 2, False))
     ctx_mid = w.prompt_tokens + w.gen_tokens / 2

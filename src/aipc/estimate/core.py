@@ -85,7 +85,8 @@ def evaluate(m: ModelSpec, w: Workload, d: DeviceSpec) -> Evaluated:
     warnings = check(m, w) + device_warnings(w, d)
     mem = memory_breakdown(m, w, d)
     comp = compute_for(m, w)
-    eff = efficiency_for(d, comp.flops_per_token, workload=w, ideal_s=ideal_seconds(d, w, comp), layers=comp.layers)
+    eff = efficiency_for(d, comp.flops_per_token, workload=w, ideal_s=ideal_seconds(d, w, comp), layers=comp.layers,
+                         runner=m.torch_runner)
     t, twarn = timing(d, w, comp, eff)
     return Evaluated(memory=mem, compute=comp, efficiency=eff, time=t,
                      warnings=tuple(warnings + twarn + list(mem.notes)))

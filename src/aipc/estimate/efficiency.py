@@ -67,7 +67,8 @@ def _engine_of(workload) -> tuple[str, str | None]:
 
 
 def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None, *,
-                   ideal_s: dict[str, float] | None = None, layers: int | None = None) -> Efficiency:
+                   ideal_s: dict[str, float] | None = None, layers: int | None = None,
+                   runner: str | None = None) -> Efficiency:
     """Calibrated factors for this device (and the workload's engine and weight format) where ``aipc
     calibrate`` stored them, else the defaults. ``workload`` (optional) also gives the tokens per
     forward the calibration is keyed by; ``ideal_s`` (scenario -> FLOPs / peak of the step) and
@@ -78,11 +79,13 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
         hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario),
-                               ideal_s=(ideal_s or {}).get(scenario), layers=layers, engine=engine, weight_format=fmt)
+                               ideal_s=(ideal_s or {}).get(scenario), layers=layers, engine=engine, weight_format=fmt,
+                               runner=runner)
         if hit:
             found[scenario] = hit
     layer_s = eff.decode_layer_s
     dec = calibrate.lookup_decode(device.name, tokens.get("decode"), engine=engine, weight_format=fmt,
+                                  context=calibrate.decode_context(workload) if workload is not None else None, runner=runner,
                                   defaults=DECODE_BY_FORMAT.get((device_class(device), engine)))
     if dec:
         mbu, layer_s, dsrc = dec

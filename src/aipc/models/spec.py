@@ -20,6 +20,11 @@ from aipc.models import params as P
 from aipc.models.hf_config import parse as _parse
 
 
+# model types aipc's own torch inference runner (aipc.engines.fastlm.FastLM) runs; others run through the
+# model's HF forward (aipc.engines.hfrunner), whose per-layer overheads differ: calibrated apart
+FASTLM_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     name: str                       # catalog short name or folder/file name
@@ -80,6 +85,11 @@ class ModelSpec:
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
+
+    @property
+    def torch_runner(self) -> str:
+        """Which torch runner serves this model's inference: 'fastlm' or 'hf' (FASTLM_TYPES)."""
+        return "fastlm" if self.model_type in FASTLM_TYPES else "hf"
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
