@@ -29,6 +29,7 @@ aipc = functools.partial(run_aipc, timeout=1800)  # seconds allowed to each aipc
 
 EMULATE = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 SHAPES = ((1, 64), (1, 128), (2, 128))
+DEFAULT_MODEL = "smollm2-135m"
 
 
 def hw(env: dict) -> dict:
@@ -67,7 +68,8 @@ def run(model: str, threads: int | None, shapes=SHAPES) -> dict:
 def markdown(r: dict) -> str:
     p = r["profile"]
     g = lambda x: f"{x / 1e9:,.1f}"  # noqa: E731
-    lines = [f"Command: `.venv/bin/python scripts/truth_bf16_avx2.py --write docs/validation.md` — started "
+    model = "" if r["model"] == DEFAULT_MODEL else f" --model {r['model']}"
+    lines = [f"Command: `.venv/bin/python scripts/truth_bf16_avx2.py{model} --write docs/validation.md` — started "
              f"{r['started']}, {r['threads']} threads, this machine's own torch capability {r['native_capability']}, "
              f"emulating AVX2 with {', '.join(f'{k}={v}' for k, v in r['emulation'].items())}.", "",
              f"Profile under emulation: native dtypes {p['native_dtypes']}; bf16 {p['dtype_support'].get('bf16')}; "
@@ -85,13 +87,14 @@ def markdown(r: dict) -> str:
 
 def main() -> int:
     ap = parser(__doc__)
-    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--shapes", help="batch x sequence list, e.g. 1x64,2x128 (default: " +
                     ",".join(f"{b}x{s}" for b, s in SHAPES) + ")")
     a = ap.parse_args()
     shapes = tuple(tuple(int(v) for v in x.split("x")) for x in a.shapes.split(",")) if a.shapes else SHAPES
-    return finish(run(a.model, a.threads, shapes), a.write, "## bf16 on a CPU without native bf16", markdown)
+    title = "## bf16 on a CPU without native bf16" + ("" if a.model == DEFAULT_MODEL else f" ({a.model})")
+    return finish(run(a.model, a.threads, shapes), a.write, title, markdown)
 
 
 if __name__ == "__main__":
