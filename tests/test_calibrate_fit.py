@@ -365,3 +365,24 @@ def test_decode_per_layer_time_grows_with_the_context_where_runs_span_contexts()
     assert at_100 == pytest.approx(0.1e-3 + 2e-6 * 100, rel=1e-3)
     assert calibrate_linear.decode_terms(model, 1, 1000)[1] > at_100
     assert calibrate_linear.fit_decode(pts((136, 140)))["e"] == 0  # one context: the term is not identifiable
+
+
+def test_a_table_of_another_version_is_not_used_and_estimates_say_so(_aipc_home):
+    from aipc.estimate import estimate
+    from aipc.hardware.spec import DeviceSpec
+    from aipc.spec import Workload
+
+    spec = DeviceSpec(name="this-machine:cpu", label="cpu", vendor="intel", kind="cpu", category="this-machine",
+                      memory_bytes=32 << 30, usable_memory_bytes=32 << 30, bandwidth_bytes_s=30e9,
+                      peak_flops={"fp32": 400e9})
+    w = Workload(model="smollm2-135m", task="infer", weight_dtype="fp32", prompt_tokens=64, gen_tokens=8)
+    good = C.fit(_prefill_points("int8", 1.0) + _prefill_points("int4", 1.1))
+    old = {**good, "version": C.VERSION - 1, "devices": {"this-machine:cpu": {"prefill": {"buckets": []}}}}
+    (_aipc_home / "calibration.json").write_text(json.dumps(old), encoding="utf-8")
+    assert C.load() is None
+    warn = [x for x in estimate(w, spec).warnings if "another aipc version" in x]
+    assert len(warn) == 1 and "aipc calibrate" in warn[0] and f"({C.VERSION - 1}," in warn[0]
+    catalog_cpu = DeviceSpec(**{**spec.__dict__, "name": "some-cpu", "category": "desktop"})
+    assert not any("another aipc version" in x for x in estimate(w, catalog_cpu).warnings)
+    (_aipc_home / "calibration.json").write_text(json.dumps(good), encoding="utf-8")
+    assert C.load() is not None and not any("another aipc version" in x for x in estimate(w, spec).warnings)

@@ -42,7 +42,10 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "aipc-calibration"
-VERSION = 4  # 4: train factors against the linear forward+backward peak; fitted time models (calibrate_linear)
+VERSION = 5  # 4: train factors against the linear forward+backward peak; fitted time models (calibrate_linear)
+# 5: prefill FLOPs with the output head for the last prompt token only; time models with a per-layer-per-token
+# (train / prefill) and a context (decode) term; torch inference on the HF forward fitted apart. An older
+# table is not used: estimates say so and take the defaults until 'aipc calibrate' refits it
 # llama.cpp prefill entries fitted against the FLOP/s of each file's kernel types (aipc.estimate.kernels);
 # an entry without this mark was fitted against the fp32 peak and is not used (aipc calibrate refits it)
 KERNELS = "llamacpp-kernels-per-type"
@@ -51,7 +54,7 @@ SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
 MAX_MBU = 1.0  # a decode fit above it is per-layer time read as bandwidth (small models only): capped
 
-_cache: dict[str, Any] = {"key": None, "data": None}
+_cache: dict[str, Any] = {"key": None, "data": None, "old_version": None}
 _override: list[dict | None] = []
 
 
@@ -121,15 +124,26 @@ def load(p: Path | None = None) -> dict | None:
         return None
     key = (str(p), st.st_mtime_ns, st.st_size)
     if _cache["key"] != key:
+        old = None
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("format") == FORMAT and data.get("version") != VERSION:
+                old = data.get("version")
             if (not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION
                     or not isinstance(data.get("devices"), dict)):
                 data = None
         except (OSError, ValueError):
             data = None
-        _cache.update(key=key, data=data)
+        _cache.update(key=key, data=data, old_version=old)
     return _cache["data"]
+
+
+def outdated_note() -> str | None:
+    """A line for estimates when the saved table was written by another aipc version (and is not used)."""
+    if _override or load() is not None or _cache["old_version"] is None:
+        return None
+    return (f"the saved calibration ({path()}) is from another aipc version ({_cache['old_version']}, this one "
+            f"reads {VERSION}) and is not used: run 'aipc calibrate' to refit it from the stored runs")
 
 
 def interpolate(points: list[list[float]], at: float | None) -> float:

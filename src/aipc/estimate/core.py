@@ -48,7 +48,10 @@ def device_warnings(w: Workload, d: DeviceSpec) -> list[str]:
     """What the device's own figures say about this estimate: measured under load (low confidence),
     or a torch compute dtype without native kernels here (emulated: slower than fp32; llama.cpp and
     OpenVINO pick their own kernels' precision, see calibrate.workload_peak)."""
-    out = []
+    from aipc.estimate.calibrate import outdated_note
+
+    note = outdated_note() if d.category == "this-machine" else None  # calibrations are of this machine
+    out = [note] if note else []
     if d.confidence:
         out.append(f"{d.name}: {d.confidence}")
     if (w.engine == "torch" and d.native_dtypes and w.compute not in d.native_dtypes
