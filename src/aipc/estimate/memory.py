@@ -26,8 +26,10 @@ CPU_WARMUP_BYTES = 0.12 * GB        # first execution: code pages, thread pools,
 # oneDNN compiles and caches a kernel per shape, so the peak RSS grows with every new token (about half of it
 # the primitive cache). Measured 2026-12-07 by scripts/derive_decode_growth.py on random Llamas (docs/validation.md,
 # "Peak memory growth during eager generation"): 1.17-1.22 MB per token, the same at widths 256 and 512, 4 and
-# 8 layers, batch 1 and 2, bf16 and fp16 (sdpa: 0.08 MB, fp32: 0.02 MB).
+# 8 layers, batch 1 and 2, bf16 and fp16 (sdpa: 0.08 MB, fp32: 0.02 MB); it levels off near 512 tokens
+# (oneDNN's primitive cache holds 1024 kernels): 568 MiB after 512 new tokens, 575 after 1024, 589 after 2048.
 CPU_EAGER_DECODE_GROWTH = 1.20e6    # bytes per generated token
+CPU_EAGER_DECODE_GROWTH_CAP = 600 * 2**20  # bytes, where the growth levels off
 EAGER_ATTENTION_MODELS = ("gemma2",)  # transformers runs these eagerly whatever is asked (soft-capped attention)
 
 
@@ -238,11 +240,11 @@ def prefill_work_bytes(m: ModelSpec, w: Workload) -> float:
 
 def eager_decode_growth_bytes(m: ModelSpec, w: Workload, device: DeviceSpec) -> float:
     """Peak growth over a generation on a CPU where attention runs eagerly in a 16-bit dtype (torch):
-    new tokens x CPU_EAGER_DECODE_GROWTH; 0 elsewhere."""
+    new tokens x CPU_EAGER_DECODE_GROWTH, at most CPU_EAGER_DECODE_GROWTH_CAP; 0 elsewhere."""
     eager = w.attention == "eager" or m.model_type in EAGER_ATTENTION_MODELS
     if device.kind != "cpu" or w.engine != "torch" or not eager or w.compute not in ("bf16", "fp16"):
         return 0.0
-    return w.gen_tokens * CPU_EAGER_DECODE_GROWTH
+    return min(w.gen_tokens * CPU_EAGER_DECODE_GROWTH, CPU_EAGER_DECODE_GROWTH_CAP)
 
 
 def runtime_bytes(device: DeviceSpec, tensors: float) -> float:
@@ -344,7 +346,7 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
                                 "eager_kernels": eager_decode_growth_bytes(m, w, device)}
             if phases["decode"]["eager_kernels"]:
                 notes.append("eager attention in a 16-bit dtype on a CPU: oneDNN caches a kernel for every new "
-                             "sequence length, so the peak grows by ~1.2 MB per generated token")
+                             "sequence length, so the peak grows by ~1.2 MB per generated token (up to ~0.6 GiB)")
     totals = {}
     for name, comp in phases.items():
         comp["runtime"] = runtime_bytes(device, sum(comp.values()))
