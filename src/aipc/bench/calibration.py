@@ -30,6 +30,7 @@ def _shape(run: dict) -> tuple:
 def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]]:
     """One point per usable run: factor, the estimator's FLOPs per token, the workload; and why others were skipped."""
     from aipc.estimate import estimate, resolve_model
+    from aipc.estimate.compute import decode_context
     from aipc.estimate.roofline import cache_resident
     from aipc.spec import workload_from_dict
 
@@ -58,7 +59,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             bw = spec.bandwidth_bytes_s
             factor = c.decode_bytes_per_step / (bw * t) if bw else None
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
-                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers, "context": C.decode_context(w)}
+                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers, "context": decode_context(w)}
         else:
             peak = C.workload_peak(spec, w, train=scen == "train", mix=c.prefill_mix)
             work = c.flops_per_step if scen == "train" else c.prefill_flops

@@ -127,12 +127,13 @@ def load(p: Path | None = None) -> dict | None:
         old = None
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and data.get("format") == FORMAT and data.get("version") != VERSION:
-                old = data.get("version")
-            if (not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION
-                    or not isinstance(data.get("devices"), dict)):
-                data = None
         except (OSError, ValueError):
+            data = None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            data = None
+        elif data.get("version") != VERSION:
+            old, data = data.get("version"), None  # another aipc's table: not used, and estimates say so
+        elif not isinstance(data.get("devices"), dict):
             data = None
         _cache.update(key=key, data=data, old_version=old)
     return _cache["data"]
@@ -168,11 +169,6 @@ def tokens_for(workload) -> dict[str, int]:
     """Tokens one forward carries per device, by scenario: train b x s, prefill b x p, decode b."""
     b = workload.batch_size
     return {"train": b * workload.seq_len, "prefill": b * workload.prompt_tokens, "decode": b}
-
-
-def decode_context(workload) -> float:
-    """Tokens one decode step attends to on average: the prompt and half the generated tokens."""
-    return workload.prompt_tokens + workload.gen_tokens / 2
 
 
 def _bucket_factor(bucket: dict, tokens: float | None) -> float:
@@ -221,11 +217,11 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     else, where ``defaults`` (weight format -> its default factor per term) has this format and a
     measured one, the measured format whose first default is nearest, scaled by the defaults' ratios;
     else the nearest format of the same family; else the entry fitted over all its formats."""
-    data = _override[-1] if _override else load()
-    table = data.get("devices", {}).get(device_name, {}) if data else {}
+    table = _device_table(device_name)
     entry = table.get(scenario_key(scenario, engine))
-    if engine == "torch" and runner == "hf" and table.get(scenario_key(scenario) + HF_RUNNER):
-        return table[scenario_key(scenario) + HF_RUNNER], " (HF-forward runner)", None
+    hf = table.get(scenario_key(scenario) + HF_RUNNER) if engine == "torch" and runner == "hf" else None
+    if hf:
+        return hf, " (HF-forward runner)", None
     if not entry or engine == "torch":
         return entry, "", None
     if engine == "llamacpp" and scenario == "prefill" and entry.get("against") != KERNELS:
@@ -293,10 +289,15 @@ def _bucket_lookup(entry: dict, flops_per_token: float | None, tokens: float | N
     return interpolate(per_size, flops_per_token)
 
 
+def _device_table(device_name: str) -> dict:
+    """The calibration table's entries for a device (the ``using`` override first); {} without any."""
+    data = _override[-1] if _override else load()
+    return data.get("devices", {}).get(device_name, {}) if data else {}
+
+
 def _engine_all(device_name: str, scenario: str, engine: str) -> dict | None:
     """The entry an engine's runs fitted over all its weight formats (None for torch, or none stored)."""
-    data = _override[-1] if _override else load()
-    entry = data.get("devices", {}).get(device_name, {}).get(scenario_key(scenario, engine)) if data else None
+    entry = _device_table(device_name).get(scenario_key(scenario, engine))
     return entry.get("all") if entry and engine != "torch" else None
 
 

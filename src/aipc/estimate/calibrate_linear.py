@@ -12,7 +12,7 @@ non-negative least squares on relative error over all runs of the device and sce
 it extrapolates where size buckets could only take the nearest factor: on the calibration runs of
 docs/validation.md, held-out (leave-one-shape-out) max |error| 20% train and 16% prefill against 49%
 and 36% for the bucket interpolation. As an efficiency factor (what the roofline multiplies the peak
-by): factor = I / t = 1 / (a + b / T + c * L / I).
+by): factor = I / t = 1 / (a + b / T + (c * L + e * L * T / 1000) / I).
 
 Decode, one model over every batch size and context (:func:`fit_decode`):
 
@@ -72,23 +72,30 @@ def _nnls(rows: list[list[float]], y: list[float]) -> list[float] | None:
     return best[1] if best else None
 
 
+LT_UNIT = 1e-3  # the fourth feature is layers x tokens / 1000: its coefficient in seconds per 1000 token-layers
+
+
 def features(ideal_s: float, tokens: float, layers: float) -> list[float]:
     return [ideal_s, ideal_s / tokens, float(layers), float(layers) * tokens * LT_UNIT]
 
 
-LT_UNIT = 1e-3  # the fourth feature is layers x tokens / 1000: its coefficient in seconds per 1000 token-layers
+def _varies(values: list[float]) -> bool:
+    """True where the values span 2x or more (none missing): only then can a term proportional to them
+    be told from the terms without them."""
+    return bool(values) and min(values) > 0 and max(values) >= 2 * min(values)
 
 
-def _fit(points: list[dict], feats) -> tuple[list[float], int] | None:
+def _fit(points: list[dict], feats, keep: tuple[int, ...]) -> tuple[list[float], int] | None:
     """Non-negative coefficients of ``feats(point)`` fitting each point's time (ideal_s / factor) by
-    least squares on relative error; None with fewer than MIN_POINTS usable points."""
+    least squares on relative error, the features whose ``keep`` is 0 left out (their coefficient 0);
+    None with fewer than MIN_POINTS usable points."""
     pts = [p for p in points if p.get("ideal_s") and p.get("tokens") and p.get("layers") and p.get("factor")]
     if len(pts) < MIN_POINTS:
         return None
     rows = []
     for p in pts:
         t = p["ideal_s"] / p["factor"]
-        rows.append([v / t for v in feats(p)])  # relative error: every row's target is 1
+        rows.append([v * k / t for v, k in zip(feats(p), keep)])  # relative error: every row's target is 1
     x = _nnls(rows, [1.0] * len(rows))
     return (x, len(pts)) if x is not None and all(math.isfinite(v) for v in x) else None
 
@@ -98,9 +105,8 @@ def fit(points: list[dict]) -> dict | None:
     points' tokens per forward span less than 2x, the token-dependent terms (b, e) cannot be told from
     the others (I/T ~ I, L*T ~ L): they are left out rather than fitted to noise and extrapolated."""
     toks = [p["tokens"] for p in points if p.get("tokens")]
-    one_size = bool(toks) and max(toks) < 2 * min(toks)
-    keep = (1, 0, 1, 0) if one_size else (1, 1, 1, 1)
-    got = _fit(points, lambda p: [v * k for v, k in zip(features(p["ideal_s"], p["tokens"], p["layers"]), keep)])
+    keep = (1, 1, 1, 1) if _varies(toks) or not toks else (1, 0, 1, 0)
+    got = _fit(points, lambda p: features(p["ideal_s"], p["tokens"], p["layers"]), keep)
     if got is None or (got[0][0] <= 0 and got[0][1] <= 0):
         return None
     (a, b, c, e), n = got
@@ -115,9 +121,8 @@ def _decode_features(p: dict) -> list[float]:
 def fit_decode(points: list[dict]) -> dict | None:
     """Decode over all batch sizes and contexts: {a, c, d, e, n} of t = a*I + c*L + d*B*L + e*B*L*C
     (``tokens`` = batch B, ``context`` = C, the tokens attended per step, prompt + half the generated)."""
-    ctx = [float(p.get("context") or 0.0) for p in points]
-    keep = (1, 1, 1, 0) if not min(ctx) or max(ctx) < 2 * min(ctx) else (1, 1, 1, 1)  # one context: no e
-    got = _fit(points, lambda p: [v * k for v, k in zip(_decode_features(p), keep)])
+    keep = (1, 1, 1, 1) if _varies([float(p.get("context") or 0.0) for p in points]) else (1, 1, 1, 0)
+    got = _fit(points, _decode_features, keep)
     if got is None or got[0][0] <= 0:
         return None
     (a, c, d, e), n = got

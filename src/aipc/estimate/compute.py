@@ -86,6 +86,11 @@ def _prefill_mix(m: ModelSpec, w: Workload) -> tuple:
     return tuple(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def decode_context(w: Workload) -> float:
+    """Tokens one decode step attends to on average: the prompt and half the generated tokens."""
+    return w.prompt_tokens + w.gen_tokens / 2
+
+
 def compute_for(m: ModelSpec, w: Workload) -> Compute:
     """FLOPs and bytes for the workload (per step: all devices; decode bytes: per device)."""
     n = P.matmul_params(m)
@@ -96,7 +101,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         prefill = prefill_flops_decoder(m, w.prompt_tokens, b)
     else:
         prefill = b * w.prompt_tokens * (2 * n + attention_flops_per_token(m, w.prompt_tokens / 2, False))
-    ctx_mid = w.prompt_tokens + w.gen_tokens / 2
+    ctx_mid = decode_context(w)
     decode_flops = b * (2 * n + attention_flops_per_token(m, ctx_mid, False))
     # bytes read per decode step: the weights a step touches (embedding rows gathered, not the table)
     # + the KV cache read once

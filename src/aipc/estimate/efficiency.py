@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from aipc.estimate import calibrate
+from aipc.estimate.compute import decode_context
 from aipc.estimate.efficiency_defaults import DECODE_BY_FORMAT, DEFAULTS, EMULATED_TRAIN_MFU, TRAIN_MFU_BY_DEVICE
 from aipc.estimate.types import Efficiency
 from aipc.hardware.spec import DeviceSpec
@@ -85,7 +86,7 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
             found[scenario] = hit
     layer_s = eff.decode_layer_s
     dec = calibrate.lookup_decode(device.name, tokens.get("decode"), engine=engine, weight_format=fmt,
-                                  context=calibrate.decode_context(workload) if workload is not None else None, runner=runner,
+                                  context=decode_context(workload) if workload is not None else None, runner=runner,
                                   defaults=DECODE_BY_FORMAT.get((device_class(device), engine)))
     if dec:
         mbu, layer_s, dsrc = dec

@@ -346,7 +346,8 @@ def memory_breakdown(m: ModelSpec, w: Workload, device: DeviceSpec) -> MemoryBre
                                 "eager_kernels": eager_decode_growth_bytes(m, w, device)}
             if phases["decode"]["eager_kernels"]:
                 notes.append("eager attention in a 16-bit dtype on a CPU: oneDNN caches a kernel for every new "
-                             "sequence length, so the peak grows by ~1.2 MB per generated token (up to ~0.6 GiB)")
+                             f"sequence length, so the peak grows by ~{CPU_EAGER_DECODE_GROWTH / 1e6:.1f} MB per "
+                             f"generated token (up to ~{CPU_EAGER_DECODE_GROWTH_CAP / 2**30:.1f} GiB)")
     totals = {}
     for name, comp in phases.items():
         comp["runtime"] = runtime_bytes(device, sum(comp.values()))
