@@ -8,8 +8,9 @@ and Q8_0. For each GGUF, llama-bench ``tg`` (n_gen tokens after an empty prompt,
 thread count that matters (1..CPUs) with flash attention off and on; its best is the reference. aipc
 decodes the same number of tokens after a 1-token prompt through ``aipc.engines.generate.generate`` on
 the ``LlamaCppRunner``, greedy, end of
-sequence ignored; decode tokens/s = (N-1) / (T(N) - T(1)), at every thread count too; each side's best
-is compared (and the count ``aipc generate`` would pick by its start-up measurement is recorded). Runs
+sequence ignored; decode tokens/s = (N-1) / (T(N) - T(1)), at every thread count too, averaged over as many repetitions
+per round as llama-bench's ``-r`` (its avg_ts is the mean over its repetitions); each side's median over
+the rounds at its best thread count is compared (and the count ``aipc generate`` would pick by its start-up measurement is recorded). Runs
 alternate peer/aipc. MBU = bytes one step reads (weights + mean KV) × tokens/s ÷ the bandwidth ``aipc hw``
 measured (STREAM copy convention: read + write bytes).
 
@@ -137,9 +138,9 @@ def bench_one(exe: Path, gguf: Path, args, bandwidth) -> dict:
                 for k, v in got.items():
                     peer.setdefault(k, []).append(v)
                 continue
-            for t in threads:
+            for t in threads:  # as many repetitions as llama-bench's -r, averaged as its avg_ts is
                 runner.set_threads(t)
-                ours[t].append(aipc_tg(lm, args.n_gen)[0])
+                ours[t].append(statistics.mean(aipc_tg(lm, args.n_gen)[0] for _ in range(args.peer_reps)))
     peer_med = {k: statistics.median(v) for k, v in peer.items()}
     ours_med = {t: statistics.median(v) for t, v in ours.items()}
     pk = max(peer_med, key=peer_med.get)
@@ -240,7 +241,7 @@ def write_doc(r: dict) -> None:
              "own `llama-bench` built from the same pinned sources for this CPU, on the same GGUF (a catalog model "
              "with random weights converted by `aipc convert`), batch 1. llama-bench: `tg` at every thread count, "
              "flash attention off and on, best kept. aipc: (N-1)/(T(N)-T(1)) from a 1-token prompt at every thread "
-             "count, best kept. MBU = (weights + mean KV bytes per step) × tokens/s ÷ the bandwidth `aipc hw` "
+             "count, the mean of as many repetitions per round as llama-bench's -r, best kept. MBU = (weights + mean KV bytes per step) × tokens/s ÷ the bandwidth `aipc hw` "
              "measured. Rows are appended by `benchmarks/bench_llamacpp_decode.py --write`.")
     for x in r["rows"]:
         pb, a = x["peer_best"], x["aipc_best"]

@@ -1,6 +1,6 @@
 """The estimator against measured OpenVINO runs on this machine — one command, for a quiet machine.
 
-    .venv/bin/python scripts/openvino_validation.py [--quick] [--write] [--from-db FILE]
+    .venv/bin/python scripts/openvino_validation.py [--quick] [--write] [--from-db FILE] [--passes N]
 
 1. Exports small catalog models to OpenVINO IR with random weights (aipc's cache; optimum-intel +
    NNCF) and measures prefill and decode through `aipc bench --engine openvino` for every (model,
@@ -8,7 +8,8 @@
 2. Fits the calibration on a subset (CALIB_* below) and predicts every other run — another weight
    format, another shape, another model — with it ("held-out"); also predicts every run uncalibrated
    (the default factors). Error = estimate / measured - 1; median and max |error| per scenario.
-   Target (issue 16): held-out median <= 10%, max <= 20%.
+   Every shape is measured twice (--passes N), a whole sweep apart; the faster run of each is kept
+   (llamacpp_validation.fastest_of_passes). Target (issue 16): held-out median <= 10%, max <= 20%.
 
 The fitting and error tables are llama.cpp's validation's (scripts/llamacpp_validation.py), run on
 OpenVINO's runs. --write puts them in docs/validation.md ("## OpenVINO: estimates against measured
@@ -40,15 +41,8 @@ TITLE = "## OpenVINO: estimates against measured runs"
 TITLE_FROM_DB = "## OpenVINO: estimates re-evaluated from stored runs"
 
 
-def collect_runs(db: Path, quick: bool) -> None:
-    for model in MODELS[:2] if quick else MODELS:
-        for fmt in FORMATS:
-            for prompt, gen in SHAPES:
-                t0 = time.perf_counter()
-                rows = common.bench(model, fmt, prompt, gen, db, quick, engine="openvino")
-                print(f"  {model} {fmt} p={prompt}: " + ", ".join(
-                    f"{r['scenario']} {r['median_s'] * 1e3:.1f} ms" for r in rows) + f" ({time.perf_counter() - t0:.0f} s)",
-                    flush=True)
+def collect_runs(db: Path, quick: bool, n_passes: int) -> None:
+    common.collect_runs(db, quick, n_passes, engine="openvino", grid=(MODELS[:2] if quick else MODELS, FORMATS, SHAPES))
 
 
 def stored_runs(path: str) -> tuple[Path, set[str], str]:
@@ -103,7 +97,7 @@ def main(argv: list[str]) -> int:
     else:
         print(f"load average at start: {load0[0]:.2f}", flush=True)
         db, models = Path(tempfile.mkdtemp(prefix="aipc-openvino-validation-")) / "runs.db", set(MODELS[:2] if quick else MODELS)
-        collect_runs(db, quick)
+        collect_runs(db, quick, common.passes(argv, quick))
     calib = (tuple(m for m in CALIB[0] if m in models) or tuple(sorted(models))[:1], *CALIB[1:])
     ev = common.evaluate(db, calib)
     lines = [f"held-out (calibrated on {ev['n_calib']} runs of {', '.join(calib[0])} at {', '.join(calib[1])}, "

@@ -54,6 +54,27 @@ def test_interpolation_in_log_tokens():
     assert K.at_tokens(((128.0, 80.0),), 999) == 80.0
 
 
+def test_kernel_speed_is_interpolated_by_layer_width_between_the_probes():
+    """Two probe widths: a model between them reads in log(width), outside them the nearest probe (never
+    extrapolated), a width-less key holds for every width, an unknown width takes the narrower probe."""
+    from aipc.estimate.compute import layer_width
+
+    assert K.split_key("Q4_K@22016") == ("Q4_K", 22016.0) and K.split_key("Q4_K") == ("Q4_K", None)
+    spec = _cpu({"Q4_K@1000": ((128.0, 100e9),), "Q4_K@4000": ((128.0, 300e9),), "Q8_0": ((128.0, 50e9),)})
+    assert type_flops(spec, "Q4_K", 128, 2000) == pytest.approx(200e9)  # halfway in log2
+    assert type_flops(spec, "Q4_K", 128, 10) == 100e9 and type_flops(spec, "Q4_K", 128, 1e6) == 300e9
+    assert type_flops(spec, "Q4_K", 128) == 100e9
+    assert type_flops(spec, "Q8_0", 128, 2000) == 50e9
+    # the probes' widths and the validation models': Llama-3.2-1B is the wide probe's shape
+    assert layer_width(resolve_model("llama-3.2-1b")) == 2 * 2048 + 2 * 512 + 3 * 8192
+    assert layer_width(resolve_model("qwen2.5-0.5b")) == 2 * 896 + 2 * 128 + 3 * 4864
+    w = Workload(model="llama-3.2-1b", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q4_0")
+    wide = _cpu({"Q4_0@22016": ((128.0, 200e9),), "Q4_0@29696": ((128.0, 300e9),), "F16": ((128.0, 200e9),)})
+    narrow = _cpu({"Q4_0@22016": ((128.0, 200e9),), "Q4_0@29696": ((128.0, 200e9),), "F16": ((128.0, 200e9),)})
+    assert estimate(w, wide).time.prefill_s < 0.8 * estimate(w, narrow).time.prefill_s
+
+
 def test_mix_is_a_harmonic_mean_and_defaults_follow_the_fp32_peak():
     spec = _cpu({"Q4_0": ((128.0, 300e9),), "Q5_1": ((128.0, 100e9),), "F16": ((128.0, 50e9),)})
     assert mix_flops(spec, (("Q4_0", 0.5), ("Q5_1", 0.5)), 128) == pytest.approx(150e9)
@@ -104,11 +125,14 @@ def test_measure_a_tiny_model_for_real(tiny_ggufs, tmp_path, monkeypatch):
     from aipc.bench.llamacpp_kernels import measure
 
     monkeypatch.setenv("AIPC_HOME", str(tmp_path))
+    from aipc.bench.llamacpp_kernels import probe_width
+
     rec = measure(types=("Q8_0", "F16"), tokens=(8, 32), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
-    assert set(rec["types"]) == {"Q8_0", "F16"}
+    w = probe_width(tiny_ggufs["qwen_f16"])  # the tiny model's own layer width labels its figures
+    assert w > 0 and set(rec["types"]) == {f"Q8_0@{w}", f"F16@{w}"}
     assert all(n in (8, 32) and f > 0 for pts in rec["types"].values() for n, f in pts)
     K.save("fp", "llamacpp", rec)
-    assert set(K.spec_table(K.load("fp")["llamacpp"])) == {"Q8_0", "F16"}
+    assert set(K.spec_table(K.load("fp")["llamacpp"])) == {f"Q8_0@{w}", f"F16@{w}"}
     assert not list(tmp_path.glob("**/probe-*.gguf"))  # quantized probes are removed
 
 

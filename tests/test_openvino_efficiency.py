@@ -147,3 +147,19 @@ def test_no_torch_emulation_warning_for_the_plugin_precision():
     """On an AVX2-only CPU the plugin computes in fp32 itself: no 'bf16 is emulated, use --precision fp32'."""
     assert not [x for x in _est(_w("int8"), AVX2).warnings if "emulated" in x]
     assert any("bf16 is emulated" in x for x in _est(_w("bf16", engine="torch"), AVX2).warnings)
+
+
+def test_validation_keeps_the_faster_pass_of_each_shape():
+    """The validation scripts measure every shape twice; the fit and the errors take the faster run of
+    each (model, engine, format, scenario, shape) and keep different shapes apart."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from llamacpp_validation import fastest_of_passes
+
+    def run(model, prompt, secs, fmt="int8"):
+        return {"model": model, "scenario": "prefill", "metrics": {"median_s": secs}, "context": {},
+                "workload": {"engine": "openvino", "weight_dtype": fmt, "prompt_tokens": prompt, "gen_tokens": 32}}
+
+    runs = [run("a", 128, 0.9), run("a", 128, 0.7), run("a", 512, 3.0), run("a", 128, 0.8, "int4"), run("b", 128, 1.0)]
+    kept = sorted((r["model"], r["workload"]["prompt_tokens"], r["workload"]["weight_dtype"], r["metrics"]["median_s"])
+                  for r in fastest_of_passes(runs))
+    assert kept == [("a", 128, "int4", 0.8), ("a", 128, "int8", 0.7), ("a", 512, "int8", 3.0), ("b", 128, "int8", 1.0)]

@@ -61,7 +61,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
                 extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers, "context": decode_context(w)}
         else:
-            peak = C.workload_peak(spec, w, train=scen == "train", mix=c.prefill_mix)
+            peak = C.workload_peak(spec, w, train=scen == "train", compute=c)
             work = c.flops_per_step if scen == "train" else c.prefill_flops
             factor = work / (peak * t) if peak else None
             if peak:  # the fitted time model's inputs (aipc.estimate.calibrate_linear)

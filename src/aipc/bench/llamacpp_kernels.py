@@ -1,12 +1,15 @@
 """Measure llama.cpp's prefill FLOP/s per ggml weight type on this machine (``aipc hw --kernels``,
 ``aipc bench --sweep``).
 
-A probe of 1B-class Llama layers (hidden 2048, FFN 5632, 32 query / 8 KV heads; random weights,
-converted once to f16 by llama.cpp's converter and cached) is quantized by llama.cpp's quantize API
-with ``pure`` (every matrix at the type, no mix rules) to each type, then a prompt of each length is
-prefilled through aipc's llama.cpp runner: one warm-up, then the best of the timings (peaks are
-maxima). FLOP/s = the estimator's prefill FLOPs of the probe (2 x matmul parameters per token, the
-output head for the last token only, causal attention) over that time.
+Two probes of 1B-class Llama layers (hidden 2048, 32 query / 8 KV heads, FFN 5632 and 8192; random
+weights, converted once to f16 by llama.cpp's converter and cached) are quantized by llama.cpp's
+quantize API with ``pure`` (every matrix at the type, no mix rules) to each type, then a prompt of each
+length is prefilled through aipc's llama.cpp runner: one warm-up, then the best of the timings (peaks
+are maxima). FLOP/s = the estimator's prefill FLOPs of the probe (2 x matmul parameters per token, the
+output head for the last token only, causal attention) over that time. llama.cpp's kernels run up to
+a third faster on the wider layers (measured here: Q4_K 347 against 283 GFLOP/s, Q6_K 454 against 365
+at 128 tokens), so each type is stored at both layer widths (aipc.hardware.kernels) and the estimator
+interpolates a model's own width between them.
 
 The probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
 per weight): llama.cpp's CPU kernels read the weights again for every few prompt tokens, so a model
@@ -33,12 +36,13 @@ TYPE_FTYPE = {"F16": "MOSTLY_F16", "Q8_0": "MOSTLY_Q8_0", "Q6_K": "MOSTLY_Q6_K",
 # default shares, aipc.estimate.kernels)
 DEFAULT_TYPES = ("Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "Q5_0", "Q5_1", "F16")
 TOKENS = (128, 512)
+PROBE_FFN = (5632, 8192)  # the probes' FFN widths (layer widths 22016 and 29696)
 PROBE_CONFIG = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632,
     "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 512,
     "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": False,
     "torch_dtype": "float16", "bos_token_id": 1, "eos_token_id": 2,
-}  # num_hidden_layers: probe_layers()
+}  # num_hidden_layers: probe_layers(); intermediate_size: each of PROBE_FFN
 
 
 def _layer_params(c: dict = PROBE_CONFIG) -> int:
@@ -48,31 +52,38 @@ def _layer_params(c: dict = PROBE_CONFIG) -> int:
     return 2 * h * h + 2 * h * kv + 3 * h * ffn
 
 
-METHOD = ("prefill of {layers} 1B-class Llama layers (hidden " + str(PROBE_CONFIG["hidden_size"]) + ", FFN "
-          + str(PROBE_CONFIG["intermediate_size"]) + ") quantized with pure types, best of {reps} after a warm-up, "
-          "at {tokens} prompt tokens")
+METHOD = ("prefill of 1B-class Llama layers (hidden " + str(PROBE_CONFIG["hidden_size"]) + "; {probes}) quantized "
+          "with pure types, best of {reps} after a warm-up, at {tokens} prompt tokens")
 
 
-def probe_layers(cache_bytes: int | None = None) -> int:
+def probe_layers(cache_bytes: int | None = None, ffn: int = PROBE_FFN[0]) -> int:
     """Layers whose 4.5-bit weights hold 1.3x the last-level cache (2 to 24; 32 MiB where the cache size
     cannot be read)."""
     from aipc.hardware.detect import llc_bytes
 
-    per_layer = _layer_params() * 4.5 / 8
+    per_layer = _layer_params({**PROBE_CONFIG, "intermediate_size": ffn}) * 4.5 / 8
     return max(2, min(24, math.ceil(1.3 * (cache_bytes or llc_bytes() or 32 << 20) / per_layer)))
 
 
-def probe_folder(layers: int) -> Path:
+def probe_folder(layers: int, ffn: int = PROBE_FFN[0]) -> Path:
     """The probe's config folder in aipc's home (a stable path, so its f16 GGUF is converted once)."""
     from aipc.paths import home
 
-    folder = home() / f"kernel-probe-{layers}"
+    folder = home() / (f"kernel-probe-{layers}" + ("" if ffn == PROBE_CONFIG["intermediate_size"] else f"-ffn{ffn}"))
     folder.mkdir(parents=True, exist_ok=True)
     cfg = folder / "config.json"
-    text = json.dumps({**PROBE_CONFIG, "num_hidden_layers": layers}, indent=1, sort_keys=True)
+    text = json.dumps({**PROBE_CONFIG, "intermediate_size": ffn, "num_hidden_layers": layers}, indent=1, sort_keys=True)
     if not cfg.is_file() or cfg.read_text(encoding="utf-8") != text:
         cfg.write_text(text, encoding="utf-8")
     return folder
+
+
+def probe_width(ref: Path) -> int:
+    """The layer width (aipc.estimate.compute.layer_width) of a probe folder or GGUF, rounded."""
+    from aipc.estimate.compute import layer_width
+    from aipc.models.load import resolve
+
+    return round(layer_width(resolve(str(ref))) or 0)
 
 
 def probe_flops(ref: Path, tokens: int) -> float:
@@ -113,31 +124,46 @@ def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int) 
 def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TOKENS, reps: int = 2,
             threads: int | None = None, layers: int | None = None, source: Path | None = None,
             progress: Callable[[str], None] | None = None) -> dict:
-    """The record aipc.hardware.kernels stores: per type, [[tokens, FLOP/s], ...]. ``source``: an f16/f32
-    GGUF to quantize instead of the probe (tests: a tiny model)."""
-    from aipc.engines.gguf_convert import cached_gguf
+    """The record aipc.hardware.kernels stores: per type and probe width, [[tokens, FLOP/s], ...]
+    (keys 'Q4_K@22016'). ``source``: an f16/f32 GGUF to quantize instead of the probes (tests: a tiny
+    model); ``layers``: the probes' layer count instead of 1.3x the last-level cache."""
     from aipc.engines.llamacpp import cpu_threads
     from aipc.engines.llamacpp_lib import lib
 
     threads = int(threads or cpu_threads())
     say = progress or (lambda s: None)
     before = os.getloadavg()[0]
-    layers = layers or probe_layers()
-    ref = Path(source) if source else probe_folder(layers)
-    f16 = ref if source else cached_gguf(str(ref), "f16")
-    flops = {n: probe_flops(ref, n) for n in tokens}
+    probes = [(Path(source), Path(source))] if source else _probes(layers)
+    table: dict[str, list[list[float]]] = {}
     try:
-        table = _measure_types(f16, types, tokens, reps, threads, flops, quantize_each=bool(source), say=say)
+        for ref, f16 in probes:
+            width, flops = probe_width(ref), {n: probe_flops(ref, n) for n in tokens}
+            got = _measure_types(f16, types, tokens, reps, threads, flops, quantize_each=bool(source),
+                                 say=lambda m, w=width: say(f"width {w} {m}"))
+            table.update({f"{t}@{width}": pts for t, pts in got.items()})
     except OSError as e:  # the quantized copy did not fit on the disk (or /tmp is not writable)
         from aipc.errors import AipcError
 
         raise AipcError(f"cannot write the quantized probe: {e.strerror or e}; free about 2 GB of disk "
                         "(or point TMPDIR at a disk with room) and run again") from None
+    names = f"{Path(source).name}" if source else "; ".join(
+        f"{probe_layers(ffn=f) if layers is None else layers} layers of FFN {f}" for f in PROBE_FFN)
     return {"version": getattr(lib(), "__version__", "?"), "threads": threads,
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "load_avg": [before, os.getloadavg()[0]],
-            "method": (f"prefill of {Path(source).name}" if source else METHOD.format(layers=layers, reps=reps,
+            "method": (f"prefill of {names}" if source else METHOD.format(probes=names, reps=reps,
                        tokens=" and ".join(map(str, tokens)))), "types": table}
+
+
+def _probes(layers: int | None) -> list[tuple[Path, Path]]:
+    """(config folder, its cached f16 GGUF) of each probe width."""
+    from aipc.engines.gguf_convert import cached_gguf
+
+    out = []
+    for ffn in PROBE_FFN:
+        folder = probe_folder(layers or probe_layers(ffn=ffn), ffn)
+        out.append((folder, cached_gguf(str(folder), "f16")))
+    return out
 
 
 def _measure_types(f16: Path, types, tokens, reps: int, threads: int, flops: dict, *, quantize_each: bool,

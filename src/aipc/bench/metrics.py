@@ -57,11 +57,11 @@ def scenario_metrics(scenario: str, *, series: Series, tokens_per_sample: int, e
     flops, nbytes = _work(scenario, est, workload.gen_tokens)
     m["flops_per_sample"] = flops
     m["achieved_flops_s"] = _ratio(flops, s.median)
-    mix = est.compute.prefill_mix if est is not None else ()
-    pk = workload_peak(spec, workload, mix=mix)  # the estimator's peak (llama.cpp on a CPU: its kernels')
+    comp = est.compute if est is not None else None
+    pk = workload_peak(spec, workload, compute=comp)  # the estimator's peak (llama.cpp on a CPU: its kernels')
     m["peak_flops_measured"] = pk if spec is not None and spec.measured else None
     m["mfu_measured"] = _ratio(m["achieved_flops_s"], m["peak_flops_measured"])
-    spk = workload_peak(catalog, workload, mix=mix)
+    spk = workload_peak(catalog, workload, compute=comp)
     m["peak_flops_spec"] = spk
     m["mfu_spec"] = _ratio(m["achieved_flops_s"], spk)
     if nbytes is not None:

@@ -96,11 +96,11 @@ def openvino_cpu_precision(spec) -> str:
     return "bf16" if "bf16" in native else "fp32"
 
 
-def workload_peak(spec, w, train: bool = False, mix: tuple = ()) -> float | None:
+def workload_peak(spec, w, train: bool = False, compute=None) -> float | None:
     """The peak FLOP/s a workload's compute is measured against (the roofline's and the calibration's):
-    llama.cpp on a CPU runs ggml's own kernel per weight type: the FLOP/s of the model's type ``mix``
-    (Compute.prefill_mix) at its prompt length, measured by aipc hw or a default share of the fp32
-    GEMM peak (aipc.estimate.kernels); OpenVINO on a CPU against the peak of the precision its plugin
+    llama.cpp on a CPU runs ggml's own kernel per weight type: the FLOP/s of the model's type mix
+    (``compute.prefill_mix``) at its prompt length and layer width (``compute.prefill_width``), measured
+    by aipc hw or a default share of the fp32 GEMM peak (aipc.estimate.kernels); OpenVINO on a CPU against the peak of the precision its plugin
     computes in (:func:`openvino_cpu_precision`); everything else its compute dtype's peak (:func:`peak_for`)."""
     if spec is None:
         return None
@@ -108,7 +108,9 @@ def workload_peak(spec, w, train: bool = False, mix: tuple = ()) -> float | None
     if engine == "llamacpp" and spec.kind == "cpu":
         from aipc.estimate.kernels import mix_flops
 
-        return (mix_flops(spec, mix, w.prompt_tokens) if mix else None) or spec.peak("fp32") or peak_for(spec, w.compute)
+        mix = compute.prefill_mix if compute is not None else ()
+        flops = mix_flops(spec, mix, w.prompt_tokens, compute.prefill_width) if mix else None
+        return flops or spec.peak("fp32") or peak_for(spec, w.compute)
     if engine == "openvino" and spec.kind == "cpu":
         return spec.peak(openvino_cpu_precision(spec)) or spec.peak("fp32") or peak_for(spec, w.compute)
     return peak_for(spec, w.compute, train=train)

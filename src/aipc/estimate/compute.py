@@ -86,6 +86,15 @@ def _prefill_mix(m: ModelSpec, w: Workload) -> tuple:
     return tuple(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def layer_width(m: ModelSpec) -> float | None:
+    """A block's matrix elements over the hidden size (2h + 2kv + 3ffn for a Llama layer): the width
+    llama.cpp's CPU prefill kernels speed up with (aipc.estimate.kernels); None for MoE models."""
+    if m.is_moe or not m.num_layers or not m.hidden_size:
+        return None
+    elems = sum(i * o * n for i, o, n in m.linear_modules().values())
+    return elems / m.num_layers / m.hidden_size
+
+
 def decode_context(w: Workload) -> float:
     """Tokens one decode step attends to on average: the prompt and half the generated tokens."""
     return w.prompt_tokens + w.gen_tokens / 2
@@ -129,7 +138,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         params=total, active_params=active, trainable_params=P.trainable_params(m, w),
         flops_per_token=fpt, flops_per_step=fps, model_flops_per_token=model_fpt, prefill_flops=prefill,
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
-        layers=m.num_layers, prefill_mix=_prefill_mix(m, w),
+        layers=m.num_layers, prefill_mix=_prefill_mix(m, w), prefill_width=layer_width(m) if w.engine == "llamacpp" else None,
     )
 
 

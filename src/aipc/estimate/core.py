@@ -76,7 +76,7 @@ def ideal_seconds(d: DeviceSpec, w: Workload, comp: Compute) -> dict[str, float]
         if pk:
             out["train"] = comp.flops_per_step / max(w.num_devices, 1) / pk
     else:
-        pk = workload_peak(d, w, mix=comp.prefill_mix)  # llama.cpp on a CPU: its kernels' FLOP/s
+        pk = workload_peak(d, w, compute=comp)  # llama.cpp on a CPU: its kernels' FLOP/s
         if pk:
             out["prefill"] = comp.prefill_flops / (w.num_devices if w.sharding == "tp" else 1) / pk
     return out

@@ -10,7 +10,7 @@ share of the CPU's fp32 GEMM peak (DEFAULT_SHARE).
 
 from __future__ import annotations
 
-from aipc.hardware.kernels import at_tokens
+from aipc.hardware.kernels import at_tokens, at_width, split_key
 from aipc.hardware.spec import DeviceSpec
 
 # Prefill FLOP/s per ggml type as a share of the fp32 GEMM peak (torch F.linear) on the same CPU, at
@@ -25,11 +25,16 @@ DEFAULT_SHARE = {
 }
 
 
-def type_flops(spec: DeviceSpec, ggml_type: str, tokens: float | None) -> float | None:
-    """FLOP/s of one type's prefill kernel on ``spec`` at ``tokens`` prompt tokens: measured here, else
+def type_flops(spec: DeviceSpec, ggml_type: str, tokens: float | None, width: float | None = None) -> float | None:
+    """FLOP/s of one type's prefill kernel on ``spec`` at ``tokens`` prompt tokens and layer ``width``
+    (aipc.estimate.compute.layer_width): measured here (interpolated between the probe's widths), else
     the default share of the fp32 peak; None without an fp32 peak."""
     table = (spec.kernel_flops or {}).get("llamacpp") or {}
     for t in (ggml_type, "F16" if ggml_type in ("F32", "BF16") else None):
+        by_width = {w: at_tokens(pts, tokens) for k, pts in table.items() for kt, w in [split_key(k)]
+                    if kt == t and w is not None}
+        if by_width:
+            return at_width(by_width, width)
         if t and t in table:
             return at_tokens(table[t], tokens)
     fp32 = spec.peak("fp32")
@@ -38,11 +43,12 @@ def type_flops(spec: DeviceSpec, ggml_type: str, tokens: float | None) -> float 
     return fp32 * DEFAULT_SHARE.get(ggml_type, 1.0 if ggml_type == "F32" else DEFAULT_SHARE["F16"])
 
 
-def mix_flops(spec: DeviceSpec, mix: tuple, tokens: float | None) -> float | None:
-    """FLOP/s of a prefill whose matrices are ``mix`` ((type, share), ...): 1 / sum(share / FLOP/s)."""
+def mix_flops(spec: DeviceSpec, mix: tuple, tokens: float | None, width: float | None = None) -> float | None:
+    """FLOP/s of a prefill whose matrices are ``mix`` ((type, share), ...) in layers of ``width``:
+    1 / sum(share / FLOP/s)."""
     s = 0.0
     for t, share in mix:
-        f = type_flops(spec, t, tokens)
+        f = type_flops(spec, t, tokens, width)
         if not f:
             return None
         s += share / f

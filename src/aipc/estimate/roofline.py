@@ -33,7 +33,7 @@ def _peak(device: DeviceSpec, w: Workload, c: Compute) -> float | None:
     a CPU: its kernels' FLOP/s for the model's weight types (calibrate.workload_peak)."""
     from aipc.estimate.calibrate import workload_peak
 
-    return workload_peak(device, w, train=w.is_train, mix=c.prefill_mix)
+    return workload_peak(device, w, train=w.is_train, compute=c)
 
 
 def cache_resident(device: DeviceSpec, c: Compute) -> bool:

@@ -43,6 +43,7 @@ class Compute:
     # llama.cpp: share of the blocks' matrix elements per ggml type ((type, share), ...): the kernels
     # its prefill runs on (aipc.estimate.kernels); () for other engines
     prefill_mix: tuple = ()
+    prefill_width: float | None = None  # llama.cpp: matrix elements per layer / hidden (estimate.kernels)
 
     @property
     def model_flops_per_step(self) -> float:

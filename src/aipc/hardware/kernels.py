@@ -7,7 +7,11 @@ a few prompt lengths; this module stores the result per machine fingerprint
 (``AIPC_HOME/profiles/<fingerprint>-kernels.json``) and reads it back for the machine's DeviceSpec.
 
 File: {"engines": {"llamacpp": {"version": "0.3.36", "measured_at": ISO, "load_avg": [before, after],
-"threads": n, "method": "...", "types": {"Q4_K": [[tokens, flops_s], ...], ...}}}}.
+"threads": n, "method": "...", "types": {"Q4_K@22016": [[tokens, flops_s], ...], ...}}}}. A type key
+carries the probe's layer width after "@" (a block's matrix elements over its hidden size,
+aipc.estimate.compute.layer_width): llama.cpp's kernels run faster on wider layers, so each type is
+measured at two widths and a model's width is interpolated between them. A key without a width (older
+records, catalog entries) holds for every width.
 """
 
 from __future__ import annotations
@@ -102,3 +106,27 @@ def at_tokens(points: tuple[tuple[float, float], ...], tokens: float | None) -> 
             f = (x - math.log(x0)) / (math.log(x1) - math.log(x0))
             return y0 + f * (y1 - y0)
     return points[-1][1]
+
+
+def split_key(key: str) -> tuple[str, float | None]:
+    """'Q4_K@22016' -> ('Q4_K', 22016.0); 'Q4_K' -> ('Q4_K', None)."""
+    t, _, w = key.partition("@")
+    try:
+        return t, (float(w) if w else None)
+    except ValueError:
+        return t, None
+
+
+def at_width(by_width: dict[float, float], width: float | None) -> float:
+    """FLOP/s at layer ``width`` from {probe width: FLOP/s}: linear in log(width) between the probes, the
+    nearest one outside (never extrapolated); the narrowest probe where the width is not known."""
+    ws = sorted(by_width)
+    if width is None or width <= ws[0]:
+        return by_width[ws[0]]
+    if width >= ws[-1]:
+        return by_width[ws[-1]]
+    for w0, w1 in zip(ws, ws[1:]):
+        if w0 <= width <= w1:
+            f = (math.log(width) - math.log(w0)) / (math.log(w1) - math.log(w0))
+            return by_width[w0] + f * (by_width[w1] - by_width[w0])
+    return by_width[ws[-1]]
