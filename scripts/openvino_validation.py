@@ -97,6 +97,7 @@ def main(argv: list[str]) -> int:
     else:
         print(f"load average at start: {load0[0]:.2f}", flush=True)
         db, models = Path(tempfile.mkdtemp(prefix="aipc-openvino-validation-")) / "runs.db", set(MODELS[:2] if quick else MODELS)
+        print(f"runs stored in {db} (re-evaluate them later with --from-db)", flush=True)
         collect_runs(db, quick, common.passes(argv, quick))
     calib = (tuple(m for m in CALIB[0] if m in models) or tuple(sorted(models))[:1], *CALIB[1:])
     ev = common.evaluate(db, calib)

@@ -7,6 +7,7 @@ shows it). Library callers catch :class:`AipcError`.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
 
@@ -34,3 +35,11 @@ def unknown(kind: str, name: str, choices: Iterable[str], fix: str) -> AipcError
     near = closest(name, choices)
     hint = f"; did you mean {', '.join(near)}?" if near else ";"
     return AipcError(f"unknown {kind} '{name}'{hint} {fix}")
+
+
+def stat_or_error(path: os.PathLike, missing: str) -> os.stat_result:
+    """``os.stat`` of ``path``; an AipcError(``missing``) where it cannot be read (no such file, no access)."""
+    try:
+        return os.stat(path)
+    except OSError:
+        raise AipcError(missing) from None

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aipc.errors import AipcError
+from aipc.errors import AipcError, stat_or_error
 
 MAGIC = b"GGUF"
 # general.architecture -> the HF model_type aipc describes it with (llama.cpp writes Mistral as llama,
@@ -84,10 +84,7 @@ def is_gguf_path(ref: str | os.PathLike) -> bool:
 def read_header(path: str | os.PathLike) -> Header:
     """The header of a GGUF file; anything unreadable, truncated or not GGUF is a one-line AipcError."""
     p = Path(path).expanduser()
-    try:
-        st = p.stat()
-    except OSError:
-        raise AipcError(f"no such file: {p}; pass an existing .gguf file") from None
+    st = stat_or_error(p, f"no such file: {p}; pass an existing .gguf file")
     return _read_cached(str(p.resolve()), st.st_mtime_ns, st.st_size)
 
 

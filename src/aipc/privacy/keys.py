@@ -14,7 +14,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from aipc.errors import AipcError
+from aipc.errors import AipcError, stat_or_error
 
 KEY_BYTES = 32  # AES-256
 KEY_ENV = "AIPC_SEAL_KEY"
@@ -96,10 +96,7 @@ def _write_private(path: Path, data: bytes) -> None:
 def read_key_file(path: str | os.PathLike) -> bytes:
     """The key in ``path``; refuses files that group or others may read (POSIX)."""
     p = Path(path).expanduser()
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise AipcError(f"key file {p} not found; {NO_KEY_FIX}") from None
+    st = stat_or_error(p, f"key file {p} not found or not readable; {NO_KEY_FIX}")
     if not stat.S_ISREG(st.st_mode):
         raise AipcError(f"key file {p} is not a regular file; {NO_KEY_FIX}")
     if os.name == "posix" and st.st_mode & 0o077:
