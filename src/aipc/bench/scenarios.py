@@ -73,11 +73,13 @@ def prepare_train(torch, model, *, batch: int, seq: int, device: str, is_decoder
     """A training step (see module docstring). LoRA wraps ``model`` in place with peft."""
     note = ""
     if method == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
+
+        from aipc.models.live import with_lora
 
         targets = _lora_targets(model, lora_targets)
-        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.0,
-                                                 target_modules=targets))
+        model = with_lora(model, LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.0,
+                                            target_modules=targets))
         note = f"LoRA r={lora_rank} on {', '.join(targets)}"
     elif method != "full":
         raise AipcError(f"aipc bench trains with --method full or lora (got {method}); "

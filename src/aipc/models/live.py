@@ -62,6 +62,19 @@ def quiet_hf():
             hf_logging.enable_progress_bar()
 
 
+def with_lora(model, config):
+    """``model`` wrapped by peft with the LoraConfig ``config`` (base frozen, adapters added): the one place
+    aipc calls peft's get_peft_model (train, bench, validation). peft reads transformers' deprecated
+    ``is_gradient_checkpointing`` there, whose FutureWarning says nothing to a user: silenced."""
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, config)
+
+
 def has_weights(ref: str | Path) -> bool:
     """True for a local folder with config.json and weight files (safetensors or pickle)."""
     p = Path(str(ref)).expanduser()

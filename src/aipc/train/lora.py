@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
-
 from aipc.errors import AipcError
+from aipc.models.live import with_lora
 
 
 def _peft():
@@ -37,9 +36,7 @@ def apply_lora(model, *, rank: int, alpha: float, dropout: float, targets: list[
     cfg = peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target,
                           bias="none", task_type="CAUSAL_LM")
     try:
-        with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing
-            warnings.simplefilter("ignore", FutureWarning)
-            return peft.get_peft_model(model, cfg)
+        return with_lora(model, cfg)
     except ValueError as e:
         raise AipcError(f"cannot add LoRA adapters: {str(e).splitlines()[0]}; pick --lora-targets "
                         f"from {', '.join(linear_names(model))}") from None

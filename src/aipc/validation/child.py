@@ -72,10 +72,12 @@ def _train(model, w, spec, device: str, g, *, steps: int) -> dict:
     import torch
 
     if w.method == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
 
-        model = get_peft_model(model, LoraConfig(r=w.lora_rank, lora_alpha=2 * w.lora_rank, lora_dropout=0.0,
-                                                 target_modules=list(w.lora_targets)))
+        from aipc.models.live import with_lora
+
+        model = with_lora(model, LoraConfig(r=w.lora_rank, lora_alpha=2 * w.lora_rank, lora_dropout=0.0,
+                                            target_modules=list(w.lora_targets)))
     if w.grad_ckpt:
         model.gradient_checkpointing_enable()
         if w.method == "lora":
