@@ -213,8 +213,14 @@ def _device_rows(t, d, footnotes: list[str], latest: str) -> None:
 def _render_kernels(c, fingerprint: str) -> None:
     """One line per engine with measured kernels: FLOP/s per weight type at each prompt length."""
     measured = _kernels(fingerprint)
+    from aipc.hardware.kernels import split_key
+
     for engine, rec in measured.items():
-        rows = "; ".join(f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts) for t, pts in rec["types"].items())
+        by_width: dict = {}
+        for key, pts in rec["types"].items():
+            t, w = split_key(key)
+            by_width.setdefault(w, []).append(f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts))
+        rows = "; ".join((f"layer width {w:.0f}: " if w else "") + ", ".join(v) for w, v in by_width.items())
         tokens = "/".join(str(int(a)) for a, _ in next(iter(rec["types"].values())))
         c.print(f"{engine} prefill GFLOP/s per weight type at {tokens} prompt tokens "
                 f"({str(rec.get('measured_at', ''))[:16]}): {rows}")
