@@ -6,10 +6,11 @@ weights, converted once to f16 by llama.cpp's converter and cached) are quantize
 quantize API with ``pure`` (every matrix at the type, no mix rules) to each type, then a prompt of each
 length is prefilled through aipc's llama.cpp runner: one warm-up, then the best of the timings (peaks
 are maxima). FLOP/s = the estimator's prefill FLOPs of the probe (2 x matmul parameters per token, the
-output head for the last token only, causal attention) over that time. llama.cpp's kernels run up to
-a third faster on the wider layers (measured here: Q4_K 347 against 283 GFLOP/s, Q6_K 454 against 365
-at 128 tokens), so each type is stored at both layer widths (aipc.hardware.kernels) and the estimator
-interpolates a model's own width between them.
+output head for the last token only, causal attention) over that time. llama.cpp's kernels ran faster
+on the wider layers here, by type and run from level to 37% (Q4_K 347 against 283 GFLOP/s at 128 tokens
+in one measurement; in the best of two later ones Q4_K level, Q6_K +15%, Q8_0 +10%), so each type is
+stored at both layer widths (aipc.hardware.kernels) and the estimator interpolates a model's own width
+between them.
 
 The probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
 per weight): llama.cpp's CPU kernels read the weights again for every few prompt tokens, so a model
