@@ -105,7 +105,7 @@ def fastest_of_passes(runs: list[dict]) -> list[dict]:
     for r in runs:
         w = r.get("workload") or {}
         key = (r["model"], w.get("engine"), w.get("weight_dtype"), r["scenario"], w.get("prompt_tokens"),
-               w.get("gen_tokens"), (r.get("context") or {}).get("threads"))
+               w.get("gen_tokens"), (r.get("context") or {}).get("cpu_threads"))
         if key not in best or r["metrics"]["median_s"] < best[key]["metrics"]["median_s"]:
             best[key] = r
     return list(best.values())

@@ -119,14 +119,8 @@ def split_key(key: str) -> tuple[str, float | None]:
 
 def at_width(by_width: dict[float, float], width: float | None) -> float:
     """FLOP/s at layer ``width`` from {probe width: FLOP/s}: linear in log(width) between the probes, the
-    nearest one outside (never extrapolated); the narrowest probe where the width is not known."""
-    ws = sorted(by_width)
-    if width is None or width <= ws[0]:
-        return by_width[ws[0]]
-    if width >= ws[-1]:
-        return by_width[ws[-1]]
-    for w0, w1 in zip(ws, ws[1:]):
-        if w0 <= width <= w1:
-            f = (math.log(width) - math.log(w0)) / (math.log(w1) - math.log(w0))
-            return by_width[w0] + f * (by_width[w1] - by_width[w0])
-    return by_width[ws[-1]]
+    nearest one outside (never extrapolated) — :func:`at_tokens`' rule; the narrowest probe where the
+    width is not known."""
+    if width is None:
+        return by_width[min(by_width)]
+    return at_tokens(tuple(sorted(by_width.items())), width)
