@@ -75,6 +75,28 @@ def test_kernel_speed_is_interpolated_by_layer_width_between_the_probes():
     assert estimate(w, wide).time.prefill_s < 0.8 * estimate(w, narrow).time.prefill_s
 
 
+def test_probes_span_small_to_1b_layer_widths_with_true_k_quants(tmp_path, monkeypatch):
+    """The probes' widths bracket the validation models' (SmolLM2-135M 6144 .. Llama-3.2-1B 29696); every
+    probe's rows are multiples of 256 (no K-quant fallback); layers hold 1.3x the cache, 2 to 24; the
+    wide probes keep their folder names (their cached f16 GGUFs)."""
+    from aipc.bench.llamacpp_kernels import PROBE_SHAPES, probe_config, probe_folder, probe_layers, probe_width
+    from aipc.estimate.compute import layer_width
+    from aipc.models.load import resolve
+
+    monkeypatch.setenv("AIPC_HOME", str(tmp_path))
+    widths = sorted(round(layer_width(resolve(str(probe_folder(4, s))))) for s in PROBE_SHAPES)
+    assert widths == [5888, 22016, 29696]
+    assert widths[0] <= layer_width(resolve_model("smollm2-135m")) and widths[-1] == layer_width(resolve_model("llama-3.2-1b"))
+    assert all(h % 256 == 0 and ffn % 256 == 0 for h, ffn, _, _ in PROBE_SHAPES)
+    assert {p.name for p in tmp_path.iterdir() if p.name.startswith("kernel-probe")} == {
+        "kernel-probe-4", "kernel-probe-4-ffn8192", "kernel-probe-4-ffn1536-h512"}
+    assert probe_width(probe_folder(4, PROBE_SHAPES[0])) == 5888
+    per_layer = {s: probe_config(s, 1) for s in PROBE_SHAPES}
+    assert per_layer[PROBE_SHAPES[0]]["hidden_size"] == 512 and per_layer[PROBE_SHAPES[0]]["num_key_value_heads"] == 2
+    assert probe_layers(300 << 20, PROBE_SHAPES[1]) == 17  # 45.1M elements a layer at 4.5 bits: 25.4 MB
+    assert probe_layers(300 << 20, PROBE_SHAPES[0]) == 24 and probe_layers(1 << 20, PROBE_SHAPES[2]) == 2
+
+
 def test_mix_is_a_harmonic_mean_and_defaults_follow_the_fp32_peak():
     spec = _cpu({"Q4_0": ((128.0, 300e9),), "Q5_1": ((128.0, 100e9),), "F16": ((128.0, 50e9),)})
     assert mix_flops(spec, (("Q4_0", 0.5), ("Q5_1", 0.5)), 128) == pytest.approx(150e9)

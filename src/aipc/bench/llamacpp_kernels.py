@@ -1,21 +1,21 @@
-"""Measure llama.cpp's prefill FLOP/s per ggml weight type on this machine (``aipc hw --kernels``,
+"""Measure llama.cpp's prefill FLOP/s per weight type on this machine (``aipc hw --kernels``,
 ``aipc bench --sweep``).
 
-Two probes of 1B-class Llama layers (hidden 2048, 32 query / 8 KV heads, FFN 5632 and 8192; random
-weights, converted once to f16 by llama.cpp's converter and cached) are quantized by llama.cpp's
-quantize API with ``pure`` (every matrix at the type, no mix rules) to each type, then a prompt of each
-length is prefilled through aipc's llama.cpp runner: one warm-up, then the best of the timings (peaks
-are maxima). FLOP/s = the estimator's prefill FLOPs of the probe (2 x matmul parameters per token, the
-output head for the last token only, causal attention) over that time. llama.cpp's kernels ran faster
-on the wider layers here, by type and run from level to 37% (Q4_K 347 against 283 GFLOP/s at 128 tokens
-in one measurement; in the best of two later ones Q4_K level, Q6_K +15%, Q8_0 +10%), so each type is
-stored at both layer widths (aipc.hardware.kernels) and the estimator interpolates a model's own width
-between them.
+Three probes of Llama layers with random weights (PROBE_SHAPES: layer widths from a 135M-class model's
+to a 1B-class model's; converted once to f16 by llama.cpp's converter and cached) are quantized by
+llama.cpp's quantize API with ``pure`` (every matrix at the type, no mix rules) to each type, then a
+prompt of each length is prefilled through aipc's llama.cpp runner: one warm-up, then the best of the
+timings (peaks are maxima). FLOP/s = the estimator's prefill FLOPs of the probe (2 x matmul parameters
+per token, the output head for the last token only, causal attention) over that time. llama.cpp's
+kernels ran faster per FLOP on wider layers here (docs/validation.md), so each type is stored per layer
+width (aipc.hardware.kernels) and the estimator interpolates a model's own width between the probes.
+Every probe's hidden size and FFN are multiples of 256, so the K-quant types are what they say (rows
+of another length fall back to other types in llama.cpp).
 
-The probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
-per weight): llama.cpp's CPU kernels read the weights again for every few prompt tokens, so a model
-that stays in cache runs up to 3x faster per FLOP than one that streams from memory (measured here:
-one layer of Q4_0 at 752 GFLOP/s, sixteen layers at 257, a whole Llama-3.2-1B at 260). The
+A probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
+per weight, 2 to 24 layers): llama.cpp's CPU kernels read the weights again for every few prompt
+tokens, so a model that stays in cache can run faster per FLOP than one that streams from memory
+(measured here: one layer of Q4_0 at 752 GFLOP/s, sixteen at 257, a whole Llama-3.2-1B at 260). The
 estimator turns these into a model's prefill time through the type of each of its tensors.
 """
 
@@ -37,43 +37,48 @@ TYPE_FTYPE = {"F16": "MOSTLY_F16", "Q8_0": "MOSTLY_Q8_0", "Q6_K": "MOSTLY_Q6_K",
 # default shares, aipc.estimate.kernels)
 DEFAULT_TYPES = ("Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "Q5_0", "Q5_1", "F16")
 TOKENS = (128, 512)
-PROBE_FFN = (5632, 8192)  # the probes' FFN widths (layer widths 22016 and 29696)
+# the probes' layer shapes: (hidden, FFN, query heads, KV heads); layer widths 5888, 22016 and 29696
+PROBE_SHAPES = ((512, 1536, 8, 2), (2048, 5632, 32, 8), (2048, 8192, 32, 8))
 PROBE_CONFIG = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632,
-    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 512,
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512,
     "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": False,
     "torch_dtype": "float16", "bos_token_id": 1, "eos_token_id": 2,
-}  # num_hidden_layers: probe_layers(); intermediate_size: each of PROBE_FFN
+}  # + each of PROBE_SHAPES and num_hidden_layers: probe_layers()
+METHOD = ("prefill of Llama layers ({probes}) quantized with pure types, best of {reps} after a warm-up, "
+          "at {tokens} prompt tokens")
 
 
-def _layer_params(c: dict = PROBE_CONFIG) -> int:
+def probe_config(shape: tuple[int, int, int, int], layers: int) -> dict:
+    """The HF config of a probe of ``layers`` layers of ``shape`` (one of PROBE_SHAPES)."""
+    h, ffn, heads, kv = shape
+    return {**PROBE_CONFIG, "hidden_size": h, "intermediate_size": ffn, "num_attention_heads": heads,
+            "num_key_value_heads": kv, "num_hidden_layers": layers}
+
+
+def _layer_params(shape: tuple[int, int, int, int]) -> int:
     """One probe layer's matrix elements: q and o (h x h), k and v (h x kv), gate, up and down (h x ffn)."""
-    h, ffn = c["hidden_size"], c["intermediate_size"]
-    kv = h // c["num_attention_heads"] * c["num_key_value_heads"]
-    return 2 * h * h + 2 * h * kv + 3 * h * ffn
+    h, ffn, heads, kv_heads = shape
+    return 2 * h * h + 2 * h * (h // heads * kv_heads) + 3 * h * ffn
 
 
-METHOD = ("prefill of 1B-class Llama layers (hidden " + str(PROBE_CONFIG["hidden_size"]) + "; {probes}) quantized "
-          "with pure types, best of {reps} after a warm-up, at {tokens} prompt tokens")
-
-
-def probe_layers(cache_bytes: int | None = None, ffn: int = PROBE_FFN[0]) -> int:
+def probe_layers(cache_bytes: int | None = None, shape: tuple[int, int, int, int] = PROBE_SHAPES[1]) -> int:
     """Layers whose 4.5-bit weights hold 1.3x the last-level cache (2 to 24; 32 MiB where the cache size
     cannot be read)."""
     from aipc.hardware.detect import llc_bytes
 
-    per_layer = _layer_params({**PROBE_CONFIG, "intermediate_size": ffn}) * 4.5 / 8
+    per_layer = _layer_params(shape) * 4.5 / 8
     return max(2, min(24, math.ceil(1.3 * (cache_bytes or llc_bytes() or 32 << 20) / per_layer)))
 
 
-def probe_folder(layers: int, ffn: int = PROBE_FFN[0]) -> Path:
+def probe_folder(layers: int, shape: tuple[int, int, int, int] = PROBE_SHAPES[1]) -> Path:
     """The probe's config folder in aipc's home (a stable path, so its f16 GGUF is converted once)."""
     from aipc.paths import home
 
-    folder = home() / (f"kernel-probe-{layers}" + ("" if ffn == PROBE_CONFIG["intermediate_size"] else f"-ffn{ffn}"))
+    h, ffn = shape[:2]
+    folder = home() / (f"kernel-probe-{layers}" + ("" if ffn == 5632 else f"-ffn{ffn}") + ("" if h == 2048 else f"-h{h}"))
     folder.mkdir(parents=True, exist_ok=True)
     cfg = folder / "config.json"
-    text = json.dumps({**PROBE_CONFIG, "intermediate_size": ffn, "num_hidden_layers": layers}, indent=1, sort_keys=True)
+    text = json.dumps(probe_config(shape, layers), indent=1, sort_keys=True)
     if not cfg.is_file() or cfg.read_text(encoding="utf-8") != text:
         cfg.write_text(text, encoding="utf-8")
     return folder
@@ -148,7 +153,7 @@ def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TO
         raise AipcError(f"cannot write the quantized probe: {e.strerror or e}; free about 2 GB of disk "
                         "(or point TMPDIR at a disk with room) and run again") from None
     names = f"{Path(source).name}" if source else "; ".join(
-        f"{probe_layers(ffn=f) if layers is None else layers} layers of FFN {f}" for f in PROBE_FFN)
+        f"{probe_layers(shape=s) if layers is None else layers} layers of hidden {s[0]}, FFN {s[1]}" for s in PROBE_SHAPES)
     return {"version": getattr(lib(), "__version__", "?"), "threads": threads,
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "load_avg": [before, os.getloadavg()[0]],
@@ -161,8 +166,8 @@ def _probes(layers: int | None) -> list[tuple[Path, Path]]:
     from aipc.engines.gguf_convert import cached_gguf
 
     out = []
-    for ffn in PROBE_FFN:
-        folder = probe_folder(layers or probe_layers(ffn=ffn), ffn)
+    for shape in PROBE_SHAPES:
+        folder = probe_folder(layers or probe_layers(shape=shape), shape)
         out.append((folder, cached_gguf(str(folder), "f16")))
     return out
 

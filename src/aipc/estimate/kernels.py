@@ -2,7 +2,7 @@
 
 Each ggml weight type has its own kernel, and their speeds differ by several times on one CPU. Where
 ``aipc hw`` measured them on this machine (DeviceSpec.kernel_flops["llamacpp"], per type at a few prompt
-lengths and two layer widths; aipc.bench.llamacpp_kernels), a model's prefill runs at the harmonic mean of
+lengths and three layer widths; aipc.bench.llamacpp_kernels), a model's prefill runs at the harmonic mean of
 its types' FLOP/s — each read at the model's own layer width, interpolated in log(width) between the
 probes — weighted by each type's share of the matrix elements (aipc.estimate.quant.matmul_mix): the
 time is the sum over types. Elsewhere (a catalog CPU, or llama.cpp not measured here) each type runs at a default

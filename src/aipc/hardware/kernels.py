@@ -10,7 +10,7 @@ File: {"engines": {"llamacpp": {"version": "0.3.36", "measured_at": ISO, "load_a
 "threads": n, "method": "...", "types": {"Q4_K@22016": [[tokens, flops_s], ...], ...}}}}. A type key
 carries the probe's layer width after "@" (a block's matrix elements over its hidden size,
 aipc.estimate.compute.layer_width): llama.cpp's kernels run faster on wider layers, so each type is
-measured at two widths and a model's width is interpolated between them. A key without a width (older
+measured at three widths and a model's width is interpolated between them. A key without a width (older
 records, catalog entries) holds for every width.
 """
 
