@@ -243,7 +243,8 @@ def test_a_quantized_engines_decode_within_the_cache_is_marked_for_the_fit(engin
 
 
 def test_hw_lists_the_kernels_per_layer_width(tmp_path, monkeypatch):
-    """`aipc hw` groups the stored figures by probe width; an older width-less record prints as before."""
+    """`aipc hw` groups the stored figures by probe width, narrowest first; an older width-less record
+    prints as before."""
     import io
 
     from rich.console import Console
@@ -252,11 +253,12 @@ def test_hw_lists_the_kernels_per_layer_width(tmp_path, monkeypatch):
 
     monkeypatch.setenv("AIPC_HOME", str(tmp_path))
     K.save("fp", "llamacpp", _rec({"Q4_K@22016": [(128, 300e9), (512, 280e9)], "Q4_K@29696": [(128, 340e9), (512, 320e9)],
-                                   "Q8_0@22016": [(128, 180e9), (512, 170e9)]}))
+                                   "Q8_0@22016": [(128, 180e9), (512, 170e9)], "Q4_K@5888": [(128, 200e9), (512, 190e9)]}))
     out = io.StringIO()
     _render_kernels(Console(file=out, width=400), "fp")
     text = out.getvalue()
-    assert "layer width 22016: Q4_K 300/280, Q8_0 180/170; layer width 29696: Q4_K 340/320" in text
+    assert ("layer width 5888: Q4_K 200/190; layer width 22016: Q4_K 300/280, Q8_0 180/170; "
+            "layer width 29696: Q4_K 340/320") in text
     K.save("fp", "llamacpp", _rec({"Q4_0": [(128, 250e9)]}), replace=True)
     out = io.StringIO()
     _render_kernels(Console(file=out, width=400), "fp")

@@ -220,7 +220,8 @@ def _render_kernels(c, fingerprint: str) -> None:
         for key, pts in rec["types"].items():
             t, w = split_key(key)
             by_width.setdefault(w, []).append(f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts))
-        rows = "; ".join((f"layer width {w:.0f}: " if w else "") + ", ".join(v) for w, v in by_width.items())
+        rows = "; ".join((f"layer width {w:.0f}: " if w else "") + ", ".join(v)
+                         for w, v in sorted(by_width.items(), key=lambda wv: wv[0] or 0))
         tokens = "/".join(str(int(a)) for a, _ in next(iter(rec["types"].values())))
         c.print(f"{engine} prefill GFLOP/s per weight type at {tokens} prompt tokens "
                 f"({str(rec.get('measured_at', ''))[:16]}): {rows}")
