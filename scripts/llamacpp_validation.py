@@ -199,12 +199,17 @@ def smoke() -> None:
     CALIB_MODELS, CALIB_SHAPES = MODELS, SHAPES
 
 
-def write_section(title: str, script: str, quick: bool, load_at_start: float | None, lines: list[str],
+def shown_flags(argv: list[str]) -> str:
+    """The options a run was given, as docs/validation.md shows them: a file given to --gguf-8b as FILE."""
+    return " ".join("FILE" if i and argv[i - 1] == "--gguf-8b" else a for i, a in enumerate(argv))
+
+
+def write_section(title: str, script: str, flags: str, load_at_start: float | None, lines: list[str],
                   rows: list[dict], format_word: str, command: str | None = None) -> int:
     """The summary lines and every row as ``title``'s section of docs/validation.md (llama.cpp and OpenVINO
     scripts alike); refused (1) when the 1-minute load was above 1.0 at the start (``load_at_start`` None:
-    nothing was measured, e.g. stored runs re-evaluated). ``command``: the command line shown, with its
-    date (default: the measuring command, now)."""
+    nothing was measured, e.g. stored runs re-evaluated). ``flags``: the run's options (shown_flags);
+    ``command``: the command line shown, with its date (default: the measuring command with ``flags``, now)."""
     if load_at_start is not None and load_at_start > 1.0:
         print("not written: the machine was busy at the start (load > 1.0); rerun in a quiet period")
         return 1
@@ -214,7 +219,7 @@ def write_section(title: str, script: str, quick: bool, load_at_start: float | N
              "|---|---|---|---:|---:|---:|---:|"]
     table += [f"| {r['scenario']}{' (in cache)' if r.get('cache') else ''} | {r['model']} | {r['quant']} | {r['shape']} | {r['measured_s'] * 1e3:.1f} ms | "
               f"{r['uncal_err']:+.1%} | {r['cal_err']:+.1%} |" for r in rows]
-    command = command or (f"`.venv/bin/python scripts/{script}{' --quick' if quick else ''} --write` "
+    command = command or (f"`.venv/bin/python scripts/{script} {flags}` "
                           f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
     body = (f"Command: {command}.\n\n" + "\n".join(f"- {x}" for x in lines)
             + "\n\n" + "\n".join(table) + "\n")
@@ -263,7 +268,8 @@ def main(argv: list[str]) -> int:
         cmd = None if not from_db else (
             f"`.venv/bin/python scripts/llamacpp_validation.py --from-db {from_db} --write"
             f"{' --gguf-8b FILE' if _arg(argv, '--gguf-8b') else ''}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
-        return write_section(TITLE, "llamacpp_validation.py", quick, load0[0], lines, ev["rows"], "quant", command=cmd)
+        return write_section(TITLE, "llamacpp_validation.py", shown_flags(argv), load0[0], lines, ev["rows"], "quant",
+                             command=cmd)
     return 0
 
 

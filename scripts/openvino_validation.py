@@ -116,9 +116,10 @@ def main(argv: list[str]) -> int:
     if from_db:
         cmd = (f"`.venv/bin/python scripts/openvino_validation.py --from-db {from_db} --write` (re-evaluated "
                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the runs measured at {measured})")
-        return common.write_section(TITLE_FROM_DB, "openvino_validation.py", False, None, lines, ev["rows"],
+        return common.write_section(TITLE_FROM_DB, "openvino_validation.py", "", None, lines, ev["rows"],
                                     "format", command=cmd)
-    return common.write_section(TITLE, "openvino_validation.py", quick, load0[0], lines, ev["rows"], "format")
+    return common.write_section(TITLE, "openvino_validation.py", common.shown_flags(argv), load0[0], lines, ev["rows"],
+                                "format")
 
 
 if __name__ == "__main__":

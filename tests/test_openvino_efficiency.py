@@ -165,3 +165,12 @@ def test_validation_keeps_the_faster_pass_of_each_shape():
                   for r in fastest_of_passes(runs))
     assert kept == [("a", 128, "int4", 0.8), ("a", 128, "int8", 0.7), ("a", 128, "int8", 1.5), ("a", 512, "int8", 3.0),
                     ("b", 128, "int8", 1.0)]
+
+
+def test_validation_docs_show_the_options_a_run_was_given():
+    """docs/validation.md shows the command as run (--passes, --gguf-8b), a local model path as FILE."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from llamacpp_validation import shown_flags
+
+    assert shown_flags(["--write", "--passes", "3"]) == "--write --passes 3"
+    assert shown_flags(["--write", "--gguf-8b", "/root/x.gguf", "--skip-8b"]) == "--write --gguf-8b FILE --skip-8b"
