@@ -149,13 +149,21 @@ def test_measure_a_tiny_model_for_real(tiny_ggufs, tmp_path, monkeypatch):
     monkeypatch.setenv("AIPC_HOME", str(tmp_path))
     from aipc.bench.llamacpp_kernels import probe_width
 
+    from aipc.hardware import detect
+
+    monkeypatch.setattr(detect, "llc_bytes", lambda: 1 << 30)  # the tiny model's files fit in the cache: decode too
     rec = measure(types=("Q8_0", "F16"), tokens=(8, 32), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
     w = probe_width(tiny_ggufs["qwen_f16"])  # the tiny model's own layer width labels its figures
-    assert w > 0 and set(rec["types"]) == {f"Q8_0@{w}", f"F16@{w}"}
-    assert all(n in (8, 32) and f > 0 for pts in rec["types"].values() for n, f in pts)
+    keys = {f"Q8_0@{w}", f"F16@{w}", f"decode:Q8_0@{w}", f"decode:F16@{w}"}
+    assert w > 0 and set(rec["types"]) == keys
+    assert all(n in (8, 32) and f > 0 for k, pts in rec["types"].items() if "decode" not in k for n, f in pts)
+    assert all(len(pts) == 1 and pts[0][0] == 1 and pts[0][1] > 0 for k, pts in rec["types"].items() if "decode" in k)
     K.save("fp", "llamacpp", rec)
-    assert set(K.spec_table(K.load("fp")["llamacpp"])) == {f"Q8_0@{w}", f"F16@{w}"}
+    assert set(K.spec_table(K.load("fp")["llamacpp"])) == keys
     assert not list(tmp_path.glob("**/probe-*.gguf"))  # quantized probes are removed
+    monkeypatch.setattr(detect, "llc_bytes", lambda: 4096)  # files larger than the cache: prefill only
+    rec = measure(types=("Q8_0",), tokens=(8,), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
+    assert set(rec["types"]) == {f"Q8_0@{w}"}
 
 
 def test_cpu_runner_turns_flash_attention_off(tiny_ggufs):

@@ -12,6 +12,11 @@ width (aipc.hardware.kernels) and the estimator interpolates a model's own width
 Every probe's hidden size and FFN are multiples of 256, so the K-quant types are what they say (rows
 of another length fall back to other types in llama.cpp).
 
+Decode (one token after 128 of context) is timed too, on every probe whose quantized file fits in the
+last-level cache, and stored as ``decode:<type>@<width>`` at 1 token: the FLOP/s of llama.cpp's
+matrix-vector kernels on weights that stay in cache, the floor of a decode step where the weights do not
+bound it (a small model whose bytes fit in the cache; aipc.estimate.kernels.decode_mix_flops).
+
 A probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
 per weight, 2 to 24 layers): llama.cpp's CPU kernels read the weights again for every few prompt
 tokens, so a model that stays in cache can run faster per FLOP than one that streams from memory
@@ -101,14 +106,49 @@ def probe_flops(ref: Path, tokens: int) -> float:
     return prefill_flops_decoder(resolve(str(ref)), tokens, batch=1)
 
 
-def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int) -> dict[int, float]:
-    """Best prefill seconds per prompt length of the GGUF at ``path`` (one warm-up, at the shortest)."""
+DECODE_CONTEXT, DECODE_STEPS = 128, 16  # a decode's context and how many steps one timing takes
+
+
+def decode_flops(ref: Path) -> float:
+    """The estimator's FLOPs of one decode step of the probe at DECODE_CONTEXT (matmuls and attention)."""
+    from aipc.estimate.compute import compute_for
+    from aipc.models.load import resolve
+    from aipc.spec import Workload
+
+    w = Workload(model=str(ref), task="infer", prompt_tokens=DECODE_CONTEXT, gen_tokens=1, engine="llamacpp",
+                 weight_dtype="f16")
+    return compute_for(resolve(str(ref)), w).decode_flops_per_step
+
+
+def _time_decode(runner, vocab: int, reps: int) -> float:
+    """Best (over ``reps``) median seconds of one decode step after a prompt of DECODE_CONTEXT tokens."""
+    import statistics
+
+    import torch
+
+    ids = torch.randint(3, vocab, (DECODE_CONTEXT,), generator=torch.Generator().manual_seed(1))
+    best = float("inf")
+    for _ in range(reps + 1):  # the first round warms up
+        runner.prefill(0, ids)
+        steps = []
+        for i in range(DECODE_STEPS):
+            t0 = time.perf_counter()
+            runner.decode1(5, DECODE_CONTEXT + i)
+            steps.append(time.perf_counter() - t0)
+        best = min(best, statistics.median(steps))
+    return best
+
+
+def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int,
+                  decode: bool = False) -> dict[int, float]:
+    """Best prefill seconds per prompt length of the GGUF at ``path`` (one warm-up, at the shortest); with
+    ``decode``, also a decode step's seconds under key 1."""
     import torch
 
     from aipc.engines.llamacpp import GGUFModel
 
     gm = GGUFModel(path)
-    runner = gm.runner(max_len=max(tokens), threads=threads)
+    runner = gm.runner(max_len=max(*tokens, DECODE_CONTEXT + DECODE_STEPS), threads=threads)
     g = torch.Generator().manual_seed(0)
     out = {}
     try:
@@ -122,6 +162,8 @@ def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int) 
                 runner.prefill(0, ids)
                 best = min(best, time.perf_counter() - t0)
             out[n] = best
+        if decode:
+            out[1] = _time_decode(runner, int(gm.facts["n_vocab"]), reps)
     finally:
         runner.close()
     return out
@@ -143,7 +185,7 @@ def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TO
     table: dict[str, list[list[float]]] = {}
     try:
         for ref, f16 in probes:
-            width, flops = probe_width(ref), {n: probe_flops(ref, n) for n in tokens}
+            width, flops = probe_width(ref), {**{n: probe_flops(ref, n) for n in tokens}, 1: decode_flops(ref)}
             got = _measure_types(f16, types, tokens, reps, threads, flops, quantize_each=bool(source),
                                  say=lambda m, w=width: say(f"width {w} {m}"))
             table.update({f"{t}@{width}": pts for t, pts in got.items()})
@@ -176,17 +218,22 @@ def _measure_types(f16: Path, types, tokens, reps: int, threads: int, flops: dic
                    say) -> dict[str, list[list[float]]]:
     """Per type: quantize ``f16`` (pure) into a temporary file, time its prefills, remove it."""
     from aipc.engines.gguf_convert import quantize
+    from aipc.hardware.detect import llc_bytes
 
     table: dict[str, list[list[float]]] = {}
+    cache = llc_bytes() or 0
     with tempfile.TemporaryDirectory(prefix="aipc-kernels-") as tmp:
         for t in types:
             path = f16
             if t != "F16" or quantize_each:
                 path = Path(tmp) / f"probe-{t}.gguf"
                 quantize(f16, path, TYPE_FTYPE[t], progress=lambda *a: None, pure=True)
-            secs = _time_prefill(path, tokens, reps, threads)
-            table[t] = [[n, flops[n] / s] for n, s in secs.items()]
-            say(f"{t}: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}" for n, f in table[t]))
+            secs = _time_prefill(path, tokens, reps, threads, decode=path.stat().st_size < cache)
+            table[t] = [[n, flops[n] / s] for n, s in secs.items() if n != 1]
+            say(f"{t}: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}" for n, f in table[t])
+                + (f", decode {flops[1] / secs[1] / 1e9:.0f}" if 1 in secs else ""))
+            if 1 in secs:
+                table[f"decode:{t}"] = [[1, flops[1] / secs[1]]]
             if path != f16:
                 path.unlink()
     return table

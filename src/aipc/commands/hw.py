@@ -216,15 +216,20 @@ def _render_kernels(c, fingerprint: str) -> None:
     from aipc.hardware.kernels import split_key
 
     for engine, rec in measured.items():
-        by_width: dict = {}
+        by_width: dict = {"prefill": {}, "decode": {}}
         for key, pts in rec["types"].items():
             t, w = split_key(key)
-            by_width.setdefault(w, []).append(f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts))
-        rows = "; ".join((f"layer width {w:.0f}: " if w else "") + ", ".join(v)
-                         for w, v in sorted(by_width.items(), key=lambda wv: wv[0] or 0))
-        tokens = "/".join(str(int(a)) for a, _ in next(iter(rec["types"].values())))
+            phase, _, t = t.rpartition(":")
+            by_width["decode" if phase == "decode" else "prefill"].setdefault(w, []).append(
+                f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts))
+        rows = {ph: "; ".join((f"layer width {w:.0f}: " if w else "") + ", ".join(v)
+                              for w, v in sorted(tbl.items(), key=lambda wv: wv[0] or 0)) for ph, tbl in by_width.items()}
+        tokens = "/".join(str(int(a)) for a, _ in next(v for k, v in rec["types"].items() if "decode:" not in k))
         c.print(f"{engine} prefill GFLOP/s per weight type at {tokens} prompt tokens "
-                f"({str(rec.get('measured_at', ''))[:16]}): {rows}")
+                f"({str(rec.get('measured_at', ''))[:16]}): {rows['prefill']}")
+        if rows["decode"]:
+            c.print(f"{engine} decode GFLOP/s per weight type (one token after 128, weights in the cache): "
+                    f"{rows['decode']}")
     if not measured:
         c.print("llama.cpp kernels: not measured here (aipc hw --kernels); llama.cpp prefill estimates use "
                 "default shares of the fp32 peak")

@@ -86,6 +86,19 @@ def _prefill_mix(m: ModelSpec, w: Workload) -> tuple:
     return tuple(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def _decode_mix(m: ModelSpec, w: Workload, matmul: float, attn: float) -> tuple:
+    """llama.cpp: (ggml type, share of a decode step's FLOPs) — every matrix with the output head by
+    its weight type, the attention over the f16 KV cache as F16."""
+    from aipc.estimate.quant import FTYPE_DEFAULT, decode_matmul_mix
+
+    if w.engine != "llamacpp" or w.weight_dtype not in FTYPE_DEFAULT or not m.is_decoder or matmul + attn <= 0:
+        return ()
+    a = attn / (matmul + attn)
+    out = {t: share * (1 - a) for t, share in decode_matmul_mix(m, w.weight_dtype)}
+    out["F16"] = out.get("F16", 0.0) + a
+    return tuple(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def layer_width(m: ModelSpec) -> float | None:
     """A block's matrix elements over the hidden size (2h + 2kv + 3ffn for a Llama layer): the width
     llama.cpp's CPU prefill kernels speed up with (aipc.estimate.kernels); None for MoE models."""
@@ -139,6 +152,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         flops_per_token=fpt, flops_per_step=fps, model_flops_per_token=model_fpt, prefill_flops=prefill,
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
         layers=m.num_layers, prefill_mix=_prefill_mix(m, w), prefill_width=layer_width(m) if w.engine == "llamacpp" else None,
+        decode_mix=_decode_mix(m, w, 2 * n, attention_flops_per_token(m, ctx_mid, False)),
     )
 
 

@@ -56,6 +56,20 @@ def mix_flops(spec: DeviceSpec, mix: tuple, tokens: float | None, width: float |
     return 1.0 / s if s > 0 else None
 
 
+def decode_mix_flops(spec: DeviceSpec, mix: tuple, width: float | None = None) -> float | None:
+    """FLOP/s of a decode step's matrix-vector products over ``mix`` where aipc hw --kernels measured
+    every type's decode on weights in cache (``decode:<type>@<width>``); None where any type was not."""
+    table = (spec.kernel_flops or {}).get("llamacpp") or {}
+    s = 0.0
+    for t, share in mix:
+        want = {f"decode:{t}", f"decode:F16" if t in ("F32", "BF16") else None}
+        by_width = {w or 0.0: at_tokens(pts, 1) for k, pts in table.items() for kt, w in [split_key(k)] if kt in want}
+        if not by_width:
+            return None
+        s += share / at_width(by_width, width)
+    return 1.0 / s if s > 0 else None
+
+
 def measured(spec: DeviceSpec) -> bool:
     """True when this device's llama.cpp kernels were measured (not default shares)."""
     return bool((spec.kernel_flops or {}).get("llamacpp"))

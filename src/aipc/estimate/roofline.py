@@ -43,6 +43,16 @@ def cache_resident(device: DeviceSpec, c: Compute) -> bool:
     return device.kind == "cpu" and 0 < c.decode_bytes_per_step < device.llc_bytes
 
 
+def _decode_kernels(device: DeviceSpec, w: Workload, c: Compute) -> float | None:
+    """llama.cpp on a CPU: the measured decode FLOP/s of the model's weight types (aipc hw --kernels,
+    aipc.estimate.kernels.decode_mix_flops); None elsewhere or where not measured."""
+    if w.engine != "llamacpp" or device.kind != "cpu" or not c.decode_mix:
+        return None
+    from aipc.estimate.kernels import decode_mix_flops
+
+    return decode_mix_flops(device, c.decode_mix, c.prefill_width)
+
+
 def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tuple[Timing, list[str]]:
     """Step / prefill / decode times for one workload on n devices of this kind."""
     warn: list[str] = []
@@ -78,14 +88,21 @@ def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tupl
     prefill = max(prefill_compute, wbytes_read / (bw * eff.mbu_decode))
     tpot_mem = c.decode_bytes_per_step / (bw * eff.mbu_decode)
     tpot_cmp = c.decode_flops_per_step / tp / (peak * eff.mfu_prefill) if peak else 0.0
+    vec = _decode_kernels(device, w, c)
+    if vec:  # llama.cpp's measured matrix-vector kernels: a floor; the whole step where the bytes stay in cache
+        tpot_cmp = c.decode_flops_per_step / tp / vec
+        if cache_resident(device, c):
+            tpot_mem = 0.0
     # per-layer operator overhead (kernel launches, framework dispatch): at small batch a decode step
     # costs a fixed time per layer on top of the bytes it reads; from published runs per device class
     # and engine (aipc.estimate.efficiency_defaults), or fitted by aipc calibrate
     tpot = max(tpot_mem, tpot_cmp) + c.layers * eff.decode_layer_s
     if cache_resident(device, c):
-        warn.append(f"a decode step reads {c.decode_bytes_per_step / 2**20:.0f} MiB, which fits in {device.name}'s "
-                    f"{device.llc_bytes / 2**20:.0f} MiB last-level cache: decode may run faster than this "
-                    "memory-bound estimate")
+        fits = (f"a decode step reads {c.decode_bytes_per_step / 2**20:.0f} MiB, which fits in {device.name}'s "
+                f"{device.llc_bytes / 2**20:.0f} MiB last-level cache")
+        warn.append(f"{fits}: decode is estimated at llama.cpp's measured matrix-vector speed on cached weights "
+                    f"({vec / 1e9:.0f} GFLOP/s), a looser fit than a memory-bound decode's" if vec else
+                    f"{fits}: decode may run faster than this memory-bound estimate")
     return Timing(
         prefill_s=prefill, ttft_s=prefill, tpot_s=tpot, decode_tokens_per_s=w.batch_size / tpot,
         request_s=prefill + max(w.gen_tokens - 1, 0) * tpot, bound="memory" if tpot_mem >= tpot_cmp else "compute",

@@ -44,6 +44,7 @@ class Compute:
     # its prefill runs on (aipc.estimate.kernels); () for other engines
     prefill_mix: tuple = ()
     prefill_width: float | None = None  # llama.cpp: matrix elements per layer / hidden (estimate.kernels)
+    decode_mix: tuple = ()  # llama.cpp: a decode step's FLOPs per ggml type, the head's and attention's too
 
     @property
     def model_flops_per_step(self) -> float:
