@@ -197,6 +197,37 @@ def test_a_decode_that_fits_in_the_last_level_cache_is_flagged_and_calibrates_no
         assert C.lookup_decode("dev", 1, engine="llamacpp", weight_format="q4_0")[0] == pytest.approx(2.0)
 
 
+def test_a_decode_on_cached_weights_runs_at_the_measured_matrix_vector_speed():
+    """With aipc hw --kernels' decode figures: a model whose decode bytes fit in the last-level cache
+    decodes at its FLOPs over its types' decode FLOP/s (harmonic mean; memory not counted) and says so;
+    beyond the cache the figure is only a floor under the memory-bound time; a type without a figure, or
+    no figures, leaves the memory-bound estimate as it was."""
+    from dataclasses import replace
+
+    from aipc.estimate.kernels import decode_mix_flops
+
+    w = Workload(model="smollm2-135m", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q4_k_m")
+    plain = replace(_cpu({"Q4_0@5888": ((128.0, 200e9),)}), llc_bytes=300 << 20)
+    c = estimate(w, plain).compute
+    types = [t for t, _ in c.decode_mix]
+    assert {"Q5_0", "Q8_0", "F16"} <= set(types) and sum(s for _, s in c.decode_mix) == pytest.approx(1.0)
+    decode = {f"decode:{t}@5888": ((1.0, 60e9 if t != "F16" else 30e9),) for t in types}
+    share16 = dict(c.decode_mix)["F16"]
+    assert decode_mix_flops(_cpu(decode), c.decode_mix) == pytest.approx(1 / ((1 - share16) / 60e9 + share16 / 30e9))
+    cached = replace(plain, kernel_flops={"llamacpp": {**plain.kernel_flops["llamacpp"], **decode}})
+    got = estimate(w, cached)
+    assert got.time.tpot_s == pytest.approx(c.decode_flops_per_step * ((1 - share16) / 60e9 + share16 / 30e9))
+    assert any("matrix-vector speed on cached weights" in x for x in got.warnings)
+    beyond = replace(cached, llc_bytes=1 << 20)  # the same figures, the bytes no longer in the cache
+    assert estimate(w, beyond).time.tpot_s == estimate(w, replace(plain, llc_bytes=1 << 20)).time.tpot_s
+    slow = {k: ((1.0, 1e9),) for k in decode}  # a floor above the memory-bound time takes over
+    assert estimate(w, replace(beyond, kernel_flops={"llamacpp": slow})).time.tpot_s == pytest.approx(
+        c.decode_flops_per_step / 1e9)
+    partial = {k: v for k, v in decode.items() if "Q5_0" not in k}
+    assert estimate(w, replace(cached, kernel_flops={"llamacpp": partial})).time.tpot_s == estimate(w, plain).time.tpot_s
+
+
 def test_kernels_travel_with_an_exported_machine():
     from dataclasses import replace
 
@@ -260,13 +291,15 @@ def test_hw_lists_the_kernels_per_layer_width(tmp_path, monkeypatch):
     from aipc.commands.hw import _render_kernels
 
     monkeypatch.setenv("AIPC_HOME", str(tmp_path))
-    K.save("fp", "llamacpp", _rec({"Q4_K@22016": [(128, 300e9), (512, 280e9)], "Q4_K@29696": [(128, 340e9), (512, 320e9)],
-                                   "Q8_0@22016": [(128, 180e9), (512, 170e9)], "Q4_K@5888": [(128, 200e9), (512, 190e9)]}))
+    K.save("fp", "llamacpp", _rec({"decode:Q4_K@5888": [(1, 70e9)], "Q4_K@22016": [(128, 300e9), (512, 280e9)],
+                                   "Q4_K@29696": [(128, 340e9), (512, 320e9)], "Q8_0@22016": [(128, 180e9), (512, 170e9)],
+                                   "Q4_K@5888": [(128, 200e9), (512, 190e9)]}))
     out = io.StringIO()
     _render_kernels(Console(file=out, width=400), "fp")
     text = out.getvalue()
-    assert ("layer width 5888: Q4_K 200/190; layer width 22016: Q4_K 300/280, Q8_0 180/170; "
-            "layer width 29696: Q4_K 340/320") in text
+    assert ("at 128/512 prompt tokens" in text and "layer width 5888: Q4_K 200/190; layer width 22016: Q4_K 300/280, "
+            "Q8_0 180/170; layer width 29696: Q4_K 340/320\n") in text
+    assert "decode GFLOP/s per weight type (one token after 128, weights in the cache): layer width 5888: Q4_K 70" in text
     K.save("fp", "llamacpp", _rec({"Q4_0": [(128, 250e9)]}), replace=True)
     out = io.StringIO()
     _render_kernels(Console(file=out, width=400), "fp")
