@@ -62,7 +62,7 @@ def decode_mix_flops(spec: DeviceSpec, mix: tuple, width: float | None = None) -
     table = (spec.kernel_flops or {}).get("llamacpp") or {}
     s = 0.0
     for t, share in mix:
-        want = {f"decode:{t}", f"decode:F16" if t in ("F32", "BF16") else None}
+        want = {f"decode:{t}", "decode:F16" if t in ("F32", "BF16") else None}
         by_width = {w or 0.0: at_tokens(pts, 1) for k, pts in table.items() for kt, w in [split_key(k)] if kt in want}
         if not by_width:
             return None
