@@ -79,8 +79,8 @@ def probe_folder(layers: int, shape: tuple[int, int, int, int] = PROBE_SHAPES[1]
     """The probe's config folder in aipc's home (a stable path, so its f16 GGUF is converted once)."""
     from aipc.paths import home
 
-    h, ffn = shape[:2]
-    folder = home() / (f"kernel-probe-{layers}" + ("" if ffn == 5632 else f"-ffn{ffn}") + ("" if h == 2048 else f"-h{h}"))
+    (h, ffn), (h0, ffn0) = shape[:2], PROBE_SHAPES[1][:2]  # the first probe's folder name has neither suffix
+    folder = home() / (f"kernel-probe-{layers}" + ("" if ffn == ffn0 else f"-ffn{ffn}") + ("" if h == h0 else f"-h{h}"))
     folder.mkdir(parents=True, exist_ok=True)
     cfg = folder / "config.json"
     text = json.dumps(probe_config(shape, layers), indent=1, sort_keys=True)

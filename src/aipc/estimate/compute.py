@@ -73,28 +73,34 @@ def prefill_flops_decoder(m: ModelSpec, tokens: int, batch: int = 1) -> float:
 def _prefill_mix(m: ModelSpec, w: Workload) -> tuple:
     """llama.cpp: (ggml type, share of the prefill's FLOPs) — the matrices by their weight types, the
     attention's score and value products (against the f16 KV cache) as F16."""
-    from aipc.estimate.quant import FTYPE_DEFAULT, matmul_mix
-
-    if w.engine != "llamacpp" or w.weight_dtype not in FTYPE_DEFAULT or not m.is_decoder:
+    if not _gguf_typed(m, w):
         return ()
     blocks, attn, _ = _prefill_terms(m, w.prompt_tokens)
-    a = attn / (attn + blocks) if attn + blocks > 0 else 0.0
-    out: dict[str, float] = {}
-    for t, share in matmul_mix(m, w.weight_dtype):
-        out[t] = out.get(t, 0.0) + share * (1 - a)
-    out["F16"] = out.get("F16", 0.0) + a
-    return tuple(sorted(out.items(), key=lambda kv: -kv[1]))
+    return _with_attention(m, w, blocks, attn, head=False)
 
 
 def _decode_mix(m: ModelSpec, w: Workload, matmul: float, attn: float) -> tuple:
     """llama.cpp: (ggml type, share of a decode step's FLOPs) — every matrix with the output head by
     its weight type, the attention over the f16 KV cache as F16."""
-    from aipc.estimate.quant import FTYPE_DEFAULT, decode_matmul_mix
+    return _with_attention(m, w, matmul, attn, head=True) if _gguf_typed(m, w) else ()
 
-    if w.engine != "llamacpp" or w.weight_dtype not in FTYPE_DEFAULT or not m.is_decoder or matmul + attn <= 0:
+
+def _gguf_typed(m: ModelSpec, w: Workload) -> bool:
+    """True for a llama.cpp workload at a GGUF file type of a decoder (its tensors' types are known)."""
+    from aipc.estimate.quant import FTYPE_DEFAULT
+
+    return w.engine == "llamacpp" and w.weight_dtype in FTYPE_DEFAULT and m.is_decoder
+
+
+def _with_attention(m: ModelSpec, w: Workload, matmul: float, attn: float, *, head: bool) -> tuple:
+    """The matrices' type mix (aipc.estimate.quant.matmul_mix) scaled to their share of ``matmul + attn``
+    FLOPs, the attention's share added as F16; largest first."""
+    from aipc.estimate.quant import matmul_mix
+
+    if matmul + attn <= 0:
         return ()
     a = attn / (matmul + attn)
-    out = {t: share * (1 - a) for t, share in decode_matmul_mix(m, w.weight_dtype)}
+    out = {t: share * (1 - a) for t, share in matmul_mix(m, w.weight_dtype, head=head)}
     out["F16"] = out.get("F16", 0.0) + a
     return tuple(sorted(out.items(), key=lambda kv: -kv[1]))
 

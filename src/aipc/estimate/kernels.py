@@ -26,48 +26,57 @@ DEFAULT_SHARE = {
 }
 
 
+def _measured(table: dict, key_type: str, tokens: float | None, width: float | None) -> float | None:
+    """FLOP/s of ``key_type`` ('Q4_K', 'decode:Q4_K') in a measured table at ``tokens`` and layer ``width``
+    (interpolated between the probes' widths; a width-less key holds for every width); F32 and BF16 read
+    as F16; None where not measured."""
+    prefix, _, t = key_type.rpartition(":")
+    for name in (t, "F16" if t in ("F32", "BF16") else None):
+        want = f"{prefix}:{name}" if prefix else name
+        by_width = {w: at_tokens(pts, tokens) for k, pts in table.items() for kt, w in [split_key(k)]
+                    if kt == want and w is not None}
+        if by_width:
+            return at_width(by_width, width)
+        if name and want in table:
+            return at_tokens(table[want], tokens)
+    return None
+
+
 def type_flops(spec: DeviceSpec, ggml_type: str, tokens: float | None, width: float | None = None) -> float | None:
     """FLOP/s of one type's prefill kernel on ``spec`` at ``tokens`` prompt tokens and layer ``width``
     (aipc.estimate.compute.layer_width): measured here (interpolated between the probe's widths), else
     the default share of the fp32 peak; None without an fp32 peak."""
-    table = (spec.kernel_flops or {}).get("llamacpp") or {}
-    for t in (ggml_type, "F16" if ggml_type in ("F32", "BF16") else None):
-        by_width = {w: at_tokens(pts, tokens) for k, pts in table.items() for kt, w in [split_key(k)]
-                    if kt == t and w is not None}
-        if by_width:
-            return at_width(by_width, width)
-        if t and t in table:
-            return at_tokens(table[t], tokens)
+    got = _measured((spec.kernel_flops or {}).get("llamacpp") or {}, ggml_type, tokens, width)
+    if got:
+        return got
     fp32 = spec.peak("fp32")
     if not fp32:
         return None
     return fp32 * DEFAULT_SHARE.get(ggml_type, 1.0 if ggml_type == "F32" else DEFAULT_SHARE["F16"])
 
 
-def mix_flops(spec: DeviceSpec, mix: tuple, tokens: float | None, width: float | None = None) -> float | None:
-    """FLOP/s of a prefill whose matrices are ``mix`` ((type, share), ...) in layers of ``width``:
-    1 / sum(share / FLOP/s)."""
+def _harmonic(mix: tuple, flops) -> float | None:
+    """1 / sum(share / flops(type)) over ``mix`` ((type, share), ...); None where any type has no figure."""
     s = 0.0
     for t, share in mix:
-        f = type_flops(spec, t, tokens, width)
+        f = flops(t)
         if not f:
             return None
         s += share / f
     return 1.0 / s if s > 0 else None
 
 
+def mix_flops(spec: DeviceSpec, mix: tuple, tokens: float | None, width: float | None = None) -> float | None:
+    """FLOP/s of a prefill whose matrices are ``mix`` ((type, share), ...) in layers of ``width``:
+    1 / sum(share / FLOP/s)."""
+    return _harmonic(mix, lambda t: type_flops(spec, t, tokens, width))
+
+
 def decode_mix_flops(spec: DeviceSpec, mix: tuple, width: float | None = None) -> float | None:
     """FLOP/s of a decode step's matrix-vector products over ``mix`` where aipc hw --kernels measured
     every type's decode on weights in cache (``decode:<type>@<width>``); None where any type was not."""
     table = (spec.kernel_flops or {}).get("llamacpp") or {}
-    s = 0.0
-    for t, share in mix:
-        want = {f"decode:{t}", "decode:F16" if t in ("F32", "BF16") else None}
-        by_width = {w or 0.0: at_tokens(pts, 1) for k, pts in table.items() for kt, w in [split_key(k)] if kt in want}
-        if not by_width:
-            return None
-        s += share / at_width(by_width, width)
-    return 1.0 / s if s > 0 else None
+    return _harmonic(mix, lambda t: _measured(table, f"decode:{t}", 1, width))
 
 
 def measured(spec: DeviceSpec) -> bool:

@@ -255,31 +255,19 @@ def weight_parts(m: ModelSpec, ftype: str) -> dict[str, int]:
     return gguf_parts(m, ftype)
 
 
-def decode_matmul_mix(m: ModelSpec, ftype: str) -> tuple[tuple[str, float], ...]:
-    """As :func:`matmul_mix`, with the output head (output.weight, or the tied token_embd) counted: a
-    decode step multiplies its one token by every block matrix and by the head."""
-    def f():
-        types = gguf_types(m, ftype)
-        head = "output.weight" if any(t.name == "output.weight" for t in converter_tensors(m)) else "token_embd.weight"
-        by: dict[str, int] = {}
-        for t in converter_tensors(m):
-            if (t.layer >= 0 and _quantizable(t)) or t.name == head:
-                by[types[t.name]] = by.get(types[t.name], 0) + t.n_elements
-        total = sum(by.values()) or 1
-        return tuple(sorted(((k, v / total) for k, v in by.items()), key=lambda kv: -kv[1]))
-    return _memo(m, ("decode_matmul_mix", ftype), f)
-
-
-def matmul_mix(m: ModelSpec, ftype: str) -> tuple[tuple[str, float], ...]:
+def matmul_mix(m: ModelSpec, ftype: str, head: bool = False) -> tuple[tuple[str, float], ...]:
     """Share of the blocks' matrix elements (what prefill multiplies every token by) per ggml type in a
     file of type ``ftype``, largest first: what llama.cpp's prefill time is spread over
-    (aipc.estimate.kernels)."""
+    (aipc.estimate.kernels). ``head``: the output head counted too (output.weight, or the tied
+    token_embd): a decode step multiplies its one token by every block matrix and by the head."""
     def f():
         types = gguf_types(m, ftype)
+        tensors = converter_tensors(m)
+        out = ("output.weight" if any(t.name == "output.weight" for t in tensors) else "token_embd.weight") if head else None
         by: dict[str, int] = {}
-        for t in converter_tensors(m):
-            if t.layer >= 0 and _quantizable(t):
+        for t in tensors:
+            if (t.layer >= 0 and _quantizable(t)) or t.name == out:
                 by[types[t.name]] = by.get(types[t.name], 0) + t.n_elements
         total = sum(by.values()) or 1
         return tuple(sorted(((k, v / total) for k, v in by.items()), key=lambda kv: -kv[1]))
-    return _memo(m, ("matmul_mix", ftype), f)
+    return _memo(m, ("matmul_mix", ftype, head), f)
