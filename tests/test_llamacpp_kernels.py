@@ -77,7 +77,8 @@ def test_kernel_speed_is_interpolated_by_layer_width_between_the_probes():
 
 def test_probes_span_small_to_1b_layer_widths_with_true_k_quants(tmp_path, monkeypatch):
     """The probes' widths bracket the validation models' (SmolLM2-135M 6144 .. Llama-3.2-1B 29696); every
-    probe's rows are multiples of 256 (no K-quant fallback); layers hold 1.3x the cache, 2 to 24; the
+    probe's rows are multiples of 256 (no K-quant fallback); layers hold 1.3x the cache and at least
+    512 MiB, 2 to 24; the
     wide probes keep their folder names (their cached f16 GGUFs)."""
     from aipc.bench.llamacpp_kernels import PROBE_SHAPES, probe_config, probe_folder, probe_layers, probe_width
     from aipc.estimate.compute import layer_width
@@ -93,8 +94,10 @@ def test_probes_span_small_to_1b_layer_widths_with_true_k_quants(tmp_path, monke
     assert probe_width(probe_folder(4, PROBE_SHAPES[0])) == 5888
     per_layer = {s: probe_config(s, 1) for s in PROBE_SHAPES}
     assert per_layer[PROBE_SHAPES[0]]["hidden_size"] == 512 and per_layer[PROBE_SHAPES[0]]["num_key_value_heads"] == 2
-    assert probe_layers(300 << 20, PROBE_SHAPES[1]) == 17  # 45.1M elements a layer at 4.5 bits: 25.4 MB
-    assert probe_layers(300 << 20, PROBE_SHAPES[0]) == 24 and probe_layers(1 << 20, PROBE_SHAPES[2]) == 2
+    # 45.1M elements a layer at 4.5 bits: 25.4 MB; 1.3x a 420 MiB cache, else 512 MiB at the least
+    assert probe_layers(420 << 20, PROBE_SHAPES[1]) == 23 and probe_layers(300 << 20, PROBE_SHAPES[1]) == 22
+    assert probe_layers(32 << 20, PROBE_SHAPES[2]) == 16  # 60.8M elements: 34.2 MB a layer
+    assert probe_layers(300 << 20, PROBE_SHAPES[0]) == 24 and probe_layers(2 << 30, PROBE_SHAPES[2]) == 24
 
 
 def test_mix_is_a_harmonic_mean_and_defaults_follow_the_fp32_peak():
@@ -161,9 +164,36 @@ def test_measure_a_tiny_model_for_real(tiny_ggufs, tmp_path, monkeypatch):
     K.save("fp", "llamacpp", rec)
     assert set(K.spec_table(K.load("fp")["llamacpp"])) == keys
     assert not list(tmp_path.glob("**/probe-*.gguf"))  # quantized probes are removed
-    monkeypatch.setattr(detect, "llc_bytes", lambda: 4096)  # files larger than the cache: prefill only
+    monkeypatch.setattr(detect, "llc_bytes", lambda: 4096)  # files beyond the cache: the bandwidth decode reached
+    rec = measure(types=("Q8_0",), tokens=(8,), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
+    assert set(rec["types"]) == {f"Q8_0@{w}", f"read:Q8_0@{w}"}
+    [[n, read]] = rec["types"][f"read:Q8_0@{w}"]
+    assert n == 1 and 1e6 < read < 1e13
+    size = tiny_ggufs["q8_0"].stat().st_size  # a file beyond the cache but under twice it: prefill only
+    monkeypatch.setattr(detect, "llc_bytes", lambda: int(size * 0.7))
     rec = measure(types=("Q8_0",), tokens=(8,), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
     assert set(rec["types"]) == {f"Q8_0@{w}"}
+
+
+def test_decode_bytes_of_a_probe_file_are_the_estimators(tiny_ggufs):
+    """The bytes a measured decode step is divided by: every tensor the step reads (not the embedding
+    table's other rows) plus the KV cache at DECODE_CONTEXT, from the file's own header."""
+    from aipc.bench.llamacpp_kernels import DECODE_CONTEXT, decode_bytes
+    from aipc.estimate.memory import kv_cache_bytes
+    from aipc.models.gguf import read_header
+
+    path = tiny_ggufs["q8_0"]
+    h = read_header(path)
+    parts = h.parts()
+    m = resolve_model(str(path))
+    w = Workload(model=str(path), task="infer", prompt_tokens=DECODE_CONTEXT, gen_tokens=1, engine="llamacpp",
+                 weight_dtype=h.file_type)
+    kv = kv_cache_bytes(m, w, int(DECODE_CONTEXT + 0.5))
+    got = decode_bytes(path)
+    assert kv > 0 and parts["blocks"] > 0
+    read = parts["blocks"] + parts["output"] + parts["other"] + kv
+    table = parts["token_embd"] if m.tie_embeddings else parts["token_embd"] / m.vocab_size
+    assert got == pytest.approx(read + table, rel=1e-6)
 
 
 def test_cpu_runner_turns_flash_attention_off(tiny_ggufs):
@@ -226,6 +256,53 @@ def test_a_decode_on_cached_weights_runs_at_the_measured_matrix_vector_speed():
         c.decode_flops_per_step / 1e9)
     partial = {k: v for k, v in decode.items() if "Q5_0" not in k}
     assert estimate(w, replace(cached, kernel_flops={"llamacpp": partial})).time.tpot_s == estimate(w, plain).time.tpot_s
+
+
+def test_measured_decode_bandwidth_sets_the_uncalibrated_mbu():
+    """aipc hw --kernels' decode read figure (bytes/s from memory) over the device's bandwidth is the
+    llama.cpp CPU decode MBU; the type's own figure, else the median measured type's; no figure, the
+    class default; a figure above the bandwidth reads as MBU 1."""
+    from dataclasses import replace
+
+    from aipc.estimate.efficiency import default_efficiency
+    from aipc.estimate.efficiency_defaults import DEFAULTS
+
+    base = _cpu({"Q4_K@22016": ((128.0, 300e9),)})
+    read = {"read:Q4_K@22016": ((1.0, 12e9),), "read:Q4_K@29696": ((1.0, 15e9),), "read:Q8_0@29696": ((1.0, 21e9),),
+            "read:F16@29696": ((1.0, 24e9),)}
+    spec = replace(base, kernel_flops={"llamacpp": {**base.kernel_flops["llamacpp"], **read}})
+    assert default_efficiency(base, "llamacpp", "q4_k_m").mbu_decode == DEFAULTS[("cpu", "llamacpp")].mbu_decode
+    eff = default_efficiency(spec, "llamacpp", "q4_k_m")
+    assert eff.mbu_decode == pytest.approx(15e9 / 30e9) and "15.0 GB/s" in eff.source  # the widest probe's
+    assert default_efficiency(spec, "llamacpp", "q8_0").mbu_decode == pytest.approx(21e9 / 30e9)
+    assert default_efficiency(spec, "llamacpp", "q5_0").mbu_decode == pytest.approx(21e9 / 30e9)  # the median
+    assert default_efficiency(spec, "torch").mbu_decode == DEFAULTS[("cpu", "torch")].mbu_decode
+    fast = replace(spec, bandwidth_bytes_s=10e9)
+    assert default_efficiency(fast, "llamacpp", "f16").mbu_decode == 1.0
+    # narrower layers read slower: the measured types' median ratio to the widest probe scales every type
+    narrow = {**spec.kernel_flops["llamacpp"], "read:Q8_0@5888": ((1.0, 12e9),), "read:F16@5888": ((1.0, 12e9),)}
+    spec_n = replace(spec, kernel_flops={"llamacpp": narrow})
+    ratio = (12e9 / 21e9 + 12e9 / 24e9) / 2
+    assert default_efficiency(spec_n, "llamacpp", "q4_k_m", 5888).mbu_decode == pytest.approx(15e9 * ratio / 30e9)
+    assert default_efficiency(spec_n, "llamacpp", "q4_k_m", 3000).mbu_decode == pytest.approx(15e9 * ratio / 30e9)
+    assert default_efficiency(spec_n, "llamacpp", "q4_k_m", 29696).mbu_decode == pytest.approx(15e9 / 30e9)
+    mid = default_efficiency(spec_n, "llamacpp", "q4_k_m", 13000).mbu_decode
+    assert 15e9 * ratio / 30e9 < mid < 15e9 / 30e9
+    # an estimate reads each of the model's weight types at its own figure: llama-3.2-1b's q8_0 matrices at
+    # Q8_0's, the attention's share (F16 KV cache) at F16's
+    w = Workload(model="llama-3.2-1b", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q8_0")
+    got = estimate(w, spec)
+    mix = dict(got.compute.decode_mix)
+    assert set(mix) == {"Q8_0", "F16"}
+    q8, f16 = mix["Q8_0"] * 34 / 32, mix["F16"] * 2  # bytes per element: Q8_0 34 per block of 32
+    rate = (q8 + f16) / (q8 / 21e9 + f16 / 24e9)
+    assert got.time.tpot_s == pytest.approx(got.compute.decode_bytes_per_step / rate)
+    # smollm2-135m's rows (576) are no multiple of 256: its q4_k_m falls back to Q5_0 / Q8_0, read at their speed
+    slow_q5 = replace(spec, kernel_flops={"llamacpp": {**spec.kernel_flops["llamacpp"], "read:Q5_0@29696": ((1.0, 6e9),)}})
+    w = replace(w, model="smollm2-135m", weight_dtype="q4_k_m")
+    assert "Q5_0" in dict(estimate(w, spec).compute.decode_mix)
+    assert estimate(w, slow_q5).time.tpot_s > 1.5 * estimate(w, spec).time.tpot_s
 
 
 def test_kernels_travel_with_an_exported_machine():
@@ -300,7 +377,40 @@ def test_hw_lists_the_kernels_per_layer_width(tmp_path, monkeypatch):
     assert ("at 128/512 prompt tokens" in text and "layer width 5888: Q4_K 200/190; layer width 22016: Q4_K 300/280, "
             "Q8_0 180/170; layer width 29696: Q4_K 340/320\n") in text
     assert "decode GFLOP/s per weight type (one token after 128, weights in the cache): layer width 5888: Q4_K 70" in text
+    assert "decode GB/s per weight type" not in text
+    K.save("fp", "llamacpp", _rec({"read:Q4_K@29696": [(1, 14.3e9)], "read:Q8_0@29696": [(1, 20e9)]}))
+    out = io.StringIO()
+    _render_kernels(Console(file=out, width=400), "fp")
+    assert "decode GB/s per weight type (weights from memory; the uncalibrated decode MBU): layer width 29696: " \
+           "Q4_K 14.3, Q8_0 20.0" in out.getvalue()
     K.save("fp", "llamacpp", _rec({"Q4_0": [(128, 250e9)]}), replace=True)
     out = io.StringIO()
     _render_kernels(Console(file=out, width=400), "fp")
     assert "128 prompt tokens" in out.getvalue() and "Q4_0 250" in out.getvalue() and "width" not in out.getvalue()
+
+
+def test_a_calibration_carries_to_unseen_formats_by_the_measured_bandwidths():
+    """Decode fitted on q4_k_m runs only: a q5_k_m estimate takes that fit scaled by the measured decode
+    bandwidth of the model's q5_k_m types over its q4_k_m types; the per-layer term stays as fitted."""
+    from dataclasses import replace
+
+    from aipc.estimate import calibrate as C
+
+    base = _cpu({"Q4_K@29696": ((128.0, 300e9),)})
+    reads = {"read:Q4_K@29696": ((1.0, 20e9),), "read:Q6_K@29696": ((1.0, 20e9),), "read:Q5_K@29696": ((1.0, 10e9),),
+             "read:F16@29696": ((1.0, 20e9),)}
+    spec = replace(base, kernel_flops={"llamacpp": {**base.kernel_flops["llamacpp"], **reads}})
+    pts = [{"device": spec.name, "scenario": "decode", "engine": "llamacpp", "weight_format": "q4_k_m", "tokens": 1,
+            "flops_per_token": 1e9, "factor": f, "layers": n, "ideal_s": s} for f, n, s in
+           ((0.4, 16, 0.010), (0.3, 30, 0.004), (0.45, 16, 0.020))]
+    w = Workload(model="llama-3.2-1b", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q4_k_m")
+    with C.using(C.fit(pts)):
+        q4 = estimate(w, spec)
+        q5 = estimate(replace(w, weight_dtype="q5_k_m"), spec)
+        q5_slow = estimate(replace(w, weight_dtype="q5_k_m"), replace(
+            spec, kernel_flops={"llamacpp": {**spec.kernel_flops["llamacpp"], "read:Q5_K@29696": ((1.0, 5e9),)}}))
+    assert q4.efficiency.source.startswith("calibrated") and "q5_k_m not measured" in q5.efficiency.source
+    assert q5.efficiency.decode_layer_s == pytest.approx(q4.efficiency.decode_layer_s)
+    assert q5.efficiency.mbu_decode < 0.8 * q4.efficiency.mbu_decode
+    assert q5_slow.efficiency.mbu_decode < 0.7 * q5.efficiency.mbu_decode

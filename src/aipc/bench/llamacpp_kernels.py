@@ -15,10 +15,15 @@ of another length fall back to other types in llama.cpp).
 Decode (one token after 128 of context) is timed too, on every probe whose quantized file fits in the
 last-level cache, and stored as ``decode:<type>@<width>`` at 1 token: the FLOP/s of llama.cpp's
 matrix-vector kernels on weights that stay in cache, the floor of a decode step where the weights do not
-bound it (a small model whose bytes fit in the cache; aipc.estimate.kernels.decode_mix_flops).
+bound it (a small model whose bytes fit in the cache; aipc.estimate.kernels.decode_mix_flops). On every
+probe whose quantized file is at least READ_CACHE_MULTIPLE times the cache, the same step's bytes (the
+estimator's decode bytes of that file: every tensor but the embedding table's unread rows, plus the KV
+cache) over its time are stored as ``read:<type>@<width>`` in bytes/s: the bandwidth llama.cpp's decode
+reaches from memory on this machine, which the estimator's uncalibrated llama.cpp decode MBU is read from
+(aipc.estimate.kernels.decode_read).
 
 A probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
-per weight, 2 to 24 layers): llama.cpp's CPU kernels read the weights again for every few prompt
+per weight, and at least MIN_PROBE_BYTES; 2 to 24 layers): llama.cpp's CPU kernels read the weights again for every few prompt
 tokens, so a model that stays in cache can run faster per FLOP than one that streams from memory
 (measured here: one layer of Q4_0 at 752 GFLOP/s, sixteen at 257, a whole Llama-3.2-1B at 260). The
 estimator turns these into a model's prefill time through the type of each of its tensors.
@@ -42,6 +47,10 @@ TYPE_FTYPE = {"F16": "MOSTLY_F16", "Q8_0": "MOSTLY_Q8_0", "Q6_K": "MOSTLY_Q6_K",
 # default shares, aipc.estimate.kernels)
 DEFAULT_TYPES = ("Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "Q5_0", "Q5_1", "F16")
 TOKENS = (128, 512)
+# a probe's 4.5-bit weights at the least (its layers permitting): a probe of a few layers prefills much faster
+# per FLOP than a whole model of the same layers (2-core AMD EPYC, 32 MiB L3, 2026-12-07: Llama-3.2-1B's layer
+# shape at Q8_0, 512 tokens: 2 layers 467 GFLOP/s, 8 layers 325, 16 layers 298, Llama-3.2-1B itself 307)
+MIN_PROBE_BYTES = 512 << 20
 # the probes' layer shapes: (hidden, FFN, query heads, KV heads); layer widths 5888, 22016 and 29696
 PROBE_SHAPES = ((512, 1536, 8, 2), (2048, 5632, 32, 8), (2048, 8192, 32, 8))
 PROBE_CONFIG = {
@@ -67,12 +76,13 @@ def _layer_params(shape: tuple[int, int, int, int]) -> int:
 
 
 def probe_layers(cache_bytes: int | None = None, shape: tuple[int, int, int, int] = PROBE_SHAPES[1]) -> int:
-    """Layers whose 4.5-bit weights hold 1.3x the last-level cache (2 to 24; 32 MiB where the cache size
-    cannot be read)."""
+    """Layers whose 4.5-bit weights hold 1.3x the last-level cache and at least MIN_PROBE_BYTES (2 to 24;
+    32 MiB where the cache size cannot be read)."""
     from aipc.hardware.detect import llc_bytes
 
     per_layer = _layer_params(shape) * 4.5 / 8
-    return max(2, min(24, math.ceil(1.3 * (cache_bytes or llc_bytes() or 32 << 20) / per_layer)))
+    want = max(1.3 * (cache_bytes or llc_bytes() or 32 << 20), MIN_PROBE_BYTES)
+    return max(2, min(24, math.ceil(want / per_layer)))
 
 
 def probe_folder(layers: int, shape: tuple[int, int, int, int] = PROBE_SHAPES[1]) -> Path:
@@ -107,17 +117,32 @@ def probe_flops(ref: Path, tokens: int) -> float:
 
 
 DECODE_CONTEXT, DECODE_STEPS = 128, 16  # a decode's context and how many steps one timing takes
+READ_CACHE_MULTIPLE = 2  # a probe file this many times the last-level cache is read from memory at decode
 
 
 def decode_flops(ref: Path) -> float:
     """The estimator's FLOPs of one decode step of the probe at DECODE_CONTEXT (matmuls and attention)."""
     from aipc.estimate.compute import compute_for
     from aipc.models.load import resolve
+
+    return compute_for(resolve(str(ref)), _decode_workload(ref, "f16")).decode_flops_per_step
+
+
+def decode_bytes(path: Path) -> float:
+    """The estimator's bytes of one decode step at DECODE_CONTEXT of the GGUF at ``path`` (its own tensors)."""
+    from aipc.estimate.compute import compute_for
+    from aipc.models.load import resolve
+
+    m = resolve(str(path))
+    return compute_for(m, _decode_workload(path, m.weight_format)).decode_bytes_per_step
+
+
+def _decode_workload(ref: Path, weight_dtype: str):
+    """One decode step after DECODE_CONTEXT tokens of the model at ``ref`` through llama.cpp."""
     from aipc.spec import Workload
 
-    w = Workload(model=str(ref), task="infer", prompt_tokens=DECODE_CONTEXT, gen_tokens=1, engine="llamacpp",
-                 weight_dtype="f16")
-    return compute_for(resolve(str(ref)), w).decode_flops_per_step
+    return Workload(model=str(ref), task="infer", prompt_tokens=DECODE_CONTEXT, gen_tokens=1, engine="llamacpp",
+                    weight_dtype=weight_dtype)
 
 
 def _time_decode(runner, vocab: int, reps: int) -> float:
@@ -139,10 +164,9 @@ def _time_decode(runner, vocab: int, reps: int) -> float:
     return best
 
 
-def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int,
-                  decode: bool = False) -> dict[int, float]:
-    """Best prefill seconds per prompt length of the GGUF at ``path`` (one warm-up, at the shortest); with
-    ``decode``, also a decode step's seconds under key 1."""
+def _time_phases(path: Path, tokens: tuple[int, ...], reps: int, threads: int) -> dict[int, float]:
+    """Best prefill seconds per prompt length of the GGUF at ``path`` (one warm-up, at the shortest), and a
+    decode step's seconds under key 1."""
     import torch
 
     from aipc.engines.llamacpp import GGUFModel
@@ -162,8 +186,7 @@ def _time_prefill(path: Path, tokens: tuple[int, ...], reps: int, threads: int,
                 runner.prefill(0, ids)
                 best = min(best, time.perf_counter() - t0)
             out[n] = best
-        if decode:
-            out[1] = _time_decode(runner, int(gm.facts["n_vocab"]), reps)
+        out[1] = _time_decode(runner, int(gm.facts["n_vocab"]), reps)
     finally:
         runner.close()
     return out
@@ -228,12 +251,16 @@ def _measure_types(f16: Path, types, tokens, reps: int, threads: int, flops: dic
             if t != "F16" or quantize_each:
                 path = Path(tmp) / f"probe-{t}.gguf"
                 quantize(f16, path, TYPE_FTYPE[t], progress=lambda *a: None, pure=True)
-            secs = _time_prefill(path, tokens, reps, threads, decode=path.stat().st_size < cache)
+            secs = _time_phases(path, tokens, reps, threads)
             table[t] = [[n, flops[n] / s] for n, s in secs.items() if n != 1]
-            say(f"{t}: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}" for n, f in table[t])
-                + (f", decode {flops[1] / secs[1] / 1e9:.0f}" if 1 in secs else ""))
-            if 1 in secs:
+            size, note = path.stat().st_size, ""
+            if size < cache:  # weights in cache: the matrix-vector kernels' FLOP/s
                 table[f"decode:{t}"] = [[1, flops[1] / secs[1]]]
+                note = f", decode {flops[1] / secs[1] / 1e9:.0f} GFLOP/s"
+            elif size >= READ_CACHE_MULTIPLE * cache:  # weights from memory: the bandwidth decode reaches
+                table[f"read:{t}"] = [[1, decode_bytes(path) / secs[1]]]
+                note = f", decode reads {table[f'read:{t}'][0][1] / 1e9:.1f} GB/s"
+            say(f"{t}: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}" for n, f in table[t]) + note)
             if path != f16:
                 path.unlink()
     return table

@@ -216,20 +216,23 @@ def _render_kernels(c, fingerprint: str) -> None:
     from aipc.hardware.kernels import split_key
 
     for engine, rec in measured.items():
-        by_width: dict = {"prefill": {}, "decode": {}}
+        by_width: dict = {"prefill": {}, "decode": {}, "read": {}}
         for key, pts in rec["types"].items():
             t, w = split_key(key)
             phase, _, t = t.rpartition(":")
-            by_width["decode" if phase == "decode" else "prefill"].setdefault(w, []).append(
-                f"{t} " + "/".join(f"{f / 1e9:.0f}" for _, f in pts))
+            by_width[phase or "prefill"].setdefault(w, []).append(
+                f"{t} " + "/".join(f"{f / 1e9:.{1 if phase == 'read' else 0}f}" for _, f in pts))
         rows = {ph: "; ".join((f"layer width {w:.0f}: " if w else "") + ", ".join(v)
                               for w, v in sorted(tbl.items(), key=lambda wv: wv[0] or 0)) for ph, tbl in by_width.items()}
-        tokens = "/".join(str(int(a)) for a, _ in next(v for k, v in rec["types"].items() if "decode:" not in k))
+        tokens = "/".join(str(int(a)) for a, _ in next(v for k, v in rec["types"].items() if ":" not in k))
         c.print(f"{engine} prefill GFLOP/s per weight type at {tokens} prompt tokens "
                 f"({str(rec.get('measured_at', ''))[:16]}): {rows['prefill']}")
         if rows["decode"]:
             c.print(f"{engine} decode GFLOP/s per weight type (one token after 128, weights in the cache): "
                     f"{rows['decode']}")
+        if rows["read"]:
+            c.print(f"{engine} decode GB/s per weight type (weights from memory; the uncalibrated decode MBU): "
+                    f"{rows['read']}")
     if not measured:
         c.print("llama.cpp kernels: not measured here (aipc hw --kernels); llama.cpp prefill estimates use "
                 "default shares of the fp32 peak")

@@ -235,7 +235,7 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     if seen and weight_format in defaults and defaults[weight_format][0] > 0:
         want = defaults[weight_format]
         base = min(seen, key=lambda f: abs(math.log(want[0] / defaults[f][0])))
-        scale = tuple(w / b if b > 0 else None for w, b in zip(want, defaults[base]))
+        scale = tuple(w / b if b > 0 else (1.0 if w == 0 else None) for w, b in zip(want, defaults[base]))
         return by_fmt[base], (f" (from {base}, scaled by the default {weight_format}/{base} ratio "
                               f"{scale[0]:.2f}; {weight_format} not measured)"), (scale, want)
     # factors against the kernels of each file's own weight types (aipc.estimate.kernels) already tell
@@ -249,7 +249,8 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
 
 def _scaled(values: tuple[float, ...], how: tuple | None) -> tuple[float, ...]:
     """A measured format's factors carried to another format: each term times the ratio of the two
-    formats' defaults; a term whose default is 0 for the measured format takes the other's default."""
+    formats' defaults; a term whose default is 0 for the measured format takes the other's default (and
+    stays as fitted where both are 0)."""
     if how is None:
         return values
     scale, want = how

@@ -89,7 +89,7 @@ def evaluate(m: ModelSpec, w: Workload, d: DeviceSpec) -> Evaluated:
     mem = memory_breakdown(m, w, d)
     comp = compute_for(m, w)
     eff = efficiency_for(d, comp.flops_per_token, workload=w, ideal_s=ideal_seconds(d, w, comp), layers=comp.layers,
-                         runner=m.torch_runner)
+                         runner=m.torch_runner, width=comp.prefill_width, mix=comp.decode_mix, model=m)
     t, twarn = timing(d, w, comp, eff)
     return Evaluated(memory=mem, compute=comp, efficiency=eff, time=t,
                      warnings=tuple(warnings + twarn + list(mem.notes)))

@@ -8,6 +8,7 @@ format from measured runs (``aipc.estimate.calibrate``). The Estimate says which
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from aipc.estimate import calibrate
 from aipc.estimate.compute import decode_context
@@ -25,10 +26,12 @@ def device_class(device: DeviceSpec) -> str:
     return "npu" if device.kind == "npu" else "cpu"
 
 
-def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format: str | None = None) -> Efficiency:
+def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format: str | None = None,
+                       width: float | None = None, mix: tuple = ()) -> Efficiency:
     """The published default factors for a device's class and an engine (an engine without its own
     row for the class takes the torch row, and says so); the weight format's own decode terms where
-    the engine has them for the class (``DECODE_BY_FORMAT``)."""
+    the engine has them for the class (``DECODE_BY_FORMAT``); llama.cpp on a measured CPU: the decode MBU
+    its probes reached at the model's layer ``width`` over its weight types ``mix`` (Compute.decode_mix)."""
     cls = device_class(device)
     d = DEFAULTS.get((cls, engine))
     note = ""
@@ -45,8 +48,70 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
     if weight_format in per_format:
         mbu, layer_s = per_format[weight_format]
         src += f"; {weight_format} decode MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer"
+    measured = _measured_read(device, engine, weight_format, width, mix) if cls == "cpu" else None
+    if measured:
+        mbu, msrc = measured
+        src += f"; decode MBU {mbu:.2f}: {msrc}"
     return Efficiency(mfu_train=train, mfu_prefill=d.mfu_prefill, mbu_decode=mbu,
                       decode_layer_s=layer_s, source=src + note)
+
+
+def _measured_read(device: DeviceSpec, engine: str, weight_format: str | None, width: float | None,
+                   mix: tuple = ()) -> tuple[float, str] | None:
+    """llama.cpp on this CPU: (decode MBU, source) from the bandwidth its decode reached in aipc hw --kernels
+    over aipc hw's measured bandwidth — over the model's weight types (``mix``: Compute.decode_mix) where
+    given, else the file type's main type (aipc.estimate.kernels.decode_read); None where not measured."""
+    from aipc.estimate.kernels import decode_read, decode_read_mix
+    from aipc.estimate.quant import FTYPE_DEFAULT
+
+    bw = device.bandwidth_bytes_s
+    if engine != "llamacpp" or not bw or weight_format not in FTYPE_DEFAULT:
+        return None
+    got = decode_read_mix(device, mix, width) if mix else decode_read(device, FTYPE_DEFAULT[weight_format], width)
+    if not got:
+        return None
+    mbu = min(1.0, got[0] / bw)
+    at = f" at layer width {width:.0f}" if width else ""
+    return mbu, (f"measured on this machine by aipc hw --kernels ({got[1]} decode on probes beyond the cache: "
+                 f"{got[0] / 1e9:.1f} GB/s{at} of the measured {bw / 1e9:.1f})")
+
+
+class _MeasuredFormats(Mapping):
+    """Weight format -> (decode MBU, 0 s per layer) of llama.cpp on this CPU from aipc hw --kernels' decode
+    bandwidths over the model's own tensor types in that format (``model``: its ModelSpec, so a q4_k_m
+    whose rows fall back to Q5_0 reads at Q5_0's speed), computed on first use."""
+
+    def __init__(self, device: DeviceSpec, width: float | None, model) -> None:
+        from aipc.estimate.quant import FTYPE_DEFAULT
+
+        self.device, self.width, self.model, self.formats, self.got = device, width, model, tuple(FTYPE_DEFAULT), {}
+
+    def __getitem__(self, fmt: str) -> tuple[float, float]:
+        if fmt not in self.formats:
+            raise KeyError(fmt)
+        if fmt not in self.got:
+            from aipc.estimate.quant import matmul_mix
+
+            mix = matmul_mix(self.model, fmt, head=True) if self.model is not None and self.model.is_decoder else ()
+            got = _measured_read(self.device, "llamacpp", fmt, self.width, mix)
+            self.got[fmt] = (got[0], 0.0) if got else (0.0, 0.0)
+        return self.got[fmt]
+
+    def __iter__(self):
+        return iter(self.formats)
+
+    def __len__(self) -> int:
+        return len(self.formats)
+
+
+def _format_defaults(device: DeviceSpec, engine: str, width: float | None, model=None) -> Mapping | None:
+    """Weight format -> its default (decode MBU, seconds per layer), which a calibration scales a measured
+    format's fit by for a format it has not seen: DECODE_BY_FORMAT, else (llama.cpp on a CPU that aipc hw
+    --kernels measured) the decode bandwidth measured for the model's types in each format."""
+    table = DECODE_BY_FORMAT.get((device_class(device), engine))
+    if table or engine != "llamacpp" or device_class(device) != "cpu" or not _measured_read(device, engine, "f16", width):
+        return table
+    return _MeasuredFormats(device, width, model)
 
 
 def _emulated_train(eff: Efficiency, device: DeviceSpec, workload) -> Efficiency:
@@ -69,13 +134,15 @@ def _engine_of(workload) -> tuple[str, str | None]:
 
 def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, workload=None, *,
                    ideal_s: dict[str, float] | None = None, layers: int | None = None,
-                   runner: str | None = None) -> Efficiency:
+                   runner: str | None = None, width: float | None = None, mix: tuple = (),
+                   model=None) -> Efficiency:
     """Calibrated factors for this device (and the workload's engine and weight format) where ``aipc
     calibrate`` stored them, else the defaults. ``workload`` (optional) also gives the tokens per
     forward the calibration is keyed by; ``ideal_s`` (scenario -> FLOPs / peak of the step) and
-    ``layers`` let a fitted time model answer."""
+    ``layers`` let a fitted time model answer; ``width``, ``mix`` and ``model`` (its ModelSpec): the model's
+    layer width and decode type mix (llama.cpp's measured decode bandwidth depends on both)."""
     engine, fmt = _engine_of(workload)
-    eff = _emulated_train(default_efficiency(device, engine, fmt), device, workload)
+    eff = _emulated_train(default_efficiency(device, engine, fmt, width, mix), device, workload)
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
@@ -87,7 +154,7 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     layer_s = eff.decode_layer_s
     dec = calibrate.lookup_decode(device.name, tokens.get("decode"), engine=engine, weight_format=fmt,
                                   context=decode_context(workload) if workload is not None else None, runner=runner,
-                                  defaults=DECODE_BY_FORMAT.get((device_class(device), engine)))
+                                  defaults=_format_defaults(device, engine, width, model))
     if dec:
         mbu, layer_s, dsrc = dec
         found["decode"] = (mbu, f"MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer per step, {dsrc}")

@@ -91,7 +91,8 @@ DEFAULTS: dict[tuple[str, str], Default] = {
         0.0, 0.90, 0.53, 0.0,
         "default (measured with llama.cpp's own llama-bench on a 2-core AVX-512 Xeon, 2026-12-06, "
         "docs/benchmarks.md 'llama.cpp decode': decode MBU 0.49-0.56 of aipc hw's copy bandwidth, per-layer "
-        "time included; prefill 0.90 of its kernels' FLOP/s for the model's weight types (aipc hw --kernels: layers "
+        "time included; where aipc hw --kernels ran, the bandwidth its decode of a probe beyond the cache reached "
+        "replaces it, aipc.estimate.efficiency; prefill 0.90 of its kernels' FLOP/s for the model's weight types (aipc hw --kernels: layers "
         "of three widths, 135M- to 1B-class, read at the model's own width; not measured: default shares of the "
         "fp32 peak, aipc.estimate.kernels); aipc bench --engine llamacpp then aipc calibrate replace it)"),
     # OpenVINO (Intel CPU, iGPU, NPU): decode against the device's bandwidth, prefill against its 16-bit peak

@@ -79,6 +79,73 @@ def decode_mix_flops(spec: DeviceSpec, mix: tuple, width: float | None = None) -
     return _harmonic(mix, lambda t: _measured(table, f"decode:{t}", 1, width))
 
 
+def _reads(spec: DeviceSpec) -> dict[str, dict[float, float]]:
+    """{type: {probe width: bytes/s}} of the decode steps aipc hw --kernels timed on weights from memory."""
+    out: dict[str, dict[float, float]] = {}
+    for k, pts in ((spec.kernel_flops or {}).get("llamacpp") or {}).items():
+        kt, w = split_key(k)
+        if kt.startswith("read:") and w:
+            out.setdefault(kt[len("read:"):], {})[w] = at_tokens(pts, 1)
+    return out
+
+
+def _width_factors(reads: dict[str, dict[float, float]], top: float) -> dict[float, float]:
+    """{probe width: bytes/s there over bytes/s at the widest probe}, the median over the types measured at
+    both (narrow layers add a fixed cost per layer, so they read slower)."""
+    import statistics
+
+    out = {top: 1.0}
+    for w in {w for r in reads.values() for w in r} - {top}:
+        ratios = [r[w] / r[top] for r in reads.values() if w in r and top in r]
+        if ratios:
+            out[w] = statistics.median(ratios)
+    return out
+
+
+def decode_read(spec: DeviceSpec, ggml_type: str, width: float | None = None) -> tuple[float, str] | None:
+    """(bytes/s, what it is) llama.cpp's decode reads weights of ``ggml_type`` from memory at on this CPU in
+    layers of ``width`` (aipc hw --kernels: ``read:<type>@<width>``): the type's figure at the widest
+    probe (the median over the measured types for a type not measured) times how the measured types' figures
+    change with the layer width (interpolated in log(width), never extrapolated); None where none was
+    measured."""
+    import statistics
+
+    reads = _reads(spec)
+    if not reads:
+        return None
+    top = max(w for r in reads.values() for w in r)
+    factor = _width_factors(reads, top)
+
+    def at_top(t: str) -> float:
+        w = max(reads[t])
+        return reads[t][w] / factor.get(w, 1.0)
+
+    base, what = ((at_top(ggml_type), f"{ggml_type}'s") if ggml_type in reads else
+                  (statistics.median(at_top(t) for t in reads), "the median measured type's"))
+    scale = at_width(factor, width) if width else 1.0
+    return base * scale, what
+
+
+def decode_read_mix(spec: DeviceSpec, mix: tuple, width: float | None = None) -> tuple[float, str] | None:
+    """(bytes/s, what it is) of a decode step over ``mix`` ((ggml type, share of the step's FLOPs, i.e. of
+    its matrix elements), ...: aipc.estimate.types.Compute.decode_mix): each type's bytes at its own
+    measured figure (:func:`decode_read`), so a q4_k_m file whose rows fall back to Q5_0 reads at Q5_0's
+    speed; None where nothing was measured."""
+    from aipc.estimate.quant import block_size
+
+    nbytes = seconds = 0.0
+    for t, share in mix:
+        got = decode_read(spec, t, width)
+        if not got:
+            return None
+        n, b = block_size(t)
+        nbytes += share * b / n
+        seconds += share * b / n / got[0]
+    if seconds <= 0:
+        return None
+    return nbytes / seconds, "the model's weight types'"
+
+
 def measured(spec: DeviceSpec) -> bool:
     """True when this device's llama.cpp kernels were measured (not default shares)."""
     return bool((spec.kernel_flops or {}).get("llamacpp"))
