@@ -414,3 +414,32 @@ def test_a_calibration_carries_to_unseen_formats_by_the_measured_bandwidths():
     assert q5.efficiency.decode_layer_s == pytest.approx(q4.efficiency.decode_layer_s)
     assert q5.efficiency.mbu_decode < 0.8 * q4.efficiency.mbu_decode
     assert q5_slow.efficiency.mbu_decode < 0.7 * q5.efficiency.mbu_decode
+
+
+def test_decode_calibrated_against_the_measured_bandwidths_follows_each_models_types():
+    """Points fitted against each run's own types' measured decode bandwidth (C.READS) give an MBU relative
+    to it: an estimate multiplies it back by its own model's figure, so a model whose q4_k_m falls back to a
+    slower type reads slower under the same calibration, and an unseen format needs no ratio."""
+    from dataclasses import replace
+
+    from aipc.estimate import calibrate as C
+
+    base = _cpu({"Q4_K@29696": ((128.0, 300e9),)})
+    reads = {f"read:{t}@29696": ((1.0, 20e9),) for t in ("Q4_K", "Q6_K", "Q8_0", "F16", "Q5_0", "Q5_K")}
+    spec = replace(base, kernel_flops={"llamacpp": {**base.kernel_flops["llamacpp"], **reads}})
+    pts = [{"device": spec.name, "scenario": "decode", "engine": "llamacpp", "weight_format": "q4_k_m", "tokens": 1,
+            "flops_per_token": 1e9, "factor": 0.8, "layers": n, "ideal_s": s, "against": C.READS}
+           for n, s in ((16, 0.010), (30, 0.004), (16, 0.020))]
+    table = C.fit(pts)
+    assert table["devices"][spec.name]["decode@llamacpp"]["against"] == C.READS
+    slow = replace(spec, kernel_flops={"llamacpp": {**spec.kernel_flops["llamacpp"], "read:Q5_0@29696": ((1.0, 5e9),)}})
+    w = Workload(model="smollm2-135m", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q4_k_m")
+    with C.using(table):
+        fast_e, slow_e = estimate(w, spec).efficiency, estimate(w, slow).efficiency
+        q5 = estimate(replace(w, weight_dtype="q5_k_m"), spec).efficiency
+    assert fast_e.source.startswith("calibrated") and "relative to the decode bandwidth measured on this machine" in fast_e.source
+    assert slow_e.mbu_decode < 0.7 * fast_e.mbu_decode and slow_e.decode_layer_s == fast_e.decode_layer_s
+    assert "scaled by" not in q5.source and q5.mbu_decode > 0
+    pts_plain = [{k: v for k, v in p.items() if k != "against"} for p in pts]
+    assert "against" not in C.fit(pts_plain)["devices"][spec.name]["decode@llamacpp"]

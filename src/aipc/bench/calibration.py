@@ -27,6 +27,18 @@ def _shape(run: dict) -> tuple:
             w.get("method"), w.get("weight_dtype"), w.get("compute_dtype"))
 
 
+def _decode_bandwidth(spec, w, c) -> tuple[float | None, str | None]:
+    """(bytes/s a decode's MBU is taken against, what it is): llama.cpp on a CPU where aipc hw --kernels
+    measured decode bandwidths, those of the run's own weight types (C.READS); else the copy bandwidth."""
+    if w.engine == "llamacpp" and spec.kind == "cpu" and c.decode_mix:
+        from aipc.estimate.kernels import decode_read_mix
+
+        got = decode_read_mix(spec, c.decode_mix, c.prefill_width)
+        if got:
+            return got[0], C.READS
+    return spec.bandwidth_bytes_s, None
+
+
 def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]]:
     """One point per usable run: factor, the estimator's FLOPs per token, the workload; and why others were skipped."""
     from aipc.estimate import estimate, resolve_model
@@ -56,10 +68,11 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
         c = est.compute
         extra = {}
         if scen == "decode":
-            bw = spec.bandwidth_bytes_s
+            bw, against = _decode_bandwidth(spec, w, c)
             factor = c.decode_bytes_per_step / (bw * t) if bw else None
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
-                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers, "context": decode_context(w)}
+                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers, "context": decode_context(w),
+                         **({"against": against} if against else {})}
         else:
             peak = C.workload_peak(spec, w, train=scen == "train", compute=c)
             work = c.flops_per_step if scen == "train" else c.prefill_flops

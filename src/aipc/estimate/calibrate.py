@@ -49,6 +49,9 @@ VERSION = 5  # 4: train factors against the linear forward+backward peak; fitted
 # llama.cpp prefill entries fitted against the FLOP/s of each file's kernel types (aipc.estimate.kernels);
 # an entry without this mark was fitted against the fp32 peak and is not used (aipc calibrate refits it)
 KERNELS = "llamacpp-kernels-per-type"
+# llama.cpp decode fitted against the decode bandwidth aipc hw --kernels measured for each run's own weight
+# types (aipc.estimate.kernels.decode_read_mix) rather than the copy bandwidth: its MBU is relative to that
+READS = "llamacpp-decode-reads-per-type"
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
@@ -231,7 +234,8 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     by_fmt = entry.get("by_format") or {}
     if weight_format in by_fmt:
         return by_fmt[weight_format], "", None
-    seen = [f for f in sorted(by_fmt) if f in (defaults or {}) and defaults[f][0] > 0]
+    against = entry.get("against")
+    seen = [f for f in sorted(by_fmt) if f in (defaults or {}) and defaults[f][0] > 0 and against != READS]
     if seen and weight_format in defaults and defaults[weight_format][0] > 0:
         want = defaults[weight_format]
         base = min(seen, key=lambda f: abs(math.log(want[0] / defaults[f][0])))
@@ -241,7 +245,7 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     # factors against the kernels of each file's own weight types (aipc.estimate.kernels) already tell
     # formats apart: an unmeasured format takes the fit over all of them, not a family member's
     fam = [f for f in sorted(by_fmt) if format_family(f) == format_family(weight_format)
-           and entry.get("against") != KERNELS]
+           and against not in (KERNELS, READS)]
     if fam:
         return by_fmt[fam[0]], f" (from {fam[0]}, the same kernel family as {weight_format})", None
     return entry.get("all"), f" (over {', '.join(sorted(by_fmt))}; {weight_format} not measured)", None
@@ -302,6 +306,12 @@ def _engine_all(device_name: str, scenario: str, engine: str) -> dict | None:
     """The entry an engine's runs fitted over all its weight formats (None for torch, or none stored)."""
     entry = _device_table(device_name).get(scenario_key(scenario, engine))
     return entry.get("all") if entry and engine != "torch" else None
+
+
+def decode_against(device_name: str, engine: str) -> str | None:
+    """What a device's fitted decode MBU of an engine is relative to: READS, or None (the copy bandwidth)."""
+    entry = _device_table(device_name).get(scenario_key("decode", engine)) if engine != "torch" else None
+    return entry.get("against") if entry else None
 
 
 def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",
@@ -387,6 +397,8 @@ def fit(points: list[dict], source: str = "") -> dict:
             "all": _fit_entry(scen, pts, source), "n_runs": len(pts), "source": source}
         if engine == "llamacpp" and scen == "prefill":
             devices[dev][key]["against"] = KERNELS
+        if engine == "llamacpp" and scen == "decode" and all(p.get("against") == READS for p in pts):
+            devices[dev][key]["against"] = READS
     return {"format": FORMAT, "version": VERSION, "devices": devices}
 
 

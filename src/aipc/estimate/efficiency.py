@@ -155,6 +155,9 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     dec = calibrate.lookup_decode(device.name, tokens.get("decode"), engine=engine, weight_format=fmt,
                                   context=decode_context(workload) if workload is not None else None, runner=runner,
                                   defaults=_format_defaults(device, engine, width, model))
+    if dec and calibrate.decode_against(device.name, engine) == calibrate.READS:
+        rel = _measured_read(device, engine, fmt, width, mix)  # fitted against this model's types' bandwidth
+        dec = (min(1.0, dec[0] * rel[0]), dec[1], f"{dec[2]}; relative to the decode bandwidth {rel[1]}") if rel else None
     if dec:
         mbu, layer_s, dsrc = dec
         found["decode"] = (mbu, f"MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer per step, {dsrc}")
