@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
                                    "smallest first, within --budget; resumable; refits this machine's calibration "
                                    "(MODEL: the models to sweep instead, comma-separated)."),
         budget: Optional[float] = typer.Option(None, "--budget", help="With --sweep: seconds to spend at most (default 600)."),
-        kernels: bool = typer.Option(False, "--kernels", help="With --sweep: first measure llama.cpp's prefill FLOP/s per weight type where not measured yet (2-8 minutes, once per machine; as aipc hw --kernels)."),
+        kernels: bool = typer.Option(False, "--kernels", help="With --sweep: first measure llama.cpp's prefill FLOP/s per weight type where not measured yet (2-10 minutes, once per machine; as aipc hw --kernels)."),
     ) -> None:
         """Measure training and inference on each local device (or inference through llama.cpp with --engine
         llamacpp): statistics, MFU/MBU, R, estimate beside measurement."""

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         wait_quiet: float = typer.Option(0.0, "--wait-quiet", metavar="SECONDS", help="Before measuring, wait up to SECONDS for a quiet machine (others using < 25% CPU, load < half the cores)."),
         export: Optional[Path] = typer.Option(None, "--export", metavar="FILE.toml|FILE.json",
                                               help="Also write this machine as a device catalog file."),
-        kernels: bool = typer.Option(False, "--kernels", help="Also measure llama.cpp's prefill FLOP/s per weight type (Q4_K, Q8_0, ...; 2-8 minutes, about 2 GB of disk where the CPU cache is large), which the estimator's llama.cpp prefill starts from."),
+        kernels: bool = typer.Option(False, "--kernels", help="Also measure llama.cpp's prefill FLOP/s and decode bandwidth per weight type (Q4_K, Q8_0, ...; 2-10 minutes, about 2 GB of disk), which the estimator's llama.cpp prefill and decode start from."),
     ) -> None:
         from aipc.hardware import profile as prof
 
