@@ -164,9 +164,10 @@ def _time_decode(runner, vocab: int, reps: int) -> float:
     return best
 
 
-def _time_phases(path: Path, tokens: tuple[int, ...], reps: int, threads: int) -> dict[int, float]:
-    """Best prefill seconds per prompt length of the GGUF at ``path`` (one warm-up, at the shortest), and a
-    decode step's seconds under key 1."""
+def _time_phases(path: Path, tokens: tuple[int, ...], reps: int, threads: int,
+                 decode: bool) -> dict[int, float]:
+    """Best prefill seconds per prompt length of the GGUF at ``path`` (one warm-up, at the shortest); with
+    ``decode``, also a decode step's seconds under key 1."""
     import torch
 
     from aipc.engines.llamacpp import GGUFModel
@@ -186,7 +187,8 @@ def _time_phases(path: Path, tokens: tuple[int, ...], reps: int, threads: int) -
                 runner.prefill(0, ids)
                 best = min(best, time.perf_counter() - t0)
             out[n] = best
-        out[1] = _time_decode(runner, int(gm.facts["n_vocab"]), reps)
+        if decode:
+            out[1] = _time_decode(runner, int(gm.facts["n_vocab"]), reps)
     finally:
         runner.close()
     return out
@@ -251,13 +253,14 @@ def _measure_types(f16: Path, types, tokens, reps: int, threads: int, flops: dic
             if t != "F16" or quantize_each:
                 path = Path(tmp) / f"probe-{t}.gguf"
                 quantize(f16, path, TYPE_FTYPE[t], progress=lambda *a: None, pure=True)
-            secs = _time_phases(path, tokens, reps, threads)
-            table[t] = [[n, flops[n] / s] for n, s in secs.items() if n != 1]
             size, note = path.stat().st_size, ""
-            if size < cache:  # weights in cache: the matrix-vector kernels' FLOP/s
+            in_cache, beyond = size < cache, size >= READ_CACHE_MULTIPLE * cache  # else decode is not kept
+            secs = _time_phases(path, tokens, reps, threads, decode=in_cache or beyond)
+            table[t] = [[n, flops[n] / s] for n, s in secs.items() if n != 1]
+            if in_cache:  # weights in cache: the matrix-vector kernels' FLOP/s
                 table[f"decode:{t}"] = [[1, flops[1] / secs[1]]]
                 note = f", decode {flops[1] / secs[1] / 1e9:.0f} GFLOP/s"
-            elif size >= READ_CACHE_MULTIPLE * cache:  # weights from memory: the bandwidth decode reaches
+            elif beyond:  # weights from memory: the bandwidth decode reaches
                 table[f"read:{t}"] = [[1, decode_bytes(path) / secs[1]]]
                 note = f", decode reads {table[f'read:{t}'][0][1] / 1e9:.1f} GB/s"
             say(f"{t}: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}" for n, f in table[t]) + note)

@@ -108,8 +108,11 @@ def _format_defaults(device: DeviceSpec, engine: str, width: float | None, model
     """Weight format -> its default (decode MBU, seconds per layer), which a calibration scales a measured
     format's fit by for a format it has not seen: DECODE_BY_FORMAT, else (llama.cpp on a CPU that aipc hw
     --kernels measured) the decode bandwidth measured for the model's types in each format."""
+    from aipc.estimate.kernels import reads_measured
+
     table = DECODE_BY_FORMAT.get((device_class(device), engine))
-    if table or engine != "llamacpp" or device_class(device) != "cpu" or not _measured_read(device, engine, "f16", width):
+    if (table or engine != "llamacpp" or device_class(device) != "cpu" or not device.bandwidth_bytes_s
+            or not reads_measured(device)):
         return table
     return _MeasuredFormats(device, width, model)
 

@@ -102,19 +102,20 @@ def _width_factors(reads: dict[str, dict[float, float]], top: float) -> dict[flo
     return out
 
 
-def decode_read(spec: DeviceSpec, ggml_type: str, width: float | None = None) -> tuple[float, str] | None:
-    """(bytes/s, what it is) llama.cpp's decode reads weights of ``ggml_type`` from memory at on this CPU in
-    layers of ``width`` (aipc hw --kernels: ``read:<type>@<width>``): the type's figure at the widest
-    probe (the median over the measured types for a type not measured) times how the measured types' figures
-    change with the layer width (interpolated in log(width), never extrapolated); None where none was
-    measured."""
-    import statistics
-
+def _read_table(spec: DeviceSpec):
+    """(reads, widest probe width, width factors) of :func:`_reads`, or None where none was measured."""
     reads = _reads(spec)
     if not reads:
         return None
     top = max(w for r in reads.values() for w in r)
-    factor = _width_factors(reads, top)
+    return reads, top, _width_factors(reads, top)
+
+
+def _read_at(got: tuple, ggml_type: str, width: float | None) -> tuple[float, str]:
+    """:func:`decode_read` over a :func:`_read_table`."""
+    import statistics
+
+    reads, _, factor = got
 
     def at_top(t: str) -> float:
         w = max(reads[t])
@@ -126,6 +127,16 @@ def decode_read(spec: DeviceSpec, ggml_type: str, width: float | None = None) ->
     return base * scale, what
 
 
+def decode_read(spec: DeviceSpec, ggml_type: str, width: float | None = None) -> tuple[float, str] | None:
+    """(bytes/s, what it is) llama.cpp's decode reads weights of ``ggml_type`` from memory at on this CPU in
+    layers of ``width`` (aipc hw --kernels: ``read:<type>@<width>``): the type's figure at the widest
+    probe (the median over the measured types for a type not measured) times how the measured types' figures
+    change with the layer width (interpolated in log(width), never extrapolated); None where none was
+    measured."""
+    got = _read_table(spec)
+    return _read_at(got, ggml_type, width) if got else None
+
+
 def decode_read_mix(spec: DeviceSpec, mix: tuple, width: float | None = None) -> tuple[float, str] | None:
     """(bytes/s, what it is) of a decode step over ``mix`` ((ggml type, share of the step's FLOPs, i.e. of
     its matrix elements), ...: aipc.estimate.types.Compute.decode_mix): each type's bytes at its own
@@ -133,17 +144,22 @@ def decode_read_mix(spec: DeviceSpec, mix: tuple, width: float | None = None) ->
     speed; None where nothing was measured."""
     from aipc.estimate.quant import block_size
 
+    got = _read_table(spec)
+    if not got:
+        return None
     nbytes = seconds = 0.0
     for t, share in mix:
-        got = decode_read(spec, t, width)
-        if not got:
-            return None
         n, b = block_size(t)
         nbytes += share * b / n
-        seconds += share * b / n / got[0]
+        seconds += share * b / n / _read_at(got, t, width)[0]
     if seconds <= 0:
         return None
     return nbytes / seconds, "the model's weight types'"
+
+
+def reads_measured(spec: DeviceSpec) -> bool:
+    """True when aipc hw --kernels measured llama.cpp's decode bandwidth on this device (``read:`` keys)."""
+    return bool(_reads(spec))
 
 
 def measured(spec: DeviceSpec) -> bool:
