@@ -64,6 +64,11 @@ def test_runner_logits_match_transformers(ov_ir, hf_model):
             r.decode1(1, 99, 0)
         sizes[q] = r.weight_bytes_per_step()
     assert sizes["int4"] < sizes["int8"] < sizes["fp16"]
+    short = OVRunner(ov_ir["int8"], config=F32, max_len=len(ids) + 1)
+    short.prefill(0, torch.tensor(ids))
+    short.decode1(7, len(ids), 0)  # the last position of the context
+    with pytest.raises(ValueError, match="past the context"):
+        short.decode1(8, len(ids) + 1, 0)
     # the tied embedding is read in full by the lm_head; norms and biases (< 1 KiB here) are not counted
     n_params = sum(p.numel() for n, p in hf_model.named_parameters() if "norm" not in n and "bias" not in n)
     assert sizes["fp16"] == 2 * n_params
