@@ -157,22 +157,24 @@ def test_measure_a_tiny_model_for_real(tiny_ggufs, tmp_path, monkeypatch):
     monkeypatch.setattr(detect, "llc_bytes", lambda: 1 << 30)  # the tiny model's files fit in the cache: decode too
     rec = measure(types=("Q8_0", "F16"), tokens=(8, 32), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
     w = probe_width(tiny_ggufs["qwen_f16"])  # the tiny model's own layer width labels its figures
-    keys = {f"Q8_0@{w}", f"F16@{w}", f"decode:Q8_0@{w}", f"decode:F16@{w}"}
+    keys = {f"Q8_0@{w}", f"F16@{w}", f"decode:Q8_0@{w}", f"decode:F16@{w}", "attn:F16@4"}  # 4 query heads
     assert w > 0 and set(rec["types"]) == keys
-    assert all(n in (8, 32) and f > 0 for k, pts in rec["types"].items() if "decode" not in k for n, f in pts)
+    [[n, attn]] = rec["types"]["attn:F16@4"]  # decode attention timed at two contexts
+    assert n == 1 and 1e6 < attn < 1e13
+    assert all(n in (8, 32) and f > 0 for k, pts in rec["types"].items() if ":" not in k for n, f in pts)
     assert all(len(pts) == 1 and pts[0][0] == 1 and pts[0][1] > 0 for k, pts in rec["types"].items() if "decode" in k)
     K.save("fp", "llamacpp", rec)
     assert set(K.spec_table(K.load("fp")["llamacpp"])) == keys
     assert not list(tmp_path.glob("**/probe-*.gguf"))  # quantized probes are removed
     monkeypatch.setattr(detect, "llc_bytes", lambda: 4096)  # files beyond the cache: the bandwidth decode reached
     rec = measure(types=("Q8_0",), tokens=(8,), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
-    assert set(rec["types"]) == {f"Q8_0@{w}", f"read:Q8_0@{w}"}
+    assert set(rec["types"]) == {f"Q8_0@{w}", f"read:Q8_0@{w}", "attn:F16@4"}
     [[n, read]] = rec["types"][f"read:Q8_0@{w}"]
     assert n == 1 and 1e6 < read < 1e13
     size = tiny_ggufs["q8_0"].stat().st_size  # a file beyond the cache but under twice it: prefill only
     monkeypatch.setattr(detect, "llc_bytes", lambda: int(size * 0.7))
     rec = measure(types=("Q8_0",), tokens=(8,), reps=1, threads=1, source=tiny_ggufs["qwen_f16"])
-    assert set(rec["types"]) == {f"Q8_0@{w}"}
+    assert set(rec["types"]) == {f"Q8_0@{w}", "attn:F16@4"}
 
 
 def test_decode_bytes_of_a_probe_file_are_the_estimators(tiny_ggufs):
@@ -443,3 +445,79 @@ def test_decode_calibrated_against_the_measured_bandwidths_follows_each_models_t
     assert "scaled by" not in q5.source and q5.mbu_decode > 0
     pts_plain = [{k: v for k, v in p.items() if k != "against"} for p in pts]
     assert "against" not in C.fit(pts_plain)["devices"][spec.name]["decode@llamacpp"]
+
+
+def _attn_spec(attn: dict | None = None):
+    from dataclasses import replace
+
+    base = _cpu({"Q4_K@29696": ((128.0, 300e9),)})
+    reads = {f"read:{t}@29696": ((1.0, 20e9),) for t in ("Q4_K", "Q6_K", "Q8_0", "F16", "Q5_0")}
+    return replace(base, kernel_flops={"llamacpp": {**base.kernel_flops["llamacpp"], **reads, **(attn or {})}})
+
+
+def test_decode_attention_is_timed_apart_at_its_measured_speed():
+    """Where aipc hw --kernels timed llama.cpp's decode attention (attn:F16@<heads>), a decode step adds the
+    attention's FLOPs at that speed (interpolated in log(heads)) to the weights' and KV cache's bytes at their
+    bandwidth, so a longer context costs what the attention measured; without the figures, as before."""
+    from dataclasses import replace
+
+    from aipc.estimate.kernels import decode_attention_flops
+
+    attn = {"attn:F16@8": ((1.0, 10e9),), "attn:F16@32": ((1.0, 40e9),)}
+    spec, plain = _attn_spec(attn), _attn_spec()
+    assert decode_attention_flops(spec, 8) == 10e9 and decode_attention_flops(spec, 64) == 40e9
+    assert decode_attention_flops(spec, 16) == pytest.approx(25e9)  # halfway in log(heads)
+    assert decode_attention_flops(plain, 16) is None
+    w = Workload(model="smollm2-135m", task="infer", prompt_tokens=128, gen_tokens=8, engine="llamacpp",
+                 weight_dtype="q8_0")
+    short, long_ = estimate(w, spec), estimate(replace(w, prompt_tokens=2048), spec)
+    c_s, c_l = short.compute, long_.compute
+    assert c_s.heads == 9 and c_l.decode_attention_flops > 10 * c_s.decode_attention_flops
+    rate = decode_attention_flops(spec, 9)
+    assert short.time.decode_attention_s == pytest.approx(c_s.decode_attention_flops / rate)
+    grow = long_.time.tpot_s - short.time.tpot_s  # the attention's work and the KV cache's bytes
+    kv = (c_l.decode_bytes_per_step - c_s.decode_bytes_per_step) / (spec.bandwidth_bytes_s * short.efficiency.mbu_decode)
+    assert grow == pytest.approx((c_l.decode_attention_flops - c_s.decode_attention_flops) / rate + kv, rel=1e-6)
+    before = estimate(w, plain)
+    assert before.time.decode_attention_s == 0.0
+    nbytes = c_s.decode_bytes_per_step / (spec.bandwidth_bytes_s * short.efficiency.mbu_decode)  # weights and KV
+    assert short.time.tpot_s == pytest.approx(nbytes + short.time.decode_attention_s)
+    assert before.time.tpot_s == pytest.approx(c_s.decode_bytes_per_step / (plain.bandwidth_bytes_s * before.efficiency.mbu_decode))
+    torch_w = replace(w, engine="torch", weight_dtype="fp32")
+    assert estimate(torch_w, spec).time.decode_attention_s == 0.0  # llama.cpp's figure only
+
+
+def test_decode_calibration_leaves_the_measured_attention_out():
+    """Runs of one context fitted with the attention apart (C.ATTENTION) predict another context by the
+    measured attention; a table fitted with it inside (no mark) adds none."""
+    from dataclasses import replace
+
+    from aipc.bench.calibration import prepare_points
+    from aipc.estimate import calibrate as C
+
+    spec = _attn_spec({"attn:F16@9": ((1.0, 8e9),)})
+    w = Workload(model="smollm2-135m", task="infer", prompt_tokens=128, gen_tokens=32, engine="llamacpp",
+                 weight_dtype="q8_0")
+    true_mbu, true_layer = 0.5, 20e-6
+
+    def measured(wl):  # a machine whose decode is the attention at 8 GFLOP/s + weights at MBU 0.5 + 20 us a layer
+        c = estimate(wl, spec).compute
+        return (c.decode_bytes_per_step / (spec.bandwidth_bytes_s * true_mbu)
+                + c.decode_attention_flops / 8e9 + c.layers * true_layer)
+
+    runs = [{"id": f"r{i}{m}", "scenario": "decode", "device": "cpu", "model": m,
+             "workload": replace(w, model=m, weight_dtype=q).to_dict(), "metrics": {"median_s": measured(replace(w, model=m, weight_dtype=q))}}
+            for i, (m, q) in enumerate((("smollm2-135m", "q8_0"), ("qwen2.5-0.5b", "q8_0"), ("llama-3.2-1b", "q8_0")))]
+    pts, skipped = prepare_points(runs, {"cpu": spec})
+    assert not skipped and all(p["attention_apart"] for p in pts)
+    table = C.fit(pts)
+    assert table["devices"][spec.name]["decode@llamacpp"]["attention"] == C.ATTENTION
+    far = replace(w, prompt_tokens=1024)
+    with C.using(table):
+        got = estimate(far, spec)
+    assert got.efficiency.attention_apart and got.time.tpot_s == pytest.approx(measured(far), rel=0.03)
+    inside = json.loads(json.dumps(table))
+    del inside["devices"][spec.name]["decode@llamacpp"]["attention"]
+    with C.using(inside):
+        old = estimate(far, spec)
+    assert not old.efficiency.attention_apart and old.time.decode_attention_s == 0.0

@@ -145,23 +145,76 @@ def _decode_workload(ref: Path, weight_dtype: str):
                     weight_dtype=weight_dtype)
 
 
-def _time_decode(runner, vocab: int, reps: int) -> float:
-    """Best (over ``reps``) median seconds of one decode step after a prompt of DECODE_CONTEXT tokens."""
+def _time_decode(runner, vocab: int, reps: int, context: int = DECODE_CONTEXT) -> float:
+    """Best (over ``reps``) median seconds of one decode step after a prompt of ``context`` tokens."""
     import statistics
 
     import torch
 
-    ids = torch.randint(3, vocab, (DECODE_CONTEXT,), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(3, vocab, (context,), generator=torch.Generator().manual_seed(1))
     best = float("inf")
     for _ in range(reps + 1):  # the first round warms up
         runner.prefill(0, ids)
         steps = []
         for i in range(DECODE_STEPS):
             t0 = time.perf_counter()
-            runner.decode1(5, DECODE_CONTEXT + i)
+            runner.decode1(5, context + i)
             steps.append(time.perf_counter() - t0)
         best = min(best, statistics.median(steps))
     return best
+
+
+# decode attention over the KV cache: probes of (hidden, FFN, query heads, KV heads, layers) with a small FFN,
+# so that a step is mostly attention and dispatch on weights in cache; decode timed at both contexts
+ATTN_PROBES = ((512, 256, 8, 2, 8), (2048, 256, 32, 8, 3))
+ATTN_CONTEXTS = (128, 1152)
+ATTN_TYPE = "Q4_0"
+
+
+def attention_flops(ref: Path, context: float) -> float:
+    """The estimator's attention FLOPs of one decode step of the model at ``ref`` over ``context`` tokens."""
+    from aipc.estimate.compute import attention_flops_per_token
+    from aipc.models.load import resolve
+
+    return attention_flops_per_token(resolve(str(ref)), context, train=False)
+
+
+def _attention_rate(path: Path, reps: int, threads: int) -> tuple[int, float] | None:
+    """(query heads, FLOP/s) of the GGUF's decode attention: the attention FLOPs between ATTN_CONTEXTS over
+    the time a decode step gained; None where the longer context did not take longer (noise)."""
+    from aipc.engines.llamacpp import GGUFModel
+    from aipc.models.load import resolve
+
+    gm = GGUFModel(path)
+    runner = gm.runner(max_len=ATTN_CONTEXTS[-1] + DECODE_STEPS, threads=threads)
+    try:
+        secs = [_time_decode(runner, int(gm.facts["n_vocab"]), reps, n) for n in ATTN_CONTEXTS]
+    finally:
+        runner.close()
+    lo, hi = ATTN_CONTEXTS
+    if secs[1] <= secs[0]:
+        return None
+    return resolve(str(path)).num_heads, (attention_flops(path, hi) - attention_flops(path, lo)) / (secs[1] - secs[0])
+
+
+def measure_attention(reps: int, threads: int, say, source: Path | None = None) -> dict[str, list[list[float]]]:
+    """``attn:F16@<query heads>``: [[1, FLOP/s]] of llama.cpp's decode attention over an f16 KV cache, per
+    attention probe (``source``: that f16/f32 GGUF instead)."""
+    from aipc.engines.gguf_convert import cached_gguf, quantize
+
+    sources = [Path(source)] if source else [
+        cached_gguf(str(probe_folder(n, (h, ffn, heads, kv))), "f16") for h, ffn, heads, kv, n in ATTN_PROBES]
+    table: dict[str, list[list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="aipc-attn-") as tmp:
+        for f16 in sources:
+            path = Path(tmp) / "attn.gguf"
+            quantize(f16, path, TYPE_FTYPE[ATTN_TYPE], progress=lambda *a: None, pure=True)
+            got = _attention_rate(path, reps, threads)
+            path.unlink()
+            if got:
+                table[f"attn:F16@{got[0]}"] = [[1, got[1]]]
+                say(f"decode attention, {got[0]} heads: {got[1] / 1e9:.1f} GFLOP/s")
+    return table
 
 
 def _time_phases(path: Path, tokens: tuple[int, ...], reps: int, threads: int,
@@ -209,10 +262,13 @@ def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TO
     probes = [(Path(source), Path(source))] if source else _probes(layers)
     table: dict[str, list[list[float]]] = {}
     try:
+        table.update(measure_attention(reps, threads, say, source))
         for ref, f16 in probes:
             width, flops = probe_width(ref), {**{n: probe_flops(ref, n) for n in tokens}, 1: decode_flops(ref)}
+            attn = _attention_at_decode(ref, table)
+            flops[1] -= attn[0]
             got = _measure_types(f16, types, tokens, reps, threads, flops, quantize_each=bool(source),
-                                 say=lambda m, w=width: say(f"width {w} {m}"))
+                                 say=lambda m, w=width: say(f"width {w} {m}"), attention_s=attn[1])
             table.update({f"{t}@{width}": pts for t, pts in got.items()})
     except OSError as e:  # the quantized copy did not fit on the disk (or /tmp is not writable)
         from aipc.errors import AipcError
@@ -228,6 +284,18 @@ def measure(types: tuple[str, ...] = DEFAULT_TYPES, tokens: tuple[int, ...] = TO
                        tokens=" and ".join(map(str, tokens)))), "types": table}
 
 
+def _attention_at_decode(ref: Path, table: dict) -> tuple[float, float]:
+    """(attention FLOPs, seconds at the measured attention FLOP/s) of the probe's decode step at
+    DECODE_CONTEXT: what the decode figures leave out, since the estimator adds the attention apart
+    (aipc.estimate.roofline); (0, 0) where the attention was not measured."""
+    from aipc.estimate.kernels import attention_at
+    from aipc.models.load import resolve
+
+    rate = attention_at(table, resolve(str(ref)).num_heads)
+    flops = attention_flops(ref, DECODE_CONTEXT + DECODE_STEPS / 2)
+    return (flops, flops / rate) if rate else (0.0, 0.0)
+
+
 def _probes(layers: int | None) -> list[tuple[Path, Path]]:
     """(config folder, its cached f16 GGUF) of each probe width."""
     from aipc.engines.gguf_convert import cached_gguf
@@ -240,8 +308,9 @@ def _probes(layers: int | None) -> list[tuple[Path, Path]]:
 
 
 def _measure_types(f16: Path, types, tokens, reps: int, threads: int, flops: dict, *, quantize_each: bool,
-                   say) -> dict[str, list[list[float]]]:
-    """Per type: quantize ``f16`` (pure) into a temporary file, time its prefills, remove it."""
+                   say, attention_s: float = 0.0) -> dict[str, list[list[float]]]:
+    """Per type: quantize ``f16`` (pure) into a temporary file, time its prefills and (kept where it says
+    something: weights in cache or well beyond it) a decode step less ``attention_s``, remove it."""
     from aipc.engines.gguf_convert import quantize
     from aipc.hardware.detect import llc_bytes
 
@@ -256,6 +325,8 @@ def _measure_types(f16: Path, types, tokens, reps: int, threads: int, flops: dic
             size, note = path.stat().st_size, ""
             in_cache, beyond = size < cache, size >= READ_CACHE_MULTIPLE * cache  # else decode is not kept
             secs = _time_phases(path, tokens, reps, threads, decode=in_cache or beyond)
+            if 1 in secs:  # the step without its attention over the KV cache (at most half of it)
+                secs[1] = max(secs[1] - attention_s, secs[1] / 2)
             table[t] = [[n, flops[n] / s] for n, s in secs.items() if n != 1]
             if in_cache:  # weights in cache: the matrix-vector kernels' FLOP/s
                 table[f"decode:{t}"] = [[1, flops[1] / secs[1]]]

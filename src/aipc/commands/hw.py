@@ -217,9 +217,13 @@ def _render_kernels(c, fingerprint: str) -> None:
 
     for engine, rec in measured.items():
         by_width: dict = {"prefill": {}, "decode": {}, "read": {}}
+        attn = []
         for key, pts in rec["types"].items():
             t, w = split_key(key)
             phase, _, t = t.rpartition(":")
+            if phase == "attn":  # keyed by query heads, not by layer width
+                attn.append((w or 0, f"{w or 0:.0f} heads {pts[0][1] / 1e9:.1f}"))
+                continue
             by_width[phase or "prefill"].setdefault(w, []).append(
                 f"{t} " + "/".join(f"{f / 1e9:.{1 if phase == 'read' else 0}f}" for _, f in pts))
         rows = {ph: "; ".join((f"layer width {w:.0f}: " if w else "") + ", ".join(v)
@@ -233,6 +237,9 @@ def _render_kernels(c, fingerprint: str) -> None:
         if rows["read"]:
             c.print(f"{engine} decode GB/s per weight type (weights from memory; the uncalibrated decode MBU): "
                     f"{rows['read']}")
+        if attn:
+            c.print(f"{engine} decode attention GFLOP/s over the f16 KV cache (timed at two contexts; added per "
+                    f"token of context): {', '.join(v for _, v in sorted(attn))}")
     if not measured:
         c.print("llama.cpp kernels: not measured here (aipc hw --kernels); llama.cpp prefill estimates use "
                 "default shares of the fp32 peak")

@@ -51,6 +51,8 @@ def sample(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | None 
     smallest set whose probability mass reaches ``top_p``, renormalise and draw one.
     """
     if p.greedy:
+        if logits.device.type == "cpu" and logits.dtype == torch.float32:
+            return int(logits.detach().numpy().argmax())  # the same first maximum, ~6 us against torch's ~80
         return int(torch.argmax(logits))
     x = logits.float() / p.temperature
     if p.top_k and p.top_k < x.shape[-1]:

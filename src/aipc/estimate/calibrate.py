@@ -52,6 +52,10 @@ KERNELS = "llamacpp-kernels-per-type"
 # llama.cpp decode fitted against the decode bandwidth aipc hw --kernels measured for each run's own weight
 # types (aipc.estimate.kernels.decode_read_mix) rather than the copy bandwidth: its MBU is relative to that
 READS = "llamacpp-decode-reads-per-type"
+# llama.cpp decode fitted on times less the attention over the KV cache at the FLOP/s aipc hw --kernels
+# measured (aipc.estimate.roofline adds it back per workload, so the fit carries to other contexts); an entry
+# without this mark holds the attention inside its MBU and per-layer time, and the estimate adds none
+ATTENTION = "llamacpp-decode-attention-apart"
 FILE_NAME = "calibration.json"
 SCENARIOS = ("train", "prefill", "decode")
 BUCKET_RATIO = 1.5
@@ -314,6 +318,12 @@ def decode_against(device_name: str, engine: str) -> str | None:
     return entry.get("against") if entry else None
 
 
+def attention_apart(device_name: str, engine: str) -> bool:
+    """True when a device's fitted decode of an engine left the attention over the KV cache out (ATTENTION)."""
+    entry = _device_table(device_name).get(scenario_key("decode", engine)) if engine != "torch" else None
+    return bool(entry and entry.get("attention") == ATTENTION)
+
+
 def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",
                   weight_format: str | None = None, *, context: float | None = None, runner: str | None = None,
                   defaults: dict[str, tuple[float, float]] | None = None) -> tuple[float, float, str] | None:
@@ -399,6 +409,8 @@ def fit(points: list[dict], source: str = "") -> dict:
             devices[dev][key]["against"] = KERNELS
         if engine == "llamacpp" and scen == "decode" and all(p.get("against") == READS for p in pts):
             devices[dev][key]["against"] = READS
+        if engine == "llamacpp" and scen == "decode" and all(p.get("attention_apart") for p in pts):
+            devices[dev][key]["attention"] = ATTENTION
     return {"format": FORMAT, "version": VERSION, "devices": devices}
 
 

@@ -159,6 +159,8 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
         layers=m.num_layers, prefill_mix=_prefill_mix(m, w), prefill_width=layer_width(m) if w.engine == "llamacpp" else None,
         decode_mix=_decode_mix(m, w, 2 * n, attention_flops_per_token(m, ctx_mid, False)),
+        decode_attention_flops=b * attention_flops_per_token(m, ctx_mid, False),
+        heads=m.num_heads,
     )
 
 

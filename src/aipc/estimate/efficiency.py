@@ -161,15 +161,17 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     if dec and calibrate.decode_against(device.name, engine) == calibrate.READS:
         rel = _measured_read(device, engine, fmt, width, mix)  # fitted against this model's types' bandwidth
         dec = (min(1.0, dec[0] * rel[0]), dec[1], f"{dec[2]}; relative to the decode bandwidth {rel[1]}") if rel else None
+    apart = True
     if dec:
         mbu, layer_s, dsrc = dec
         found["decode"] = (mbu, f"MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer per step, {dsrc}")
+        apart = calibrate.attention_apart(device.name, engine)
     if not found:
         return eff
     src = "; ".join(f"{k}: {v[1]}" for k, v in found.items())
     return Efficiency(
         mfu_train=found.get("train", (eff.mfu_train,))[0],
         mfu_prefill=found.get("prefill", (eff.mfu_prefill,))[0],
-        mbu_decode=found.get("decode", (eff.mbu_decode,))[0], decode_layer_s=layer_s,
+        mbu_decode=found.get("decode", (eff.mbu_decode,))[0], decode_layer_s=layer_s, attention_apart=apart,
         source=f"calibrated: {src}" + ("" if len(found) == 3 else f"; others {eff.source}"),
     )

@@ -165,3 +165,17 @@ def reads_measured(spec: DeviceSpec) -> bool:
 def measured(spec: DeviceSpec) -> bool:
     """True when this device's llama.cpp kernels were measured (not default shares)."""
     return bool((spec.kernel_flops or {}).get("llamacpp"))
+
+
+def attention_at(table: dict, heads: float | None) -> float | None:
+    """FLOP/s of llama.cpp's decode attention at ``heads`` query heads from a kernels table's
+    ``attn:F16@<heads>`` figures (over an f16 KV cache) (linear in log(heads) between the probes, the nearest outside); None where
+    none was measured."""
+    by_heads = {h: at_tokens(pts, 1) for k, pts in table.items() for kt, h in [split_key(k)] if kt == "attn:F16" and h}
+    return at_width(by_heads, heads) if by_heads else None
+
+
+def decode_attention_flops(spec: DeviceSpec, heads: float | None) -> float | None:
+    """FLOP/s llama.cpp's decode attention over an f16 KV cache runs at on this CPU for a model of ``heads``
+    query heads (aipc hw --kernels: decode timed at two contexts); None where not measured."""
+    return attention_at((spec.kernel_flops or {}).get("llamacpp") or {}, heads)

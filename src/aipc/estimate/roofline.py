@@ -53,6 +53,17 @@ def _decode_kernels(device: DeviceSpec, w: Workload, c: Compute) -> float | None
     return decode_mix_flops(device, c.decode_mix, c.prefill_width)
 
 
+def _decode_attention(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> float | None:
+    """llama.cpp on a CPU where aipc hw --kernels measured its decode attention: the FLOP/s that the
+    attention over the KV cache runs at (timed apart from the weights, since it grows with the context and
+    not with the bytes of the model); None elsewhere."""
+    if not eff.attention_apart or w.engine != "llamacpp" or device.kind != "cpu" or not c.decode_attention_flops:
+        return None
+    from aipc.estimate.kernels import decode_attention_flops
+
+    return decode_attention_flops(device, c.heads)
+
+
 def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tuple[Timing, list[str]]:
     """Step / prefill / decode times for one workload on n devices of this kind."""
     warn: list[str] = []
@@ -86,17 +97,23 @@ def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tupl
     wbytes_read = c.decode_bytes_per_step  # per device
     prefill_compute = c.prefill_flops / tp / (peak * eff.mfu_prefill) if peak else 0.0
     prefill = max(prefill_compute, wbytes_read / (bw * eff.mbu_decode))
+    attn = _decode_attention(device, w, c, eff)
+    # the attention's work over the KV cache, where its speed was measured, on top of reading the cache with
+    # the weights (2-core AMD EPYC, 2026-12-07: decode from 128 to 1152 tokens of context gained what the
+    # attention probes' FLOP/s plus the KV bytes at the weights' bandwidth say, within 10%, docs/validation.md)
+    attn_flops = c.decode_attention_flops if attn else 0.0
+    attn_s = attn_flops / tp / attn if attn else 0.0
     tpot_mem = c.decode_bytes_per_step / (bw * eff.mbu_decode)
     tpot_cmp = c.decode_flops_per_step / tp / (peak * eff.mfu_prefill) if peak else 0.0
     vec = _decode_kernels(device, w, c)
     if vec:  # llama.cpp's measured matrix-vector kernels: a floor; the whole step where the bytes stay in cache
-        tpot_cmp = c.decode_flops_per_step / tp / vec
+        tpot_cmp = (c.decode_flops_per_step - attn_flops) / tp / vec
         if cache_resident(device, c):
             tpot_mem = 0.0
     # per-layer operator overhead (kernel launches, framework dispatch): at small batch a decode step
     # costs a fixed time per layer on top of the bytes it reads; from published runs per device class
     # and engine (aipc.estimate.efficiency_defaults), or fitted by aipc calibrate
-    tpot = max(tpot_mem, tpot_cmp) + c.layers * eff.decode_layer_s
+    tpot = max(tpot_mem, tpot_cmp) + attn_s + c.layers * eff.decode_layer_s
     if cache_resident(device, c):
         fits = (f"a decode step reads {c.decode_bytes_per_step / 2**20:.0f} MiB, which fits in {device.name}'s "
                 f"{device.llc_bytes / 2**20:.0f} MiB last-level cache")
@@ -106,4 +123,5 @@ def timing(device: DeviceSpec, w: Workload, c: Compute, eff: Efficiency) -> tupl
     return Timing(
         prefill_s=prefill, ttft_s=prefill, tpot_s=tpot, decode_tokens_per_s=w.batch_size / tpot,
         request_s=prefill + max(w.gen_tokens - 1, 0) * tpot, bound="memory" if tpot_mem >= tpot_cmp else "compute",
+        decode_attention_s=attn_s,
     ), warn

@@ -45,6 +45,8 @@ class Compute:
     prefill_mix: tuple = ()
     prefill_width: float | None = None  # llama.cpp: matrix elements per layer / hidden (estimate.kernels)
     decode_mix: tuple = ()  # llama.cpp: a decode step's FLOPs per ggml type, the head's and attention's too
+    decode_attention_flops: float = 0.0  # of decode_flops_per_step: the attention's over the KV cache
+    heads: int = 0                       # query heads (llama.cpp's measured decode attention is per head count)
 
     @property
     def model_flops_per_step(self) -> float:
@@ -63,6 +65,9 @@ class Efficiency:
     mbu_decode: float
     source: str                      # "default: ..." or "calibrated: ..."
     decode_layer_s: float = 0.0      # fixed time per layer per decode step (operator overhead), calibrated only
+    # llama.cpp on a CPU: the decode attention is timed apart at aipc hw --kernels' measured FLOP/s; False for a
+    # calibration fitted with the attention inside its MBU and per-layer time (aipc.estimate.calibrate.ATTENTION)
+    attention_apart: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +84,7 @@ class Timing:
     request_s: float | None = None       # prefill + all generated tokens
     bound: str = ""                      # compute | memory (decode) | comm
     comm_s: float = 0.0
+    decode_attention_s: float = 0.0      # of tpot_s: the attention timed apart (llama.cpp on a CPU)
 
 
 @dataclass(frozen=True, kw_only=True)
