@@ -46,6 +46,28 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 TITLE = "## llama.cpp: estimates against measured runs"
 
 
+def bad_args(argv: list[str], flags: set[str], valued: set[str], doc: str) -> int | None:
+    """None when every option is known (``flags`` alone, ``valued`` with a value after it); else prints the
+    help (--help, -h: 0) or one line naming the unknown option (2) and returns that exit code, so a typo
+    never starts a run of half an hour."""
+    if "--help" in argv or "-h" in argv:
+        print(doc)
+        return 0
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in valued and i + 1 < len(argv):
+            i += 2
+            continue
+        if a not in flags:
+            known = ", ".join(sorted(flags | valued))
+            what = "needs a value" if a in valued else "is not an option"
+            print(f"error: {a} {what}; the options are {known} (--help shows what they do)", file=sys.stderr)
+            return 2
+        i += 1
+    return None
+
+
 def _arg(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
@@ -229,6 +251,9 @@ def write_section(title: str, script: str, flags: str, load_at_start: float | No
 
 
 def main(argv: list[str]) -> int:
+    bad = bad_args(argv, {"--quick", "--write", "--skip-8b", "--smoke"}, {"--from-db", "--gguf-8b", "--passes"}, __doc__)
+    if bad is not None:
+        return bad
     import torch
 
     torch.set_num_threads(THREADS)

@@ -81,6 +81,9 @@ def _revision() -> str:
 
 
 def main(argv: list[str]) -> int:
+    bad = common.bad_args(argv, {"--quick", "--write"}, {"--from-db", "--passes"}, __doc__)
+    if bad is not None:
+        return bad
     quick, write = "--quick" in argv, "--write" in argv
     from_db = argv[argv.index("--from-db") + 1] if "--from-db" in argv[:-1] else None
     if "--from-db" in argv and from_db is None:

@@ -380,11 +380,16 @@ def test_hw_lists_the_kernels_per_layer_width(tmp_path, monkeypatch):
             "Q8_0 180/170; layer width 29696: Q4_K 340/320\n") in text
     assert "decode GFLOP/s per weight type (one token after 128, weights in the cache): layer width 5888: Q4_K 70" in text
     assert "decode GB/s per weight type" not in text
-    K.save("fp", "llamacpp", _rec({"read:Q4_K@29696": [(1, 14.3e9)], "read:Q8_0@29696": [(1, 20e9)]}))
+    assert "attention" not in text
+    K.save("fp", "llamacpp", _rec({"read:Q4_K@29696": [(1, 14.3e9)], "read:Q8_0@29696": [(1, 20e9)],
+                                   "attn:F16@32": [(1, 45.7e9)], "attn:F16@8": [(1, 41.2e9)]}))
     out = io.StringIO()
     _render_kernels(Console(file=out, width=400), "fp")
     assert "decode GB/s per weight type (weights from memory; the uncalibrated decode MBU): layer width 29696: " \
            "Q4_K 14.3, Q8_0 20.0" in out.getvalue()
+    assert "decode attention GFLOP/s over the f16 KV cache (timed at two contexts; added per token of context): " \
+           "8 heads 41.2, 32 heads 45.7" in out.getvalue()
+    assert "layer width 8" not in out.getvalue() and "layer width 32:" not in out.getvalue()
     K.save("fp", "llamacpp", _rec({"Q4_0": [(128, 250e9)]}), replace=True)
     out = io.StringIO()
     _render_kernels(Console(file=out, width=400), "fp")

@@ -22,6 +22,13 @@ cache) over its time are stored as ``read:<type>@<width>`` in bytes/s: the bandw
 reaches from memory on this machine, which the estimator's uncalibrated llama.cpp decode MBU is read from
 (aipc.estimate.kernels.decode_read).
 
+The decode attention over the f16 KV cache grows with the context, not with the model's bytes: two more
+probes with a small FFN (ATTN_PROBES: 8 and 32 query heads, weights and cache within 32 MiB) time a decode
+step after 128 and after 1152 tokens, and the attention FLOPs between the two over the time gained are
+stored as ``attn:F16@<query heads>``. The estimator adds a step's attention FLOPs at that speed to the
+bytes it reads (aipc.estimate.roofline), and the decode figures above are stored without the attention
+of their own 128 tokens.
+
 A probe holds more layers than the CPU's last-level cache can keep (about 1.3x its size at 4.5 bits
 per weight, and at least MIN_PROBE_BYTES; 2 to 24 layers): llama.cpp's CPU kernels read the weights again for every few prompt
 tokens, so a model that stays in cache can run faster per FLOP than one that streams from memory
@@ -166,7 +173,7 @@ def _time_decode(runner, vocab: int, reps: int, context: int = DECODE_CONTEXT) -
 
 # decode attention over the KV cache: probes of (hidden, FFN, query heads, KV heads, layers) with a small FFN,
 # so that a step is mostly attention and dispatch on weights in cache; decode timed at both contexts
-ATTN_PROBES = ((512, 256, 8, 2, 8), (2048, 256, 32, 8, 3))
+ATTN_PROBES = ((512, 256, 8, 2, 16), (2048, 256, 32, 8, 3))  # weights and KV cache at 1152 tokens: 19 and 27 MiB
 ATTN_CONTEXTS = (128, 1152)
 ATTN_TYPE = "Q4_0"
 
