@@ -143,6 +143,17 @@ def test_validation_from_db_refuses_a_missing_or_foreign_file(tmp_path):
         assert "re-evaluated" not in r.stdout
 
 
+@pytest.mark.parametrize("script", ["llamacpp_validation.py", "openvino_validation.py"])
+def test_validation_scripts_refuse_an_unknown_option_before_measuring(script):
+    """A typo (or --help) never starts a measuring run of half an hour: one line and exit 2, or the help."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / script
+    r = subprocess.run([sys.executable, str(path), "--quick", "--wirte"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error: --wirte is not an option") and "--write" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "load average" not in r.stdout
+    r = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--write" in r.stdout and "load average at start" not in r.stdout
+
+
 def test_no_torch_emulation_warning_for_the_plugin_precision():
     """On an AVX2-only CPU the plugin computes in fp32 itself: no 'bf16 is emulated, use --precision fp32'."""
     assert not [x for x in _est(_w("int8"), AVX2).warnings if "emulated" in x]
