@@ -39,12 +39,11 @@ def _decode_bandwidth(spec, w, c) -> tuple[float | None, str | None]:
     return spec.bandwidth_bytes_s, None
 
 
-def _decode_remainder(est, c, t: float) -> tuple[float, float, bool]:
-    """(bytes, seconds, attention apart) a decode's MBU and per-layer time are fitted on: the step's bytes
-    and its measured time, less the attention's work over the KV cache (at least half the time is kept) where
-    the estimate timed it apart (llama.cpp on a CPU, aipc.estimate.roofline)."""
-    attn = est.time.decode_attention_s
-    return c.decode_bytes_per_step, max(t - attn, t / 2), bool(attn)
+def _decode_remainder(est, t: float) -> float:
+    """The seconds a decode's MBU and per-layer time are fitted on: its measured time, less the attention's
+    work over the KV cache where the estimate timed it apart (llama.cpp on a CPU, aipc.estimate.roofline; at
+    least half the time is kept)."""
+    return max(t - est.time.decode_attention_s, t / 2)
 
 
 def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]]:
@@ -77,11 +76,11 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
         extra = {}
         if scen == "decode":
             bw, against = _decode_bandwidth(spec, w, c)
-            nbytes, t_fit, apart = _decode_remainder(est, c, t)
-            factor = nbytes / (bw * t_fit) if bw else None
+            factor = c.decode_bytes_per_step / (bw * _decode_remainder(est, t)) if bw else None
             if bw:  # the two-term decode fit needs the time at full bandwidth and the layer count
-                extra = {"ideal_s": nbytes / bw, "layers": c.layers, "context": decode_context(w),
-                         **({"against": against} if against else {}), **({"attention_apart": True} if apart else {})}
+                extra = {"ideal_s": c.decode_bytes_per_step / bw, "layers": c.layers, "context": decode_context(w),
+                         **({"against": against} if against else {}),
+                         **({"attention_apart": True} if est.time.decode_attention_s else {})}
         else:
             peak = C.workload_peak(spec, w, train=scen == "train", compute=c)
             work = c.flops_per_step if scen == "train" else c.prefill_flops

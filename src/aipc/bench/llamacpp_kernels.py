@@ -178,18 +178,11 @@ ATTN_CONTEXTS = (128, 1152)
 ATTN_TYPE = "Q4_0"
 
 
-def attention_flops(ref: Path, context: float) -> float:
-    """The estimator's attention FLOPs of one decode step of the model at ``ref`` over ``context`` tokens."""
-    from aipc.estimate.compute import attention_flops_per_token
-    from aipc.models.load import resolve
-
-    return attention_flops_per_token(resolve(str(ref)), context, train=False)
-
-
 def _attention_rate(path: Path, reps: int, threads: int) -> tuple[int, float] | None:
     """(query heads, FLOP/s) of the GGUF's decode attention: the attention FLOPs between ATTN_CONTEXTS over
     the time a decode step gained; None where the longer context did not take longer (noise)."""
     from aipc.engines.llamacpp import GGUFModel
+    from aipc.estimate.compute import attention_flops_per_token
     from aipc.models.load import resolve
 
     gm = GGUFModel(path)
@@ -198,10 +191,11 @@ def _attention_rate(path: Path, reps: int, threads: int) -> tuple[int, float] | 
         secs = [_time_decode(runner, int(gm.facts["n_vocab"]), reps, n) for n in ATTN_CONTEXTS]
     finally:
         runner.close()
-    lo, hi = ATTN_CONTEXTS
     if secs[1] <= secs[0]:
         return None
-    return resolve(str(path)).num_heads, (attention_flops(path, hi) - attention_flops(path, lo)) / (secs[1] - secs[0])
+    m = resolve(str(path))
+    lo, hi = (attention_flops_per_token(m, n, train=False) for n in ATTN_CONTEXTS)
+    return m.num_heads, (hi - lo) / (secs[1] - secs[0])
 
 
 def measure_attention(reps: int, threads: int, say, source: Path | None = None) -> dict[str, list[list[float]]]:
@@ -295,11 +289,13 @@ def _attention_at_decode(ref: Path, table: dict) -> tuple[float, float]:
     """(attention FLOPs, seconds at the measured attention FLOP/s) of the probe's decode step at
     DECODE_CONTEXT: what the decode figures leave out, since the estimator adds the attention apart
     (aipc.estimate.roofline); (0, 0) where the attention was not measured."""
+    from aipc.estimate.compute import attention_flops_per_token
     from aipc.estimate.kernels import attention_at
     from aipc.models.load import resolve
 
-    rate = attention_at(table, resolve(str(ref)).num_heads)
-    flops = attention_flops(ref, DECODE_CONTEXT + DECODE_STEPS / 2)
+    m = resolve(str(ref))
+    rate = attention_at(table, m.num_heads)
+    flops = attention_flops_per_token(m, DECODE_CONTEXT + DECODE_STEPS / 2, train=False)
     return (flops, flops / rate) if rate else (0.0, 0.0)
 
 

@@ -130,7 +130,8 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
     else:
         prefill = b * w.prompt_tokens * (2 * n + attention_flops_per_token(m, w.prompt_tokens / 2, False))
     ctx_mid = decode_context(w)
-    decode_flops = b * (2 * n + attention_flops_per_token(m, ctx_mid, False))
+    attn_mid = attention_flops_per_token(m, ctx_mid, False)  # per token of a decode step
+    decode_flops = b * (2 * n + attn_mid)
     # bytes read per decode step: the weights a step touches (embedding rows gathered, not the table)
     # + the KV cache read once
     wbytes = decode_weight_bytes(m, w, weights_bytes(m, w))
@@ -150,7 +151,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         fps = fpt * w.tokens_per_step
         comm = comm_bytes_per_step(m, w)
     else:
-        fpt = model_fpt = 2 * n + attention_flops_per_token(m, ctx_mid, False)
+        fpt = model_fpt = 2 * n + attn_mid
         fps = prefill
         comm = 0.0
     return Compute(
@@ -158,8 +159,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         flops_per_token=fpt, flops_per_step=fps, model_flops_per_token=model_fpt, prefill_flops=prefill,
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
         layers=m.num_layers, prefill_mix=_prefill_mix(m, w), prefill_width=layer_width(m) if w.engine == "llamacpp" else None,
-        decode_mix=_decode_mix(m, w, 2 * n, attention_flops_per_token(m, ctx_mid, False)),
-        decode_attention_flops=b * attention_flops_per_token(m, ctx_mid, False),
+        decode_mix=_decode_mix(m, w, 2 * n, attn_mid), decode_attention_flops=b * attn_mid,
         heads=m.num_heads,
     )
 
