@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         wait_quiet: float = typer.Option(0.0, "--wait-quiet", metavar="SECONDS", help="Before measuring, wait up to SECONDS for a quiet machine (others using < 25% CPU, load < half the cores)."),
         export: Optional[Path] = typer.Option(None, "--export", metavar="FILE.toml|FILE.json",
                                               help="Also write this machine as a device catalog file."),
-        kernels: bool = typer.Option(False, "--kernels", help="Also measure llama.cpp's prefill FLOP/s and decode bandwidth per weight type (Q4_K, Q8_0, ...; 2-10 minutes, about 2 GB of disk), which the estimator's llama.cpp prefill and decode start from."),
+        kernels: bool = typer.Option(False, "--kernels", help="Also measure the engines' kernels, which their uncalibrated estimates start from: llama.cpp's prefill FLOP/s and decode bandwidth per weight type (Q4_K, Q8_0, ...), OpenVINO's decode MBU and time per layer per weight format (fp16, int8, int4); each engine where installed (5-15 minutes, about 3 GB of disk, exports cached)."),
     ) -> None:
         from aipc.hardware import profile as prof
 
@@ -37,12 +37,11 @@ def register(app: typer.Typer) -> None:
             raise AipcError("--replace forgets the kept best figures of a new measurement; use it with --refresh")
         from aipc.hardware import openvino_devices as ovd
 
-        if kernels:
-            _need_llamacpp()
+        engines = _kernel_engines() if kernels else ()
         p = prof.load_or_measure(quick=quick, refresh=refresh, remeasure_if_quiet=True, wait_quiet_s=wait_quiet,
                                  replace=replace)
-        if kernels:
-            _measure_kernels(p.fingerprint, replace=replace, quiet=json_out)
+        if engines:
+            _measure_kernels(p, engines, replace=replace, quiet=json_out)
         written = prof.export_profile(p, export) if export is not None else None
         ov = ovd.report(quick=quick, refresh=refresh, fingerprint=p.fingerprint)
         if json_out:
@@ -56,22 +55,43 @@ def register(app: typer.Typer) -> None:
             ovd.render(ov, console())
 
 
-def _need_llamacpp() -> None:
+def _kernel_engines() -> tuple[str, ...]:
+    """The engines --kernels measures: llama.cpp and OpenVINO (with its exporter), where installed."""
     from aipc.engines import available
     from aipc.errors import AipcError
 
-    if "llamacpp" not in available():
-        raise AipcError("--kernels measures llama.cpp, which is not installed here; run ./setup.sh "
-                        "(it installs llama-cpp-python)")
+    have = available()
+    out = tuple(e for e in ("llamacpp", "openvino") if e in have)
+    if "openvino" in out:
+        from aipc.engines.openvino_export import check_toolchain
+
+        try:
+            check_toolchain()
+        except AipcError:
+            out = tuple(e for e in out if e != "openvino")
+    if not out:
+        raise AipcError("--kernels measures llama.cpp and OpenVINO, neither of which is installed here; run "
+                        "./setup.sh (it installs llama-cpp-python, OpenVINO and its exporter)")
+    return out
 
 
-def _measure_kernels(fingerprint: str, *, replace: bool, quiet: bool) -> None:
+def _measure_kernels(p, engines: tuple[str, ...], *, replace: bool, quiet: bool) -> None:
     import sys
 
-    from aipc.bench.llamacpp_kernels import measure_and_save
+    def say(engine):
+        return (lambda s: None) if quiet else (lambda s: print(f"{engine} kernel {s}", file=sys.stderr, flush=True))
 
-    say = (lambda s: None) if quiet else (lambda s: print(f"llama.cpp kernel {s}", file=sys.stderr, flush=True))
-    measure_and_save(fingerprint, replace=replace, progress=say)
+    if "llamacpp" in engines:
+        from aipc.bench.llamacpp_kernels import measure_and_save
+
+        measure_and_save(p.fingerprint, replace=replace, progress=say("llama.cpp"))
+    if "openvino" in engines:
+        from aipc.bench import openvino_kernels as ovk
+
+        cpu = next(s for s in p.device_specs() if s.kind == "cpu")
+        if cpu.bandwidth_bytes_s:  # the MBU is relative to it
+            ovk.measure_and_save(p.fingerprint, cpu.bandwidth_bytes_s, cpu.llc_bytes or 32 << 20,
+                                 progress=say("OpenVINO"))
 
 
 def json_object(p, exported: Path | None) -> dict:
@@ -210,12 +230,25 @@ def _device_rows(t, d, footnotes: list[str], latest: str) -> None:
     footnotes += [f"{d.device} {dt} not measured: {why}" for dt, why in d.skipped.items()]
 
 
+def _render_openvino(c, rec: dict) -> None:
+    """OpenVINO's decode terms per weight format, as aipc hw --kernels fitted them."""
+    types = rec["types"]
+    fmts = [k.partition(":")[2] for k in types if k.startswith("mbu:")]
+    terms = ", ".join(f"{f} MBU {types[f'mbu:{f}'][0][1]:.2f} + {types[f'layer_us:{f}'][0][1] / 1e3:.3f} ms"
+                      for f in fmts if f"layer_us:{f}" in types)
+    c.print(f"openvino decode per weight format (bytes at MBU x bandwidth + time per layer; "
+            f"{str(rec.get('measured_at', ''))[:16]}): {terms}")
+
+
 def _render_kernels(c, fingerprint: str) -> None:
     """One line per engine with measured kernels: FLOP/s per weight type at each prompt length."""
     measured = _kernels(fingerprint)
     from aipc.hardware.kernels import split_key
 
     for engine, rec in measured.items():
+        if engine == "openvino":
+            _render_openvino(c, rec)
+            continue
         by_width: dict = {"prefill": {}, "decode": {}, "read": {}}
         attn = []
         for key, pts in rec["types"].items():

@@ -44,16 +44,38 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
         train, tsrc = TRAIN_MFU_BY_DEVICE[short]
         src += f"; train MFU {train:.2f} for {device.name}: {tsrc}"
     mbu, layer_s = d.mbu_decode, d.decode_layer_s
-    per_format = DECODE_BY_FORMAT.get((cls, engine), {})
+    per_format = by_format(device, engine) or {}
     if weight_format in per_format:
         mbu, layer_s = per_format[weight_format]
-        src += f"; {weight_format} decode MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer"
+        here = " (measured on this machine by aipc hw --kernels)" if weight_format in openvino_measured(device) else ""
+        src += f"; {weight_format} decode MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer{here}"
     measured = _measured_read(device, engine, weight_format, width, mix) if cls == "cpu" else None
     if measured:
         mbu, msrc = measured
         src += f"; decode MBU {mbu:.2f}: {msrc}"
     return Efficiency(mfu_train=train, mfu_prefill=d.mfu_prefill, mbu_decode=mbu,
                       decode_layer_s=layer_s, source=src + note)
+
+
+def openvino_measured(device: DeviceSpec) -> dict[str, tuple[float, float]]:
+    """OpenVINO on this CPU: weight format -> (decode MBU, seconds per layer) that aipc hw --kernels fitted
+    from its decode probes (aipc.bench.openvino_kernels); {} where not measured."""
+    table = (device.kernel_flops or {}).get("openvino") or {} if device_class(device) == "cpu" else {}
+    out = {}
+    for key, pts in table.items():
+        kind, _, fmt = key.partition(":")
+        if kind == "mbu" and f"layer_us:{fmt}" in table:
+            layer_s = table[f"layer_us:{fmt}"][0][1] * 1e-6
+            out[fmt] = (pts[0][1], layer_s if layer_s >= 1e-8 else 0.0)  # the record's floor for 0
+    return out
+
+
+def by_format(device: DeviceSpec, engine: str) -> dict[str, tuple[float, float]] | None:
+    """Weight format -> default (decode MBU, seconds per layer) of an engine on the device's class
+    (DECODE_BY_FORMAT), OpenVINO's formats measured on this CPU over it; None where the engine has none."""
+    table = DECODE_BY_FORMAT.get((device_class(device), engine))
+    measured = openvino_measured(device) if engine == "openvino" else {}
+    return {**(table or {}), **measured} if measured else table
 
 
 def _measured_read(device: DeviceSpec, engine: str, weight_format: str | None, width: float | None,
@@ -106,11 +128,11 @@ class _MeasuredFormats(Mapping):
 
 def _format_defaults(device: DeviceSpec, engine: str, width: float | None, model=None) -> Mapping | None:
     """Weight format -> its default (decode MBU, seconds per layer), which a calibration scales a measured
-    format's fit by for a format it has not seen: DECODE_BY_FORMAT, else (llama.cpp on a CPU that aipc hw
+    format's fit by for a format it has not seen: :func:`by_format`, else (llama.cpp on a CPU that aipc hw
     --kernels measured) the decode bandwidth measured for the model's types in each format."""
     from aipc.estimate.kernels import reads_measured
 
-    table = DECODE_BY_FORMAT.get((device_class(device), engine))
+    table = by_format(device, engine)
     if (table or engine != "llamacpp" or device_class(device) != "cpu" or not device.bandwidth_bytes_s
             or not reads_measured(device)):
         return table

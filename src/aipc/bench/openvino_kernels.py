@@ -1,0 +1,210 @@
+"""Measure OpenVINO's decode per weight format on this CPU (``aipc hw --kernels``): the MBU and the time
+per layer that the estimator's uncalibrated OpenVINO decode uses, and the ratios a calibration carries a
+measured format's fit to another format by (aipc.estimate.efficiency).
+
+A decode step of OpenVINO's CPU plugin costs the bytes of its weights at some share of the memory
+bandwidth plus a fixed time per layer, and both terms depend on the format and the CPU: on the 2-core
+AMD EPYC without AVX512-FP16 an fp16 IR paid per layer about what int8 did (its weights converted to f32
+in the kernel), on the Intel Xeon with AVX512-FP16 and AMX almost nothing (docs/validation.md, OpenVINO
+notes). Two probes of Llama layers with random weights tell the terms apart: a wide one (a 1B-class
+layer, few layers: mostly bytes) and a narrow one (a 135M-class layer, many layers: more per-layer
+time per byte). Each is exported once per format by ``aipc convert --to openvino`` (optimum-intel and
+NNCF; cached in aipc's home) and a decode step after DECODE_CONTEXT tokens is timed through aipc's own
+runner (the best of ``reps`` medians of DECODE_STEPS steps, every probe of every format taking turns,
+after a warm-up round). With B the
+estimator's decode bytes of the probe in that format (aipc.estimate.openvino_weights, plus the KV cache)
+and L its layers, the two steps solve t = B / (bandwidth x MBU) + L x per-layer for the format's MBU and
+per-layer time, against ``aipc hw``'s measured bandwidth.
+
+Only a probe whose bytes are READ_CACHE_MULTIPLE times the last-level cache reads from memory; a format
+whose narrow probe cannot be that large within MAX_LAYERS (a CPU with hundreds of MiB of L3) is not
+measured, and its estimate keeps the published default (aipc.estimate.efficiency_defaults). Stored in
+aipc.hardware.kernels under the engine "openvino" as ``mbu:<format>`` and ``layer_us:<format>`` (the fit)
+and ``read:<format>@<layer width>`` (each probe's bytes per second), at one token.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+FORMATS = ("fp16", "int8", "int4")
+# (hidden, FFN, query heads, KV heads): Llama-3.2-1B's layer and a SmolLM2-135M-like one (layer widths 29696, 5888)
+WIDE, NARROW = (2048, 8192, 32, 8), (512, 1536, 8, 2)
+MIN_LAYERS = {WIDE: 6, NARROW: 16}
+MAX_LAYERS = {WIDE: 24, NARROW: 96}
+READ_CACHE_MULTIPLE = 2.2  # a probe this many times the last-level cache decodes from memory
+DECODE_CONTEXT, DECODE_STEPS = 128, 16
+LAYER_FLOOR_S = 1e-9  # a fitted per-layer time of 0 is stored as this (a record holds positive numbers)
+METHOD = ("decode after {ctx} tokens of Llama layers with random weights exported by aipc convert --to openvino "
+          "({probes}), the best of {reps} medians of {steps} steps (every probe taking turns) after a warm-up, "
+          "{threads} threads; "
+          "per format t = bytes / (bandwidth x MBU) + layers x per-layer, solved over the two probes against "
+          "aipc hw's {bw:.1f} GB/s")
+
+
+def _model(shape: tuple[int, int, int, int], layers: int):
+    """The probe's ModelSpec (aipc's reading of its HF config)."""
+    from aipc.bench.llamacpp_kernels import probe_config
+    from aipc.models.spec import ModelSpec
+
+    return ModelSpec.from_hf_config(probe_config(shape, layers), name="ov-kernel-probe")
+
+
+def probe_bytes(shape: tuple[int, int, int, int], layers: int, fmt: str) -> float:
+    """The estimator's bytes of one decode step at DECODE_CONTEXT of the probe in ``fmt`` (weights + KV cache)."""
+    from aipc.estimate.compute import compute_for
+
+    return compute_for(_model(shape, layers), _workload("probe", fmt)).decode_bytes_per_step
+
+
+def _workload(ref: str, fmt: str):
+    from aipc.spec import Workload
+
+    return Workload(model=ref, task="infer", prompt_tokens=DECODE_CONTEXT, gen_tokens=1, engine="openvino",
+                    weight_dtype=fmt)
+
+
+def probe_layers(shape: tuple[int, int, int, int], cache_bytes: int, fmt: str = "int4") -> int | None:
+    """Layers that put the probe's ``fmt`` decode bytes at READ_CACHE_MULTIPLE x the cache (at least
+    MIN_LAYERS); None where that takes more than MAX_LAYERS."""
+    per_layer = probe_bytes(shape, 2, fmt) - probe_bytes(shape, 1, fmt)
+    base = probe_bytes(shape, 1, fmt) - per_layer
+    n = max(MIN_LAYERS[shape], math.ceil((READ_CACHE_MULTIPLE * cache_bytes - base) / per_layer))
+    return n if n <= MAX_LAYERS[shape] else None
+
+
+def fit(steps: list[tuple[float, int, float]], bandwidth: float) -> tuple[float, float] | None:
+    """(MBU, seconds per layer) from (bytes, layers, seconds) of two probes: the exact solution of
+    t = bytes / (bandwidth x MBU) + layers x per-layer; where it gives a negative per-layer time (noise),
+    per-layer 0 and the MBU of the probes' summed bytes over their summed time; None where the MBU
+    comes out non-positive."""
+    (b1, l1, t1), (b2, l2, t2) = steps[:2]
+    det = b1 * l2 - b2 * l1
+    inv_rate = (t1 * l2 - t2 * l1) / det if det else 0.0  # seconds per byte
+    layer_s = (t1 - b1 * inv_rate) / l1 if det else -1.0
+    if layer_s < 0 or inv_rate <= 0:
+        inv_rate, layer_s = (t1 + t2) / (b1 + b2), 0.0
+    mbu = 1.0 / (inv_rate * bandwidth)
+    return (mbu, layer_s) if mbu > 0 and math.isfinite(mbu) else None
+
+
+def time_decode(runners: list, rounds: int) -> list[float]:
+    """Per runner (aipc's OpenVINO runners on the CPU), the best over ``rounds`` of the median seconds of
+    DECODE_STEPS decode steps after DECODE_CONTEXT tokens; the runners take turns within each round (so a
+    busy spell of the shared machine falls on both probes), after a warm-up round."""
+    import torch
+
+    ids = [torch.randint(3, r.vocab_size, (DECODE_CONTEXT,), generator=torch.Generator().manual_seed(1))
+           for r in runners]
+    best = [float("inf")] * len(runners)
+    for _ in range(rounds + 1):
+        for k, runner in enumerate(runners):
+            runner.prefill(0, ids[k])
+            steps = []
+            for i in range(DECODE_STEPS):
+                t0 = time.perf_counter()
+                runner.decode1(5, DECODE_CONTEXT + i)
+                steps.append(time.perf_counter() - t0)
+            runner.free(0)
+            best[k] = min(best[k], statistics.median(steps))
+    return best
+
+
+def _ir(shape: tuple[int, int, int, int], layers: int, fmt: str) -> Path:
+    """The probe's IR in ``fmt`` (exported once by aipc convert --to openvino, cached in aipc's home)."""
+    from aipc.bench.llamacpp_kernels import probe_folder
+    from aipc.engines.openvino import ensure_ir
+
+    folder = probe_folder(layers, shape)
+    return ensure_ir(str(folder / "config.json"), fmt, progress=False)[0]
+
+
+def _runners(plan: dict[str, list[tuple[tuple, int]]], threads: int | None) -> list:
+    """aipc's OpenVINO runner on the CPU for each (format, probe) of the plan, in plan order."""
+    from aipc.engines.openvino_runner import OVRunner
+
+    return [OVRunner(_ir(shape, layers, fmt), device="CPU", max_len=DECODE_CONTEXT + DECODE_STEPS + 1,
+                     threads=threads) for fmt, probes in plan.items() for shape, layers in probes]
+
+
+def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float], bandwidth: float,
+                   say) -> dict[str, list[list[float]]]:
+    """One format's records from its probes' step times: each probe's read rate and the fitted MBU and
+    per-layer time (only the rates where the fit failed)."""
+    from aipc.estimate.compute import layer_width
+
+    steps, table = [], {}
+    for (shape, layers), s in zip(probes, secs):
+        b = probe_bytes(shape, layers, fmt)
+        steps.append((b, layers, s))
+        width = round(layer_width(_model(shape, layers)))
+        table[f"read:{fmt}@{width}"] = [[1, b / s]]
+        say(f"{fmt}, {layers} layers of width {width}: {s * 1e3:.2f} ms per step, {b / s / 1e9:.1f} GB/s")
+    got = fit(steps, bandwidth)
+    if got:
+        table[f"mbu:{fmt}"] = [[1, got[0]]]
+        table[f"layer_us:{fmt}"] = [[1, max(got[1], LAYER_FLOOR_S) * 1e6]]
+        say(f"{fmt}: MBU {got[0]:.2f} + {got[1] * 1e3:.3f} ms per layer")
+    return table
+
+
+def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMATS, reps: int = 6,
+            threads: int | None = None, progress: Callable[[str], None] | None = None,
+            probes: dict[str, list[tuple[tuple, int]]] | None = None) -> dict | None:
+    """The record aipc.hardware.kernels stores for "openvino" (None where no format's probes can reach
+    READ_CACHE_MULTIPLE x ``cache_bytes``). Every format's probes take turns in each round: the ratios
+    between formats, which a calibration carries a fit by, come from the same moments of a shared machine
+    (whose memory bandwidth drifted by 1.4x within an hour here). ``probes``: format -> [(shape, layers),
+    (shape, layers)] instead of the sized WIDE and NARROW probes (tests: tiny ones)."""
+    import openvino as ov
+
+    say = progress or (lambda s: None)
+    before = os.getloadavg()[0]
+    plan = probes or _plan(formats, cache_bytes, say)
+    if not plan:
+        return None
+    say(f"exporting and compiling {sum(map(len, plan.values()))} probes")
+    secs = iter(time_decode(_runners(plan, threads), reps))
+    table: dict[str, list[list[float]]] = {}
+    for fmt, pr in plan.items():
+        table.update(format_records(fmt, pr, [next(secs) for _ in pr], bandwidth, say))
+    if not any(k.startswith("mbu:") for k in table):
+        return None
+    names = "; ".join(sorted({f"{n} layers of hidden {s[0]}, FFN {s[1]}" for pr in plan.values() for s, n in pr}))
+    return {"version": ov.__version__, "threads": threads or os.cpu_count(),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_avg": [before, os.getloadavg()[0]],
+            "method": METHOD.format(ctx=DECODE_CONTEXT, probes=names, reps=reps, steps=DECODE_STEPS,
+                                    threads=threads or "OpenVINO's default", bw=bandwidth / 1e9),
+            "types": table}
+
+
+def _plan(formats: tuple[str, ...], cache_bytes: int, say) -> dict[str, list[tuple[tuple, int]]]:
+    """format -> its two probes (shape, layers); every format shares each probe's layer count, sized for the
+    smallest format that can be read from memory; formats whose narrow probe cannot be are left out (and
+    said)."""
+    sizes = {f: {s: probe_layers(s, cache_bytes, f) for s in (WIDE, NARROW)} for f in formats}
+    ok = [f for f in formats if all(sizes[f].values())]
+    for f in formats:
+        if f not in ok:
+            say(f"{f}: not measured (its narrow probe would need more than {MAX_LAYERS[NARROW]} layers to read "
+                f"{READ_CACHE_MULTIPLE:g}x the {cache_bytes / 2**20:.0f} MiB cache); its decode keeps the default")
+    layers = {s: max((sizes[f][s] for f in ok), default=0) for s in (WIDE, NARROW)}
+    return {f: [(s, layers[s]) for s in (WIDE, NARROW)] for f in ok}
+
+
+def measure_and_save(fingerprint: str, bandwidth: float, cache_bytes: int, **kw) -> dict | None:
+    """Measure and store for this machine (replacing an earlier OpenVINO record: the fit is not a peak);
+    the stored record, or None where nothing could be measured."""
+    from aipc.hardware import kernels as K
+
+    rec = measure(bandwidth, cache_bytes, **kw)
+    if rec is None:
+        return None
+    K.save(fingerprint, "openvino", rec, replace=True)
+    return K.load(fingerprint).get("openvino")
