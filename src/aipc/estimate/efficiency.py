@@ -30,7 +30,8 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
                        width: float | None = None, mix: tuple = ()) -> Efficiency:
     """The published default factors for a device's class and an engine (an engine without its own
     row for the class takes the torch row, and says so); the weight format's own decode terms where
-    the engine has them for the class (``DECODE_BY_FORMAT``); llama.cpp on a measured CPU: the decode MBU
+    the engine has them for the class (:func:`by_format`: ``DECODE_BY_FORMAT``, or OpenVINO's terms that
+    aipc hw --kernels measured on this CPU); llama.cpp on a measured CPU: the decode MBU
     its probes reached at the model's layer ``width`` over its weight types ``mix`` (Compute.decode_mix)."""
     cls = device_class(device)
     d = DEFAULTS.get((cls, engine))

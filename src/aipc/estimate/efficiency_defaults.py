@@ -134,7 +134,10 @@ EMULATED_TRAIN_MFU = (
 # Decode factors per weight format where an engine's formats differ by more than its class default can
 # cover: (device class, engine) -> weight format -> (decode MBU, seconds per layer per step). The
 # estimator takes them over the class row's decode terms, and a calibration that has not seen a format
-# scales a measured format's fitted terms by these ratios (aipc.estimate.calibrate.lookup_decode).
+# scales a measured format's fitted terms by these ratios (aipc.estimate.calibrate.lookup_decode). On a CPU
+# where aipc hw --kernels measured OpenVINO's decode per format (aipc.bench.openvino_kernels), those terms
+# replace this row's (aipc.estimate.efficiency.by_format): the row below was fitted on an Intel Xeon with
+# AVX512-FP16, and on a CPU without it fp16 pays per layer about what int8 does.
 DECODE_BY_FORMAT: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
     # fitted: fp16 1.00-1.19 against the copy bandwidth (which counts reads and writes: an fp16 IR only
     # reads its weights, and aipc hw measured read-only 30 GB/s against copy 27 GB/s here, x1.11), taken
