@@ -101,6 +101,55 @@ def test_a_calibration_of_int8_runs_reaches_fp16_by_the_measured_ratio():
     assert "from int8, scaled" in e.efficiency.source
 
 
+def _with_prefill(types: dict, fmt: str = "int8") -> dict:
+    return {**types, f"prefill:{fmt}@5888": ((128.0, 600e9), (512.0, 700e9)),
+            f"prefill:{fmt}@29696": ((128.0, 900e9), (512.0, 1000e9))}
+
+
+def test_prefill_runs_at_the_per_format_flops_measured_here():
+    from aipc.estimate.calibrate import workload_peak
+    from aipc.estimate.compute import layer_width
+    from aipc.estimate.kernels import openvino_prefill
+
+    spec = _cpu(_with_prefill(_ov(int8=(0.5, 100.0))))
+    width = layer_width(MODEL)
+    assert 5888 < width < 29696
+    got = openvino_prefill(spec, "int8", 512, width)
+    assert 700e9 < got < 1000e9  # interpolated in log(width) between the probes
+    assert openvino_prefill(spec, "int8", 512, 29696) == 1000e9 and openvino_prefill(spec, "int8", 128, 5888) == 600e9
+    assert openvino_prefill(spec, "fp16", 512, width) is None  # fp16 not measured
+    w = Workload(model=MODEL.name, task="infer", prompt_tokens=512, gen_tokens=1, engine="openvino", weight_dtype="int8")
+    with C.using({}):
+        e = estimate(w, spec, model=MODEL)
+    assert workload_peak(spec, w, compute=e.compute) == pytest.approx(got)
+    assert e.efficiency.mfu_prefill == 1.0 and "prefill FLOP/s aipc hw --kernels measured" in e.efficiency.source
+    assert e.time.prefill_s == pytest.approx(e.compute.prefill_flops / got)
+    # fp16, not measured: the peak of the plugin's precision and the class default MFU, as before
+    with C.using({}):
+        f = estimate(Workload(model=MODEL.name, task="infer", prompt_tokens=512, gen_tokens=1, engine="openvino",
+                              weight_dtype="fp16"), spec, model=MODEL)
+    assert f.efficiency.mfu_prefill == default_efficiency(_cpu(), "openvino", "fp16").mfu_prefill != 1.0
+
+
+def test_a_prefill_calibration_answers_only_against_the_peaks_it_was_fitted_on():
+    """Factors fitted against the measured per-format FLOP/s (marked) are not applied to the plugin
+    precision's peak, and unmarked ones not to the measured FLOP/s."""
+    def table(mark: bool) -> dict:
+        pts = [{"device": "ov-test-cpu", "scenario": "prefill", "flops_per_token": 1e9, "factor": 0.8, "tokens": n,
+                "engine": "openvino", "weight_format": "int8", **({"against": C.OV_KERNELS} if mark else {})}
+               for n in (128, 256, 512)]
+        return C.fit(pts, source="test")
+
+    assert table(True)["devices"]["ov-test-cpu"]["prefill@openvino"]["against"] == C.OV_KERNELS
+    assert "against" not in table(False)["devices"]["ov-test-cpu"]["prefill@openvino"]
+    w = Workload(model=MODEL.name, task="infer", prompt_tokens=512, gen_tokens=1, engine="openvino", weight_dtype="int8")
+    measured, plain = _cpu(_with_prefill(_ov(int8=(0.5, 100.0)))), _cpu()
+    for spec, mark, used in ((measured, True, True), (measured, False, False), (plain, False, True), (plain, True, False)):
+        with C.using(table(mark)):
+            e = estimate(w, spec, model=MODEL)
+        assert (e.efficiency.mfu_prefill == pytest.approx(0.8)) == used, (spec.kernel_flops, mark)
+
+
 def test_a_real_measurement_on_tiny_probes(monkeypatch, tmp_path):
     """Two tiny probes exported by aipc convert --to openvino and timed through aipc's runner: the stored
     record holds each probe's read rate and the fitted terms, and aipc hw prints them."""
@@ -117,6 +166,7 @@ def test_a_real_measurement_on_tiny_probes(monkeypatch, tmp_path):
     assert rec is not None and K.valid_record(rec)
     keys = set(rec["types"])
     assert {"mbu:int8", "layer_us:int8"} <= keys and len([k for k in keys if k.startswith("read:int8@")]) == 2
+    assert [[p[0] for p in rec["types"][k]] for k in keys if k.startswith("prefill:int8@")] == [list(OK.PREFILL_TOKENS)] * 2
     for k in keys:
         assert rec["types"][k][0][1] > 0
     assert "in each of 2 processes" in rec["method"] and rec["threads"] == 1
@@ -143,3 +193,16 @@ def test_a_real_measurement_on_tiny_probes(monkeypatch, tmp_path):
     hw._render_kernels(Console(file=out, width=300), "fp-ov")
     text = out.getvalue()
     assert "openvino decode per weight format" in text and "int8 MBU" in text and "llamacpp prefill" in text
+    assert "openvino prefill GFLOP/s per weight format at 128/512 prompt tokens: int8 at layer width" in text
+
+
+def test_hw_kernels_measures_the_installed_engines(monkeypatch):
+    """--kernels measures llama.cpp and OpenVINO where installed, and refuses in one line where neither is."""
+    import aipc.engines
+    from aipc.commands import hw
+
+    monkeypatch.setattr(aipc.engines, "available", lambda: [])
+    with pytest.raises(AipcError, match="neither of which is installed"):
+        hw._kernel_engines()
+    monkeypatch.setattr(aipc.engines, "available", lambda: ["torch", "llamacpp"])
+    assert hw._kernel_engines() == ("llamacpp",)

@@ -27,6 +27,17 @@ def _shape(run: dict) -> tuple:
             w.get("method"), w.get("weight_dtype"), w.get("compute_dtype"))
 
 
+def _prefill_mark(spec, w, c, scen: str) -> dict:
+    """{"against": C.OV_KERNELS} for an OpenVINO prefill timed against the FLOP/s aipc hw --kernels measured
+    for its weight format on this CPU; {} otherwise."""
+    from aipc.estimate.kernels import openvino_prefill
+
+    if scen == "prefill" and w.engine == "openvino" and openvino_prefill(spec, w.weight_dtype, w.prompt_tokens,
+                                                                        c.prefill_width):
+        return {"against": C.OV_KERNELS}
+    return {}
+
+
 def _decode_bandwidth(spec, w, c) -> tuple[float | None, str | None]:
     """(bytes/s a decode's MBU is taken against, what it is): llama.cpp on a CPU where aipc hw --kernels
     measured decode bandwidths, those of the run's own weight types (C.READS); else the copy bandwidth."""
@@ -86,7 +97,7 @@ def prepare_points(runs: list[dict], specs: dict) -> tuple[list[dict], list[str]
             work = c.flops_per_step if scen == "train" else c.prefill_flops
             factor = work / (peak * t) if peak else None
             if peak:  # the fitted time model's inputs (aipc.estimate.calibrate_linear)
-                extra = {"ideal_s": work / peak, "layers": c.layers}
+                extra = {"ideal_s": work / peak, "layers": c.layers, **_prefill_mark(spec, w, c, scen)}
         if not factor:
             skipped.append(f"{run['id'][:8]}: {spec.name} has no measured peak for {w.compute}")
             continue

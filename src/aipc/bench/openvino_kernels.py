@@ -40,13 +40,12 @@ MIN_LAYERS = {WIDE: 6, NARROW: 16}
 MAX_LAYERS = {WIDE: 24, NARROW: 96}
 READ_CACHE_MULTIPLE = 2.2  # a probe this many times the last-level cache decodes from memory
 DECODE_CONTEXT, DECODE_STEPS = 128, 16
+PREFILL_TOKENS, PREFILL_REPS = (128, 512), 2  # prefill timed at these prompt lengths, best of PREFILL_REPS
 LAYER_FLOOR_S = 1e-9  # a fitted per-layer time of 0 is stored as this (a record holds positive numbers)
 METHOD = ("decode after {ctx} tokens of Llama layers with random weights exported by aipc convert --to openvino "
           "({probes}), the best of {reps} medians of {steps} steps (every probe taking turns) after a warm-up in "
-          "each of {procs} processes, "
-          "{threads} threads; "
-          "per format t = bytes / (bandwidth x MBU) + layers x per-layer, solved over the two probes against "
-          "aipc hw's {bw:.1f} GB/s")
+          "each of {procs} processes, {threads} threads; per format t = bytes / (bandwidth x MBU) + layers x "
+          "per-layer, solved over the two probes against aipc hw's {bw:.1f} GB/s")
 
 
 def _model(shape: tuple[int, int, int, int], layers: int):
@@ -98,13 +97,13 @@ def fit(steps: list[tuple[float, int, float]], bandwidth: float) -> tuple[float,
 def time_decode(runners: list, rounds: int) -> list[float]:
     """Per runner (aipc's OpenVINO runners on the CPU), the best over ``rounds`` of the median seconds of
     DECODE_STEPS decode steps after DECODE_CONTEXT tokens; the runners take turns within each round (so a
-    busy spell of the shared machine falls on both probes), after a warm-up round."""
+    busy spell of the shared machine falls on every probe), after a warm-up round."""
     import torch
 
     ids = [torch.randint(3, r.vocab_size, (DECODE_CONTEXT,), generator=torch.Generator().manual_seed(1))
            for r in runners]
     best = [float("inf")] * len(runners)
-    for _ in range(rounds + 1):
+    for r in range(rounds + 1):
         for k, runner in enumerate(runners):
             runner.prefill(0, ids[k])
             steps = []
@@ -113,7 +112,26 @@ def time_decode(runners: list, rounds: int) -> list[float]:
                 runner.decode1(5, DECODE_CONTEXT + i)
                 steps.append(time.perf_counter() - t0)
             runner.free(0)
-            best[k] = min(best[k], statistics.median(steps))
+            if r:  # round 0 warms up
+                best[k] = min(best[k], statistics.median(steps))
+    return best
+
+
+def time_prefill(runners: list, reps: int) -> list[list[float]]:
+    """Per runner, the best of ``reps`` prefill times at each of PREFILL_TOKENS (the runners taking turns,
+    after a warm-up at the shortest)."""
+    import torch
+
+    best = [[float("inf")] * len(PREFILL_TOKENS) for _ in runners]
+    for r in range(reps + 1):
+        for k, runner in enumerate(runners):
+            for j, n in enumerate(PREFILL_TOKENS[:1] if not r else PREFILL_TOKENS):
+                ids = torch.randint(3, runner.vocab_size, (n,), generator=torch.Generator().manual_seed(2))
+                t0 = time.perf_counter()
+                runner.prefill(0, ids)
+                if r:  # round 0 warms up
+                    best[k][j] = min(best[k][j], time.perf_counter() - t0)
+                runner.free(0)
     return best
 
 
@@ -131,9 +149,10 @@ def _folders(plan: dict[str, list[tuple[tuple, int]]]) -> list[Path]:
     return [_ir(shape, layers, fmt) for fmt, probes in plan.items() for shape, layers in probes]
 
 
-def time_in_processes(folders: list[Path], reps: int, threads: int | None, processes: int) -> list[float]:
-    """Per IR folder, the best step time over ``processes`` fresh processes (each :func:`time_decode` over
-    all folders): on the 2-core AMD EPYC VM a process decoded the same IR at one of two speeds for its whole
+def time_in_processes(folders: list[Path], reps: int, threads: int | None, processes: int) -> dict:
+    """{"decode": per IR folder its best step time, "prefill": per folder its best time per PREFILL_TOKENS}
+    over ``processes`` fresh processes (each :func:`time_decode` and :func:`time_prefill` over all folders):
+    on the 2-core AMD EPYC VM a process decoded the same IR at one of two speeds for its whole
     life (Llama-3.2-1B fp16: 39-42 or 57-62 ms per step, every runner of a process alike, with or without
     CPU pinning), so one process can miss the faster; peaks are maxima."""
     import json
@@ -142,7 +161,7 @@ def time_in_processes(folders: list[Path], reps: int, threads: int | None, proce
 
     from aipc.errors import AipcError
 
-    best = [float("inf")] * len(folders)
+    best = {"decode": [float("inf")] * len(folders), "prefill": [[float("inf")] * len(PREFILL_TOKENS) for _ in folders]}
     cmd = [sys.executable, "-m", "aipc.bench.openvino_kernels", json.dumps([str(f) for f in folders]), str(reps),
            str(threads or 0)]
     for _ in range(processes):
@@ -151,7 +170,8 @@ def time_in_processes(folders: list[Path], reps: int, threads: int | None, proce
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise AipcError(f"timing OpenVINO's decode probes failed: {tail}")
         got = json.loads(proc.stdout.strip().splitlines()[-1])
-        best = [min(a, b) for a, b in zip(best, got)]
+        best["decode"] = [min(a, b) for a, b in zip(best["decode"], got["decode"])]
+        best["prefill"] = [[min(a, b) for a, b in zip(x, y)] for x, y in zip(best["prefill"], got["prefill"])]
     return best
 
 
@@ -162,22 +182,30 @@ def _child(argv: list[str]) -> int:
     from aipc.engines.openvino_runner import OVRunner
 
     folders, reps, threads = json.loads(argv[0]), int(argv[1]), int(argv[2]) or None
-    runners = [OVRunner(f, device="CPU", max_len=DECODE_CONTEXT + DECODE_STEPS + 1, threads=threads) for f in folders]
-    print(json.dumps(time_decode(runners, reps)), flush=True)
+    length = max(DECODE_CONTEXT + DECODE_STEPS + 1, *PREFILL_TOKENS)
+    runners = [OVRunner(f, device="CPU", max_len=length, threads=threads) for f in folders]
+    out = {"decode": time_decode(runners, reps), "prefill": time_prefill(runners, PREFILL_REPS)}
+    print(json.dumps(out), flush=True)
     return 0
 
 
 def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float], bandwidth: float,
-                   say) -> dict[str, list[list[float]]]:
+                   say, prefill: list[list[float]] | None = None) -> dict[str, list[list[float]]]:
     """One format's records from its probes' step times: each probe's read rate and the fitted MBU and
-    per-layer time (only the rates where the fit failed)."""
-    from aipc.estimate.compute import layer_width
+    per-layer time (only the rates where the fit failed); with ``prefill`` (per probe, seconds per
+    PREFILL_TOKENS), each probe's prefill FLOP/s (the estimator's prefill FLOPs over the time)."""
+    from aipc.estimate.compute import layer_width, prefill_flops_decoder
 
     steps, table = [], {}
-    for (shape, layers), s in zip(probes, secs):
+    for k, ((shape, layers), s) in enumerate(zip(probes, secs)):
+        width = round(layer_width(_model(shape, layers)))
+        if prefill:
+            table[f"prefill:{fmt}@{width}"] = [[n, prefill_flops_decoder(_model(shape, layers), n, 1) / t]
+                                                for n, t in zip(PREFILL_TOKENS, prefill[k])]
+            say(f"{fmt}, width {width} prefill: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}"
+                                                             for n, f in table[f"prefill:{fmt}@{width}"]))
         b = probe_bytes(shape, layers, fmt)
         steps.append((b, layers, s))
-        width = round(layer_width(_model(shape, layers)))
         table[f"read:{fmt}@{width}"] = [[1, b / s]]
         say(f"{fmt}, {layers} layers of width {width}: {s * 1e3:.2f} ms per step, {b / s / 1e9:.1f} GB/s")
     got = fit(steps, bandwidth)
@@ -207,10 +235,11 @@ def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMA
     say(f"exporting {sum(map(len, plan.values()))} probes (once; cached in aipc's home)")
     folders = _folders(plan)
     say(f"timing them in {processes} processes")
-    secs = iter(time_in_processes(folders, reps, threads, processes))
+    got = time_in_processes(folders, reps, threads, processes)
+    secs, pre = iter(got["decode"]), iter(got["prefill"])
     table: dict[str, list[list[float]]] = {}
     for fmt, pr in plan.items():
-        table.update(format_records(fmt, pr, [next(secs) for _ in pr], bandwidth, say))
+        table.update(format_records(fmt, pr, [next(secs) for _ in pr], bandwidth, say, [next(pre) for _ in pr]))
     if not any(k.startswith("mbu:") for k in table):
         return None
     names = "; ".join(sorted({f"{n} layers of hidden {s[0]}, FFN {s[1]}" for pr in plan.values() for s, n in pr}))

@@ -231,13 +231,20 @@ def _device_rows(t, d, footnotes: list[str], latest: str) -> None:
 
 
 def _render_openvino(c, rec: dict) -> None:
-    """OpenVINO's decode terms per weight format, as aipc hw --kernels fitted them."""
+    """OpenVINO's decode terms and prefill FLOP/s per weight format, as aipc hw --kernels measured them."""
+    from aipc.hardware.kernels import split_key
+
     types = rec["types"]
     fmts = [k.partition(":")[2] for k in types if k.startswith("mbu:")]
     terms = ", ".join(f"{f} MBU {types[f'mbu:{f}'][0][1]:.2f} + {types[f'layer_us:{f}'][0][1] / 1e3:.3f} ms"
                       for f in fmts if f"layer_us:{f}" in types)
     c.print(f"openvino decode per weight format (bytes at MBU x bandwidth + time per layer; "
             f"{str(rec.get('measured_at', ''))[:16]}): {terms}")
+    pre = [(split_key(k), pts) for k, pts in types.items() if k.startswith("prefill:")]
+    if pre:
+        c.print("openvino prefill GFLOP/s per weight format at " + "/".join(str(int(n)) for n, _ in pre[0][1])
+                + " prompt tokens: " + "; ".join(f"{t.partition(':')[2]} at layer width {w:.0f} "
+                                                 + "/".join(f"{f / 1e9:.0f}" for _, f in pts) for (t, w), pts in pre))
 
 
 def _render_kernels(c, fingerprint: str) -> None:

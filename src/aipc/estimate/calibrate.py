@@ -52,6 +52,10 @@ KERNELS = "llamacpp-kernels-per-type"
 # llama.cpp decode fitted against the decode bandwidth aipc hw --kernels measured for each run's own weight
 # types (aipc.estimate.kernels.decode_read_mix) rather than the copy bandwidth: its MBU is relative to that
 READS = "llamacpp-decode-reads-per-type"
+# OpenVINO prefill entries fitted against the prefill FLOP/s aipc hw --kernels measured per weight format on this
+# CPU (aipc.estimate.kernels.openvino_prefill); used only while those figures are there, and an entry without
+# the mark only while they are not (the two are factors against different peaks)
+OV_KERNELS = "openvino-prefill-per-format"
 # llama.cpp decode fitted on times less the attention over the KV cache at the FLOP/s aipc hw --kernels
 # measured (aipc.estimate.roofline adds it back per workload, so the fit carries to other contexts); an entry
 # without this mark holds the attention inside its MBU and per-layer time, and the estimate adds none
@@ -107,8 +111,9 @@ def workload_peak(spec, w, train: bool = False, compute=None) -> float | None:
     """The peak FLOP/s a workload's compute is measured against (the roofline's and the calibration's):
     llama.cpp on a CPU runs ggml's own kernel per weight type: the FLOP/s of the model's type mix
     (``compute.prefill_mix``) at its prompt length and layer width (``compute.prefill_width``), measured
-    by aipc hw or a default share of the fp32 GEMM peak (aipc.estimate.kernels); OpenVINO on a CPU against the peak of the precision its plugin
-    computes in (:func:`openvino_cpu_precision`); everything else its compute dtype's peak (:func:`peak_for`)."""
+    by aipc hw or a default share of the fp32 GEMM peak (aipc.estimate.kernels); OpenVINO on a CPU against its
+    prefill FLOP/s for the weight format where aipc hw --kernels measured it (aipc.estimate.kernels.openvino_prefill),
+    else the peak of the precision its plugin computes in (:func:`openvino_cpu_precision`); everything else its compute dtype's peak (:func:`peak_for`)."""
     if spec is None:
         return None
     engine = getattr(w, "engine", "torch")
@@ -119,7 +124,10 @@ def workload_peak(spec, w, train: bool = False, compute=None) -> float | None:
         flops = mix_flops(spec, mix, w.prompt_tokens, compute.prefill_width) if mix else None
         return flops or spec.peak("fp32") or peak_for(spec, w.compute)
     if engine == "openvino" and spec.kind == "cpu":
-        return spec.peak(openvino_cpu_precision(spec)) or spec.peak("fp32") or peak_for(spec, w.compute)
+        from aipc.estimate.kernels import openvino_prefill
+
+        got = openvino_prefill(spec, w.weight_dtype, w.prompt_tokens, compute.prefill_width if compute else None)
+        return got or spec.peak(openvino_cpu_precision(spec)) or spec.peak("fp32") or peak_for(spec, w.compute)
     return peak_for(spec, w.compute, train=train)
 
 
@@ -249,7 +257,7 @@ def _entry(device_name: str, scenario: str, engine: str = "torch", weight_format
     # factors against the kernels of each file's own weight types (aipc.estimate.kernels) already tell
     # formats apart: an unmeasured format takes the fit over all of them, not a family member's
     fam = [f for f in sorted(by_fmt) if format_family(f) == format_family(weight_format)
-           and against not in (KERNELS, READS)]
+           and against not in (KERNELS, READS, OV_KERNELS)]
     if fam:
         return by_fmt[fam[0]], f" (from {fam[0]}, the same kernel family as {weight_format})", None
     return entry.get("all"), f" (over {', '.join(sorted(by_fmt))}; {weight_format} not measured)", None
@@ -315,6 +323,13 @@ def _engine_all(device_name: str, scenario: str, engine: str) -> dict | None:
 def _engine_decode(device_name: str, engine: str) -> dict:
     """A device's fitted decode entry of an engine other than torch ({} where none)."""
     return (_device_table(device_name).get(scenario_key("decode", engine)) or {}) if engine != "torch" else {}
+
+
+def prefill_against(device_name: str, engine: str) -> str | None:
+    """What a device's fitted prefill factors of an engine other than torch are relative to: KERNELS,
+    OV_KERNELS, or None (the dtype's peak)."""
+    entry = _device_table(device_name).get(scenario_key("prefill", engine)) if engine != "torch" else None
+    return (entry or {}).get("against")
 
 
 def decode_against(device_name: str, engine: str) -> str | None:
@@ -410,6 +425,8 @@ def fit(points: list[dict], source: str = "") -> dict:
             "all": _fit_entry(scen, pts, source), "n_runs": len(pts), "source": source}
         if engine == "llamacpp" and scen == "prefill":
             devices[dev][key]["against"] = KERNELS
+        if engine == "openvino" and scen == "prefill" and all(p.get("against") == OV_KERNELS for p in pts):
+            devices[dev][key]["against"] = OV_KERNELS
         if engine == "llamacpp" and scen == "decode" and all(p.get("against") == READS for p in pts):
             devices[dev][key]["against"] = READS
         if engine == "llamacpp" and scen == "decode" and all(p.get("attention_apart") for p in pts):

@@ -158,7 +158,7 @@ def compute_for(m: ModelSpec, w: Workload) -> Compute:
         params=total, active_params=active, trainable_params=P.trainable_params(m, w),
         flops_per_token=fpt, flops_per_step=fps, model_flops_per_token=model_fpt, prefill_flops=prefill,
         decode_flops_per_step=decode_flops, decode_bytes_per_step=decode_bytes, comm_bytes_per_step=comm,
-        layers=m.num_layers, prefill_mix=_prefill_mix(m, w), prefill_width=layer_width(m) if w.engine == "llamacpp" else None,
+        layers=m.num_layers, prefill_mix=_prefill_mix(m, w), prefill_width=layer_width(m) if w.engine in ("llamacpp", "openvino") else None,
         decode_mix=_decode_mix(m, w, 2 * n, attn_mid), decode_attention_flops=b * attn_mid,
         heads=m.num_heads,
     )

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 from aipc.estimate import calibrate
 from aipc.estimate.compute import decode_context
-from aipc.estimate.efficiency_defaults import DECODE_BY_FORMAT, DEFAULTS, EMULATED_TRAIN_MFU, TRAIN_MFU_BY_DEVICE
+from aipc.estimate.efficiency_defaults import (DECODE_BY_FORMAT, DEFAULTS, EMULATED_TRAIN_MFU, OPENVINO_KERNEL_PREFILL_MFU,
+                                              TRAIN_MFU_BY_DEVICE)
 from aipc.estimate.types import Efficiency
 from aipc.hardware.spec import DeviceSpec
 
@@ -50,12 +51,22 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
         mbu, layer_s = per_format[weight_format]
         here = " (measured on this machine by aipc hw --kernels)" if weight_format in openvino_measured(device) else ""
         src += f"; {weight_format} decode MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer{here}"
+    mfu_prefill = d.mfu_prefill
+    if engine == "openvino" and _ov_prefill_measured(device, weight_format):
+        mfu_prefill, psrc = OPENVINO_KERNEL_PREFILL_MFU
+        src += f"; prefill MFU {mfu_prefill:.2f} of the {weight_format} prefill FLOP/s aipc hw --kernels measured: {psrc}"
     measured = _measured_read(device, engine, weight_format, width, mix) if cls == "cpu" else None
     if measured:
         mbu, msrc = measured
         src += f"; decode MBU {mbu:.2f}: {msrc}"
-    return Efficiency(mfu_train=train, mfu_prefill=d.mfu_prefill, mbu_decode=mbu,
+    return Efficiency(mfu_train=train, mfu_prefill=mfu_prefill, mbu_decode=mbu,
                       decode_layer_s=layer_s, source=src + note)
+
+
+def _ov_prefill_measured(device: DeviceSpec, weight_format: str | None) -> bool:
+    """True where aipc hw --kernels measured OpenVINO's prefill for this weight format on this CPU."""
+    table = (device.kernel_flops or {}).get("openvino") or {}
+    return device_class(device) == "cpu" and any(k.startswith(f"prefill:{weight_format}@") for k in table)
 
 
 def openvino_measured(device: DeviceSpec) -> dict[str, tuple[float, float]]:
@@ -140,6 +151,15 @@ def _format_defaults(device: DeviceSpec, engine: str, width: float | None, model
     return _MeasuredFormats(device, width, model)
 
 
+def _prefill_entry_fits(device: DeviceSpec, engine: str, fmt: str | None) -> bool:
+    """False where a stored OpenVINO prefill calibration was fitted against other peaks than this estimate
+    uses: against aipc hw --kernels' per-format prefill FLOP/s while this CPU has none, or the reverse."""
+    if engine != "openvino" or device_class(device) != "cpu":
+        return True
+    measured = any(k.startswith("prefill:") for k in (device.kernel_flops or {}).get("openvino") or {})
+    return (calibrate.prefill_against(device.name, engine) == calibrate.OV_KERNELS) == measured
+
+
 def _emulated_train(eff: Efficiency, device: DeviceSpec, workload) -> Efficiency:
     """A torch training step on a CPU whose compute dtype is emulated (aipc hw found no native kernels
     for it) is nearly all GEMM: its default MFU is EMULATED_TRAIN_MFU, not the class's."""
@@ -172,6 +192,8 @@ def efficiency_for(device: DeviceSpec, flops_per_token: float | None = None, wor
     found = {}
     tokens = calibrate.tokens_for(workload) if workload is not None else {}  # tokens per forward, by scenario
     for scenario in ("train", "prefill"):
+        if scenario == "prefill" and not _prefill_entry_fits(device, engine, fmt):
+            continue
         hit = calibrate.lookup(device.name, scenario, flops_per_token, tokens=tokens.get(scenario),
                                ideal_s=(ideal_s or {}).get(scenario), layers=layers, engine=engine, weight_format=fmt,
                                runner=runner)

@@ -144,3 +144,12 @@ DECODE_BY_FORMAT: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
     # as 1.10 + 0.012 ms per layer; int8 0.604 + 0.168 ms; int4 0.560 + 0.174 ms (OPENVINO_CPU_MEASURED)
     ("cpu", "openvino"): {"fp16": (1.10, 0.01e-3), "int8": (0.60, 0.17e-3), "int4": (0.56, 0.17e-3)},
 }
+
+# OpenVINO's prefill on a CPU where aipc hw --kernels timed it per weight format on its probes
+# (aipc.bench.openvino_kernels): the share of the probes' FLOP/s a whole model's prefill reaches, read at the
+# model's layer width and prompt length. 1.0: against the probes measured at 2026-12-07 15:20 UTC, the prefills of
+# three validation runs on the 2-core AMD EPYC (smollm2-135m, qwen2.5-0.5b, llama-3.2-1b at fp16 / int8 / int4,
+# 128 and 512 tokens; 10:08, 14:40 and 14:56 UTC) ran a median 6.8%, 4.4% and 2.2% faster than the
+# estimate at 1.0 (each run 14 prefills, -18% to +20%), so no share was fitted (docs/validation.md).
+OPENVINO_KERNEL_PREFILL_MFU = (1.0, "whole models ran at the probes' FLOP/s within a median of 2-7% in three runs "
+                               "on the 2-core AMD EPYC, 2026-12-07 (docs/validation.md, OpenVINO notes)")

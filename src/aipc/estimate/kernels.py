@@ -72,6 +72,15 @@ def mix_flops(spec: DeviceSpec, mix: tuple, tokens: float | None, width: float |
     return _harmonic(mix, lambda t: type_flops(spec, t, tokens, width))
 
 
+def openvino_prefill(spec: DeviceSpec, weight_format: str | None, tokens: float | None,
+                     width: float | None = None) -> float | None:
+    """FLOP/s of OpenVINO's prefill of a ``weight_format`` IR on this CPU at ``tokens`` and layer ``width``,
+    where aipc hw --kernels timed it on its probes (``prefill:<format>@<width>``,
+    aipc.bench.openvino_kernels); None where not measured."""
+    table = (spec.kernel_flops or {}).get("openvino") or {}
+    return _measured(table, f"prefill:{weight_format}", tokens, width) if weight_format and spec.kind == "cpu" else None
+
+
 def decode_mix_flops(spec: DeviceSpec, mix: tuple, width: float | None = None) -> float | None:
     """FLOP/s of a decode step's matrix-vector products over ``mix`` where aipc hw --kernels measured
     every type's decode on weights in cache (``decode:<type>@<width>``); None where any type was not."""

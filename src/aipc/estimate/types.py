@@ -43,7 +43,7 @@ class Compute:
     # llama.cpp: share of the blocks' matrix elements per ggml type ((type, share), ...): the kernels
     # its prefill runs on (aipc.estimate.kernels); () for other engines
     prefill_mix: tuple = ()
-    prefill_width: float | None = None  # llama.cpp: matrix elements per layer / hidden (estimate.kernels)
+    prefill_width: float | None = None  # llama.cpp, OpenVINO: matrix elements per layer / hidden (estimate.kernels)
     decode_mix: tuple = ()  # llama.cpp: a decode step's FLOPs per ggml type, the head's and attention's too
     decode_attention_flops: float = 0.0  # of decode_flops_per_step: the attention's over the KV cache
     heads: int = 0                       # query heads (llama.cpp's measured decode attention is per head count)
