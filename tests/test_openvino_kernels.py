@@ -51,6 +51,32 @@ def test_fit_solves_bytes_and_layers_and_falls_back_on_noise():
     assert OK.fit([(1e8, 4, -1e-3), (1e8, 8, -1e-3)], bw) is None
 
 
+def test_a_new_measurement_keeps_each_probes_best_and_refits():
+    """Each probe keeps the faster of the stored and the new measurement (a process can run in the slower
+    of two states), and the format's terms are refitted from those; another OpenVINO version or other
+    probes replace the record."""
+    bw = 80e9
+    probes = OK._by_width([(OK.WIDE, 6), (OK.NARROW, 45)])
+    (w_wide, w_narrow) = sorted(probes, key=float, reverse=True)
+
+    def rec(wide_s: float, narrow_s: float, version: str = "2026.4") -> dict:
+        bytes_ = {w: OK.probe_bytes(tuple(probes[w][:4]), probes[w][4], "fp16") for w in probes}
+        types = {f"read:fp16@{w_wide}": [[1, bytes_[w_wide] / wide_s]],
+                 f"read:fp16@{w_narrow}": [[1, bytes_[w_narrow] / narrow_s]],
+                 f"prefill:fp16@{w_wide}": [[128, 8e11], [512, 8e11]], "mbu:fp16": [[1, 0.1]], "layer_us:fp16": [[1, 1.0]]}
+        return {"version": version, "probes": probes, "types": types, "measured_at": "then"}
+
+    old, new = rec(12e-3, 11e-3), rec(17e-3, 10e-3)
+    got = OK.merged(new, old, bw)
+    want = OK._fit_records("fp16", rec(12e-3, 10e-3)["types"], probes, bw, lambda s: None)
+    assert got["types"]["mbu:fp16"] == want["mbu:fp16"] and got["types"]["layer_us:fp16"] == want["layer_us:fp16"]
+    assert got["types"][f"read:fp16@{w_wide}"] == old["types"][f"read:fp16@{w_wide}"]  # the faster wide step
+    assert got["types"][f"read:fp16@{w_narrow}"] == new["types"][f"read:fp16@{w_narrow}"]
+    assert got["best_since"] == "then"
+    assert OK.merged(new, rec(1e-3, 1e-3, version="2027.0"), bw) is new
+    assert OK.merged(new, {**old, "probes": {}}, bw) is new and OK.merged(new, None, bw) is new
+
+
 def test_probes_are_sized_beyond_the_cache_and_shared_by_every_format():
     said = []
     plan = OK._plan(OK.FORMATS, 32 << 20, said.append)
@@ -170,6 +196,7 @@ def test_a_real_measurement_on_tiny_probes(monkeypatch, tmp_path):
     for k in keys:
         assert rec["types"][k][0][1] > 0
     assert "in each of 2 processes" in rec["method"] and rec["threads"] == 1
+    assert sorted(v[-1] for v in rec["probes"].values()) == [2, 8]
     steps = [(OK.probe_bytes(s, n, "int8"), n, OK.probe_bytes(s, n, "int8") / rec["types"][k][0][1])
              for (s, n), k in zip(shapes, sorted((k for k in keys if k.startswith("read:")), key=lambda k: -float(k.split("@")[1])))]
     mbu, layer_s = OK.fit(steps, 10e9)

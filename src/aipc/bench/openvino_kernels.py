@@ -196,7 +196,7 @@ def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float],
     PREFILL_TOKENS), each probe's prefill FLOP/s (the estimator's prefill FLOPs over the time)."""
     from aipc.estimate.compute import layer_width, prefill_flops_decoder
 
-    steps, table = [], {}
+    table = {}
     for k, ((shape, layers), s) in enumerate(zip(probes, secs)):
         width = round(layer_width(_model(shape, layers)))
         if prefill:
@@ -205,15 +205,49 @@ def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float],
             say(f"{fmt}, width {width} prefill: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}"
                                                              for n, f in table[f"prefill:{fmt}@{width}"]))
         b = probe_bytes(shape, layers, fmt)
-        steps.append((b, layers, s))
         table[f"read:{fmt}@{width}"] = [[1, b / s]]
         say(f"{fmt}, {layers} layers of width {width}: {s * 1e3:.2f} ms per step, {b / s / 1e9:.1f} GB/s")
-    got = fit(steps, bandwidth)
-    if got:
-        table[f"mbu:{fmt}"] = [[1, got[0]]]
-        table[f"layer_us:{fmt}"] = [[1, max(got[1], LAYER_FLOOR_S) * 1e6]]
-        say(f"{fmt}: MBU {got[0]:.2f} + {got[1] * 1e3:.3f} ms per layer")
+    table.update(_fit_records(fmt, table, _by_width(probes), bandwidth, say))
     return table
+
+
+def _by_width(probes: list[tuple[tuple, int]]) -> dict[str, list[int]]:
+    """{layer width: [hidden, FFN, query heads, KV heads, layers]} of the probes (the record's "probes")."""
+    from aipc.estimate.compute import layer_width
+
+    return {str(round(layer_width(_model(s, n)))): [*s, n] for s, n in probes}
+
+
+def _fit_records(fmt: str, table: dict, probes: dict[str, list[int]], bandwidth: float, say) -> dict:
+    """``mbu:<fmt>`` and ``layer_us:<fmt>`` fitted from the table's ``read:<fmt>@<width>`` rates of the probes
+    ({} where the fit fails or a probe's rate is missing)."""
+    steps = []
+    for width, (*shape, layers) in probes.items():
+        rate = table.get(f"read:{fmt}@{width}")
+        if not rate:
+            return {}
+        b = probe_bytes(tuple(shape), layers, fmt)
+        steps.append((b, layers, b / rate[0][1]))
+    got = fit(steps, bandwidth) if len(steps) == 2 else None
+    if not got:
+        return {}
+    say(f"{fmt}: MBU {got[0]:.2f} + {got[1] * 1e3:.3f} ms per layer")
+    return {f"mbu:{fmt}": [[1, got[0]]], f"layer_us:{fmt}": [[1, max(got[1], LAYER_FLOOR_S) * 1e6]]}
+
+
+def merged(new: dict, old: dict | None, bandwidth: float, say=lambda s: None) -> dict:
+    """``new`` with each probe's best of the two records (the higher read rate and prefill FLOP/s per probe
+    and format) and its MBU and per-layer time refitted from those, where ``old`` measured the same
+    probes with the same OpenVINO version; else ``new`` as it is."""
+    from aipc.hardware.kernels import best_points
+
+    if not old or old.get("version") != new.get("version") or old.get("probes") != new.get("probes"):
+        return new
+    keep = {k: v for k, v in best_points(old["types"], new["types"]).items() if k.startswith(("read:", "prefill:"))}
+    for fmt in {k.partition(":")[2].partition("@")[0] for k in keep if k.startswith("read:")}:
+        keep.update(_fit_records(fmt, keep, new["probes"], bandwidth, say))
+    since = old.get("best_since") or old.get("measured_at")
+    return {**new, "types": keep, "best_since": since}
 
 
 def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMATS, reps: int = 6,
@@ -243,7 +277,7 @@ def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMA
     if not any(k.startswith("mbu:") for k in table):
         return None
     names = "; ".join(sorted({f"{n} layers of hidden {s[0]}, FFN {s[1]}" for pr in plan.values() for s, n in pr}))
-    return {"version": ov.__version__, "threads": threads or os.cpu_count(),
+    return {"version": ov.__version__, "probes": _by_width(next(iter(plan.values()))), "threads": threads or os.cpu_count(),
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "load_avg": [before, os.getloadavg()[0]],
             "method": METHOD.format(ctx=DECODE_CONTEXT, probes=names, reps=reps, steps=DECODE_STEPS, procs=processes,
@@ -265,14 +299,18 @@ def _plan(formats: tuple[str, ...], cache_bytes: int, say) -> dict[str, list[tup
     return {f: [(s, layers[s]) for s in (WIDE, NARROW)] for f in ok}
 
 
-def measure_and_save(fingerprint: str, bandwidth: float, cache_bytes: int, **kw) -> dict | None:
-    """Measure and store for this machine (replacing an earlier OpenVINO record: the fit is not a peak);
-    the stored record, or None where nothing could be measured."""
+def measure_and_save(fingerprint: str, bandwidth: float, cache_bytes: int, *, replace: bool = False,
+                     **kw) -> dict | None:
+    """Measure and store for this machine: each probe keeps the best of this and the stored measurement
+    (:func:`merged`; peaks are maxima, and a process can run in the slower of two states) unless
+    ``replace``; the stored record, or None where nothing could be measured."""
     from aipc.hardware import kernels as K
 
     rec = measure(bandwidth, cache_bytes, **kw)
     if rec is None:
         return None
+    if not replace:
+        rec = merged(rec, K.load(fingerprint).get("openvino"), bandwidth, kw.get("progress") or (lambda s: None))
     K.save(fingerprint, "openvino", rec, replace=True)
     return K.load(fingerprint).get("openvino")
 

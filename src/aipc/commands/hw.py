@@ -90,7 +90,7 @@ def _measure_kernels(p, engines: tuple[str, ...], *, replace: bool, quiet: bool)
 
         cpu = next(s for s in p.device_specs() if s.kind == "cpu")
         if cpu.bandwidth_bytes_s:  # the MBU is relative to it
-            ovk.measure_and_save(p.fingerprint, cpu.bandwidth_bytes_s, cpu.llc_bytes or 32 << 20,
+            ovk.measure_and_save(p.fingerprint, cpu.bandwidth_bytes_s, cpu.llc_bytes or 32 << 20, replace=replace,
                                  progress=say("OpenVINO"))
 
 

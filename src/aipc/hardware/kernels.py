@@ -69,7 +69,7 @@ def save(fingerprint: str, engine: str, record: dict, *, replace: bool = False) 
         engines = {}
     old = engines.get(engine)
     if not replace and valid_record(old) and old.get("version") == record.get("version"):
-        record = {**record, "types": _best(old["types"], record["types"])}
+        record = {**record, "types": best_points(old["types"], record["types"])}
     engines[engine] = record
     tmp = p.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps({"engines": engines}, indent=1), encoding="utf-8")
@@ -77,7 +77,7 @@ def save(fingerprint: str, engine: str, record: dict, *, replace: bool = False) 
     return p
 
 
-def _best(old: dict, new: dict) -> dict:
+def best_points(old: dict, new: dict) -> dict:
     """Per type and prompt length, the higher FLOP/s of the two records."""
     out = {t: {a: b for a, b in pts} for t, pts in old.items()}
     for t, pts in new.items():
