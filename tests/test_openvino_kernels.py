@@ -79,8 +79,8 @@ def test_a_new_measurement_keeps_each_probes_best_and_refits():
 
 def test_probes_are_sized_beyond_the_cache_and_shared_by_every_format():
     said = []
-    plan = OK._plan(OK.FORMATS, 32 << 20, said.append)
-    assert list(plan) == list(OK.FORMATS) and not said
+    plan, decode = OK._plan(OK.FORMATS, 32 << 20, said.append)
+    assert list(plan) == list(OK.FORMATS) and decode == set(OK.FORMATS) and not said
     layers = {s: n for s, n in plan["int8"]}
     assert all(dict(pr) == layers for pr in plan.values())  # one export size per probe for every format
     assert layers[OK.NARROW] > 5 * layers[OK.WIDE] >= 5 * OK.MIN_LAYERS[OK.WIDE]
@@ -90,9 +90,14 @@ def test_probes_are_sized_beyond_the_cache_and_shared_by_every_format():
     # int4, the smallest, sets the size: one layer fewer would leave its narrow probe short of the multiple
     n = layers[OK.NARROW]
     assert OK.probe_bytes(OK.NARROW, n - 1, "int4") < OK.READ_CACHE_MULTIPLE * (32 << 20)
-    # a CPU with hundreds of MiB of cache: no format can be read from memory within MAX_LAYERS, none measured
-    assert OK._plan(OK.FORMATS, 300 << 20, said.append) == {}
-    assert len(said) == 3 and "keeps the default" in said[0]
+    # a CPU with hundreds of MiB of cache: no format's decode can be read from memory within MAX_LAYERS; the
+    # prefill is still measured, on probes of at most MAX_LAYERS
+    big, decode = OK._plan(OK.FORMATS, 300 << 20, said.append)
+    assert decode == set() and len(said) == 3 and "decode keeps the default" in said[0]
+    assert all(dict(pr) == {OK.WIDE: 22, OK.NARROW: OK.MAX_LAYERS[OK.NARROW]} for pr in big.values())
+    recs = OK.format_records("int8", big["int8"], [1e-2, 1e-2], 80e9, said.append, [[0.1, 0.4], [0.1, 0.4]],
+                             decode=False)
+    assert sorted(k.partition("@")[0] for k in recs) == ["prefill:int8", "prefill:int8"]
 
 
 def test_uncalibrated_decode_uses_the_terms_measured_here():

@@ -1,6 +1,8 @@
-"""Measure OpenVINO's decode per weight format on this CPU (``aipc hw --kernels``): the MBU and the time
-per layer that the estimator's uncalibrated OpenVINO decode uses, and the ratios a calibration carries a
-measured format's fit to another format by (aipc.estimate.efficiency).
+"""Measure OpenVINO's prefill and decode per weight format on this CPU (``aipc hw --kernels``): the decode
+MBU and time per layer that the estimator's uncalibrated OpenVINO decode uses, with the ratios a calibration
+carries a measured format's fit to another format by (aipc.estimate.efficiency), and the prefill FLOP/s
+that its OpenVINO prefill runs at (aipc.estimate.kernels.openvino_prefill; timed on the same probes at
+PREFILL_TOKENS and stored as ``prefill:<format>@<layer width>``).
 
 A decode step of OpenVINO's CPU plugin costs the bytes of its weights at some share of the memory
 bandwidth plus a fixed time per layer, and both terms depend on the format and the CPU: on the 2-core
@@ -18,8 +20,9 @@ and L its layers, the two steps solve t = B / (bandwidth x MBU) + L x per-layer 
 per-layer time, against ``aipc hw``'s measured bandwidth.
 
 Only a probe whose bytes are READ_CACHE_MULTIPLE times the last-level cache reads from memory; a format
-whose narrow probe cannot be that large within MAX_LAYERS (a CPU with hundreds of MiB of L3) is not
-measured, and its estimate keeps the published default (aipc.estimate.efficiency_defaults). Stored in
+whose narrow probe cannot be that large within MAX_LAYERS (a CPU with hundreds of MiB of L3) has only its
+prefill measured (on probes of at most MAX_LAYERS), and its decode keeps the published default
+(aipc.estimate.efficiency_defaults). Stored in
 aipc.hardware.kernels under the engine "openvino" as ``mbu:<format>`` and ``layer_us:<format>`` (the fit)
 and ``read:<format>@<layer width>`` (each probe's bytes per second), at one token.
 """
@@ -190,10 +193,11 @@ def _child(argv: list[str]) -> int:
 
 
 def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float], bandwidth: float,
-                   say, prefill: list[list[float]] | None = None) -> dict[str, list[list[float]]]:
+                   say, prefill: list[list[float]] | None = None, decode: bool = True) -> dict[str, list[list[float]]]:
     """One format's records from its probes' step times: each probe's read rate and the fitted MBU and
-    per-layer time (only the rates where the fit failed); with ``prefill`` (per probe, seconds per
-    PREFILL_TOKENS), each probe's prefill FLOP/s (the estimator's prefill FLOPs over the time)."""
+    per-layer time (only the rates where the fit failed; none without ``decode``: probes not read from
+    memory); with ``prefill`` (per probe, seconds per PREFILL_TOKENS), each probe's prefill FLOP/s (the
+    estimator's prefill FLOPs over the time)."""
     from aipc.estimate.compute import layer_width, prefill_flops_decoder
 
     table = {}
@@ -204,10 +208,12 @@ def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float],
                                                 for n, t in zip(PREFILL_TOKENS, prefill[k])]
             say(f"{fmt}, width {width} prefill: " + ", ".join(f"{f / 1e9:.0f} GFLOP/s at {n}"
                                                              for n, f in table[f"prefill:{fmt}@{width}"]))
-        b = probe_bytes(shape, layers, fmt)
-        table[f"read:{fmt}@{width}"] = [[1, b / s]]
-        say(f"{fmt}, {layers} layers of width {width}: {s * 1e3:.2f} ms per step, {b / s / 1e9:.1f} GB/s")
-    table.update(_fit_records(fmt, table, _by_width(probes), bandwidth, say))
+        if decode:
+            b = probe_bytes(shape, layers, fmt)
+            table[f"read:{fmt}@{width}"] = [[1, b / s]]
+            say(f"{fmt}, {layers} layers of width {width}: {s * 1e3:.2f} ms per step, {b / s / 1e9:.1f} GB/s")
+    if decode:
+        table.update(_fit_records(fmt, table, _by_width(probes), bandwidth, say))
     return table
 
 
@@ -253,8 +259,8 @@ def merged(new: dict, old: dict | None, bandwidth: float, say=lambda s: None) ->
 def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMATS, reps: int = 6,
             threads: int | None = None, progress: Callable[[str], None] | None = None, processes: int = 3,
             probes: dict[str, list[tuple[tuple, int]]] | None = None) -> dict | None:
-    """The record aipc.hardware.kernels stores for "openvino" (None where no format's probes can reach
-    READ_CACHE_MULTIPLE x ``cache_bytes``). Every format's probes take turns in each round: the ratios
+    """The record aipc.hardware.kernels stores for "openvino" (None where nothing was measured; the decode
+    only of formats whose probes reach READ_CACHE_MULTIPLE x ``cache_bytes``). Every format's probes take turns in each round: the ratios
     between formats, which a calibration carries a fit by, come from the same moments of a shared machine
     (whose memory bandwidth drifted by 1.4x within an hour here), in each of ``processes`` fresh processes
     (:func:`time_in_processes`). ``probes``: format -> [(shape, layers), (shape, layers)] instead of the
@@ -263,7 +269,7 @@ def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMA
 
     say = progress or (lambda s: None)
     before = os.getloadavg()[0]
-    plan = probes or _plan(formats, cache_bytes, say)
+    plan, decode = (probes, set(probes)) if probes else _plan(formats, cache_bytes, say)
     if not plan:
         return None
     say(f"exporting {sum(map(len, plan.values()))} probes (once; cached in aipc's home)")
@@ -273,8 +279,9 @@ def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMA
     secs, pre = iter(got["decode"]), iter(got["prefill"])
     table: dict[str, list[list[float]]] = {}
     for fmt, pr in plan.items():
-        table.update(format_records(fmt, pr, [next(secs) for _ in pr], bandwidth, say, [next(pre) for _ in pr]))
-    if not any(k.startswith("mbu:") for k in table):
+        table.update(format_records(fmt, pr, [next(secs) for _ in pr], bandwidth, say, [next(pre) for _ in pr],
+                                    decode=fmt in decode))
+    if not table:
         return None
     names = "; ".join(sorted({f"{n} layers of hidden {s[0]}, FFN {s[1]}" for pr in plan.values() for s, n in pr}))
     return {"version": ov.__version__, "probes": _by_width(next(iter(plan.values()))), "threads": threads or os.cpu_count(),
@@ -285,18 +292,20 @@ def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMA
             "types": table}
 
 
-def _plan(formats: tuple[str, ...], cache_bytes: int, say) -> dict[str, list[tuple[tuple, int]]]:
-    """format -> its two probes (shape, layers); every format shares each probe's layer count, sized for the
-    smallest format that can be read from memory; formats whose narrow probe cannot be are left out (and
-    said)."""
+def _plan(formats: tuple[str, ...], cache_bytes: int, say) -> tuple[dict[str, list[tuple[tuple, int]]], set[str]]:
+    """(format -> its two probes (shape, layers), the formats whose decode is measured). Every format shares
+    each probe's layer count, sized for the smallest format whose narrow probe can be read from memory within
+    MAX_LAYERS; a format that cannot (a CPU with hundreds of MiB of cache) has its prefill measured on probes
+    of at most MAX_LAYERS and its decode left to the default (and said)."""
     sizes = {f: {s: probe_layers(s, cache_bytes, f) for s in (WIDE, NARROW)} for f in formats}
-    ok = [f for f in formats if all(sizes[f].values())]
+    ok = {f for f in formats if all(sizes[f].values())}
     for f in formats:
         if f not in ok:
-            say(f"{f}: not measured (its narrow probe would need more than {MAX_LAYERS[NARROW]} layers to read "
-                f"{READ_CACHE_MULTIPLE:g}x the {cache_bytes / 2**20:.0f} MiB cache); its decode keeps the default")
-    layers = {s: max((sizes[f][s] for f in ok), default=0) for s in (WIDE, NARROW)}
-    return {f: [(s, layers[s]) for s in (WIDE, NARROW)] for f in ok}
+            say(f"{f}: decode not measured (its narrow probe would need more than {MAX_LAYERS[NARROW]} layers to "
+                f"read {READ_CACHE_MULTIPLE:g}x the {cache_bytes / 2**20:.0f} MiB cache); its decode keeps the default")
+    sized = [f for f in formats if f in ok] or list(formats)
+    layers = {s: max(sizes[f][s] or MAX_LAYERS[s] for f in sized) for s in (WIDE, NARROW)}
+    return {f: [(s, layers[s]) for s in (WIDE, NARROW)] for f in formats}, ok
 
 
 def measure_and_save(fingerprint: str, bandwidth: float, cache_bytes: int, *, replace: bool = False,
