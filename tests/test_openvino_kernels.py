@@ -154,6 +154,9 @@ def test_prefill_runs_at_the_per_format_flops_measured_here():
         e = estimate(w, spec, model=MODEL)
     assert workload_peak(spec, w, compute=e.compute) == pytest.approx(got)
     assert e.efficiency.mfu_prefill == 1.0 and "prefill FLOP/s aipc hw --kernels measured" in e.efficiency.source
+    # prefill and decode both measured here: the source names those alone, not the replaced class default
+    assert e.efficiency.source.startswith("OpenVINO on this CPU; int8 decode MBU 0.50 + 0.1 ms per layer (measured")
+    assert "Intel Xeon" not in e.efficiency.source
     assert e.time.prefill_s == pytest.approx(e.compute.prefill_flops / got)
     # fp16, not measured: the peak of the plugin's precision and the class default MFU, as before
     with C.using({}):

@@ -41,6 +41,8 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
         d = DEFAULTS[(cls, "torch")]
         note = f" (no published {engine} measurement for {cls}: torch's factors)" if engine != "torch" else ""
     train, src = d.mfu_train, d.source
+    if engine == "openvino" and weight_format in openvino_measured(device) and _ov_prefill_measured(device, weight_format):
+        src = "OpenVINO on this CPU"  # both its prefill and decode terms measured here: the class default's text is moot
     short = device.name.split("-")[0]
     if engine == "torch" and cls == "nvidia-gpu" and short in TRAIN_MFU_BY_DEVICE:
         train, tsrc = TRAIN_MFU_BY_DEVICE[short]
