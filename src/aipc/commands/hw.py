@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         wait_quiet: float = typer.Option(0.0, "--wait-quiet", metavar="SECONDS", help="Before measuring, wait up to SECONDS for a quiet machine (others using < 25% CPU, load < half the cores)."),
         export: Optional[Path] = typer.Option(None, "--export", metavar="FILE.toml|FILE.json",
                                               help="Also write this machine as a device catalog file."),
-        kernels: bool = typer.Option(False, "--kernels", help="Also measure the engines' kernels, which their uncalibrated estimates start from: llama.cpp's prefill FLOP/s and decode bandwidth per weight type (Q4_K, Q8_0, ...), OpenVINO's decode MBU and time per layer per weight format (fp16, int8, int4); each engine where installed (5-15 minutes, about 3 GB of disk, exports cached)."),
+        kernels: bool = typer.Option(False, "--kernels", help="Also measure the engines' kernels, which their uncalibrated estimates start from: llama.cpp's prefill FLOP/s and decode bandwidth per weight type (Q4_K, Q8_0, ...), OpenVINO's prefill FLOP/s and decode MBU and time per layer per weight format (fp16, int8, int4); each engine where installed (5-15 minutes, about 3 GB of disk, exports cached)."),
     ) -> None:
         from aipc.hardware import profile as prof
 

@@ -111,9 +111,10 @@ def workload_peak(spec, w, train: bool = False, compute=None) -> float | None:
     """The peak FLOP/s a workload's compute is measured against (the roofline's and the calibration's):
     llama.cpp on a CPU runs ggml's own kernel per weight type: the FLOP/s of the model's type mix
     (``compute.prefill_mix``) at its prompt length and layer width (``compute.prefill_width``), measured
-    by aipc hw or a default share of the fp32 GEMM peak (aipc.estimate.kernels); OpenVINO on a CPU against its
-    prefill FLOP/s for the weight format where aipc hw --kernels measured it (aipc.estimate.kernels.openvino_prefill),
-    else the peak of the precision its plugin computes in (:func:`openvino_cpu_precision`); everything else its compute dtype's peak (:func:`peak_for`)."""
+    by aipc hw or a default share of the fp32 GEMM peak (aipc.estimate.kernels); OpenVINO on a CPU against
+    its prefill FLOP/s for the weight format where aipc hw --kernels measured it
+    (aipc.estimate.kernels.openvino_prefill), else the peak of the precision its plugin computes in
+    (:func:`openvino_cpu_precision`); everything else its compute dtype's peak (:func:`peak_for`)."""
     if spec is None:
         return None
     engine = getattr(w, "engine", "torch")
