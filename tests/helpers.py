@@ -93,15 +93,17 @@ def run_cli(*args: str):
 
 def concurrent_completions(client, model: str, prompts: list[str], max_tokens: int, solo_n: int = 2):
     """(solo, together): greedy completions of the first ``solo_n`` prompts one at a time, then of all
-    ``prompts`` streamed from one thread each at once (what continuous batching must not change)."""
+    ``prompts`` streamed from one thread each, released together (what continuous batching must not change)."""
     import threading
 
     solo = {p: client.completions.create(model=model, prompt=p, max_tokens=max_tokens, temperature=0,
                                          extra_body={"ignore_eos": True}).choices[0].text for p in prompts[:solo_n]}
     out, errors = {}, []
+    start = threading.Barrier(len(prompts))  # every request sent at once, so that they overlap on the server
 
     def go(p):
         try:
+            start.wait(30)
             chunks = client.completions.create(model=model, prompt=p, max_tokens=max_tokens, temperature=0,
                                                stream=True, extra_body={"ignore_eos": True})
             out[p] = "".join(c.choices[0].text for c in chunks if c.choices)

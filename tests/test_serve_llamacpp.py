@@ -74,7 +74,9 @@ def test_chat_uses_the_gguf_template(client):
 
 def test_concurrent_requests_batched_through_llamacpp(server, client):
     prompts = ["one", "two two", "three three three", "four", "five five", "six"]
-    solo, out = concurrent_completions(client, "tiny-gguf", prompts, max_tokens=16)
+    # 48 tokens each: long enough that the six requests overlap on a loaded 2-core machine (at 16, one CI run
+    # served them one after another)
+    solo, out = concurrent_completions(client, "tiny-gguf", prompts, max_tokens=48)
     assert all(out[p] == solo[p] for p in solo)  # batched with others: the same tokens as alone
     assert mean_decode_batch(server["url"], KEY) > 1.0  # some steps decoded several requests together
 
