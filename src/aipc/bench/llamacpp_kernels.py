@@ -154,22 +154,28 @@ def _decode_workload(ref: Path, weight_dtype: str):
 
 def _time_decode(runner, vocab: int, reps: int, context: int = DECODE_CONTEXT) -> float:
     """Best (over ``reps``) median seconds of one decode step after a prompt of ``context`` tokens."""
-    import statistics
-
     import torch
 
     ids = torch.randint(3, vocab, (context,), generator=torch.Generator().manual_seed(1))
     best = float("inf")
     for r in range(reps + 1):
-        runner.prefill(0, ids)
-        steps = []
-        for i in range(DECODE_STEPS):
-            t0 = time.perf_counter()
-            runner.decode1(5, context + i)
-            steps.append(time.perf_counter() - t0)
+        s = decode_median(runner, ids)
         if r:  # the first round warms up
-            best = min(best, statistics.median(steps))
+            best = min(best, s)
     return best
+
+
+def decode_median(runner, ids) -> float:
+    """Median seconds of DECODE_STEPS decode steps after prefilling ``ids`` into slot 0 of an engine runner."""
+    import statistics
+
+    runner.prefill(0, ids)
+    steps = []
+    for i in range(DECODE_STEPS):
+        t0 = time.perf_counter()
+        runner.decode1(5, len(ids) + i)
+        steps.append(time.perf_counter() - t0)
+    return statistics.median(steps)
 
 
 # decode attention over the KV cache: probes of (hidden, FFN, query heads, KV heads, layers) with a small FFN,

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from aipc.bench.llamacpp_kernels import DECODE_CONTEXT, DECODE_STEPS, decode_median
 
 FORMATS = ("fp16", "int8", "int4")
 # (hidden, FFN, query heads, KV heads): Llama-3.2-1B's layer and a SmolLM2-135M-like one (layer widths 29696, 5888)
@@ -42,7 +43,6 @@ WIDE, NARROW = (2048, 8192, 32, 8), (512, 1536, 8, 2)
 MIN_LAYERS = {WIDE: 6, NARROW: 16}
 MAX_LAYERS = {WIDE: 24, NARROW: 96}
 READ_CACHE_MULTIPLE = 2.2  # a probe this many times the last-level cache decodes from memory
-DECODE_CONTEXT, DECODE_STEPS = 128, 16
 PREFILL_TOKENS, PREFILL_REPS = (128, 512), 2  # prefill timed at these prompt lengths, best of PREFILL_REPS
 LAYER_FLOOR_S = 1e-9  # a fitted per-layer time of 0 is stored as this (a record holds positive numbers)
 METHOD = ("decode after {ctx} tokens of Llama layers with random weights exported by aipc convert --to openvino "
@@ -108,15 +108,10 @@ def time_decode(runners: list, rounds: int) -> list[float]:
     best = [float("inf")] * len(runners)
     for r in range(rounds + 1):
         for k, runner in enumerate(runners):
-            runner.prefill(0, ids[k])
-            steps = []
-            for i in range(DECODE_STEPS):
-                t0 = time.perf_counter()
-                runner.decode1(5, DECODE_CONTEXT + i)
-                steps.append(time.perf_counter() - t0)
+            step = decode_median(runner, ids[k])
             runner.free(0)
             if r:  # round 0 warms up
-                best[k] = min(best[k], statistics.median(steps))
+                best[k] = min(best[k], step)
     return best
 
 
@@ -198,11 +193,11 @@ def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float],
     per-layer time (only the rates where the fit failed; none without ``decode``: probes not read from
     memory); with ``prefill`` (per probe, seconds per PREFILL_TOKENS), each probe's prefill FLOP/s (the
     estimator's prefill FLOPs over the time)."""
-    from aipc.estimate.compute import layer_width, prefill_flops_decoder
+    from aipc.estimate.compute import prefill_flops_decoder
 
-    table = {}
-    for k, ((shape, layers), s) in enumerate(zip(probes, secs)):
-        width = round(layer_width(_model(shape, layers)))
+    table, widths = {}, _by_width(probes)
+    for k, (width, (*shape, layers)) in enumerate(widths.items()):
+        shape, s = tuple(shape), secs[k]
         if prefill:
             table[f"prefill:{fmt}@{width}"] = [[n, prefill_flops_decoder(_model(shape, layers), n, 1) / t]
                                                 for n, t in zip(PREFILL_TOKENS, prefill[k])]
@@ -213,7 +208,7 @@ def format_records(fmt: str, probes: list[tuple[tuple, int]], secs: list[float],
             table[f"read:{fmt}@{width}"] = [[1, b / s]]
             say(f"{fmt}, {layers} layers of width {width}: {s * 1e3:.2f} ms per step, {b / s / 1e9:.1f} GB/s")
     if decode:
-        table.update(_fit_records(fmt, table, _by_width(probes), bandwidth, say))
+        table.update(_fit_records(fmt, table, widths, bandwidth, say))
     return table
 
 
@@ -260,8 +255,9 @@ def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMA
             threads: int | None = None, progress: Callable[[str], None] | None = None, processes: int = 3,
             probes: dict[str, list[tuple[tuple, int]]] | None = None) -> dict | None:
     """The record aipc.hardware.kernels stores for "openvino" (None where nothing was measured; the decode
-    only of formats whose probes reach READ_CACHE_MULTIPLE x ``cache_bytes``). Every format's probes take turns in each round: the ratios
-    between formats, which a calibration carries a fit by, come from the same moments of a shared machine
+    only of formats whose probes reach READ_CACHE_MULTIPLE x ``cache_bytes``). Every format's probes take
+    turns in each round: the ratios between formats, which a calibration carries a fit by, come from the same
+    moments of a shared machine
     (whose memory bandwidth drifted by 1.4x within an hour here), in each of ``processes`` fresh processes
     (:func:`time_in_processes`). ``probes``: format -> [(shape, layers), (shape, layers)] instead of the
     sized WIDE and NARROW probes (tests: tiny ones)."""
@@ -284,7 +280,8 @@ def measure(bandwidth: float, cache_bytes: int, formats: tuple[str, ...] = FORMA
     if not table:
         return None
     names = "; ".join(sorted({f"{n} layers of hidden {s[0]}, FFN {s[1]}" for pr in plan.values() for s, n in pr}))
-    return {"version": ov.__version__, "probes": _by_width(next(iter(plan.values()))), "threads": threads or os.cpu_count(),
+    return {"version": ov.__version__, "probes": _by_width(next(iter(plan.values()))),
+            "threads": threads or os.cpu_count(),
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "load_avg": [before, os.getloadavg()[0]],
             "method": METHOD.format(ctx=DECODE_CONTEXT, probes=names, reps=reps, steps=DECODE_STEPS, procs=processes,

@@ -321,26 +321,25 @@ def _engine_all(device_name: str, scenario: str, engine: str) -> dict | None:
     return entry.get("all") if entry and engine != "torch" else None
 
 
-def _engine_decode(device_name: str, engine: str) -> dict:
-    """A device's fitted decode entry of an engine other than torch ({} where none)."""
-    return (_device_table(device_name).get(scenario_key("decode", engine)) or {}) if engine != "torch" else {}
+def _engine_entry(device_name: str, engine: str, scenario: str = "decode") -> dict:
+    """A device's fitted entry of a scenario for an engine other than torch ({} where none)."""
+    return (_device_table(device_name).get(scenario_key(scenario, engine)) or {}) if engine != "torch" else {}
 
 
 def prefill_against(device_name: str, engine: str) -> str | None:
     """What a device's fitted prefill factors of an engine other than torch are relative to: KERNELS,
     OV_KERNELS, or None (the dtype's peak)."""
-    entry = _device_table(device_name).get(scenario_key("prefill", engine)) if engine != "torch" else None
-    return (entry or {}).get("against")
+    return _engine_entry(device_name, engine, "prefill").get("against")
 
 
 def decode_against(device_name: str, engine: str) -> str | None:
     """What a device's fitted decode MBU of an engine is relative to: READS, or None (the copy bandwidth)."""
-    return _engine_decode(device_name, engine).get("against")
+    return _engine_entry(device_name, engine).get("against")
 
 
 def attention_apart(device_name: str, engine: str) -> bool:
     """True when a device's fitted decode of an engine left the attention over the KV cache out (ATTENTION)."""
-    return _engine_decode(device_name, engine).get("attention") == ATTENTION
+    return _engine_entry(device_name, engine).get("attention") == ATTENTION
 
 
 def lookup_decode(device_name: str, batch: float | None = None, engine: str = "torch",

@@ -41,7 +41,9 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
         d = DEFAULTS[(cls, "torch")]
         note = f" (no published {engine} measurement for {cls}: torch's factors)" if engine != "torch" else ""
     train, src = d.mfu_train, d.source
-    if engine == "openvino" and weight_format in openvino_measured(device) and _ov_prefill_measured(device, weight_format):
+    ov_decode = openvino_measured(device) if engine == "openvino" else {}
+    ov_prefill = engine == "openvino" and _ov_prefill_measured(device, weight_format)
+    if weight_format in ov_decode and ov_prefill:
         src = "OpenVINO on this CPU"  # both its prefill and decode terms measured here: the class default's text is moot
     short = device.name.split("-")[0]
     if engine == "torch" and cls == "nvidia-gpu" and short in TRAIN_MFU_BY_DEVICE:
@@ -51,10 +53,10 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
     per_format = by_format(device, engine) or {}
     if weight_format in per_format:
         mbu, layer_s = per_format[weight_format]
-        here = " (measured on this machine by aipc hw --kernels)" if weight_format in openvino_measured(device) else ""
+        here = " (measured on this machine by aipc hw --kernels)" if weight_format in ov_decode else ""
         src += f"; {weight_format} decode MBU {mbu:.2f} + {layer_s * 1e3:.3g} ms per layer{here}"
     mfu_prefill = d.mfu_prefill
-    if engine == "openvino" and _ov_prefill_measured(device, weight_format):
+    if ov_prefill:
         mfu_prefill, psrc = OPENVINO_KERNEL_PREFILL_MFU
         src += f"; prefill MFU {mfu_prefill:.2f} of the {weight_format} prefill FLOP/s aipc hw --kernels measured: {psrc}"
     measured = _measured_read(device, engine, weight_format, width, mix) if cls == "cpu" else None
@@ -67,8 +69,9 @@ def default_efficiency(device: DeviceSpec, engine: str = "torch", weight_format:
 
 def _ov_prefill_measured(device: DeviceSpec, weight_format: str | None) -> bool:
     """True where aipc hw --kernels measured OpenVINO's prefill for this weight format on this CPU."""
-    table = (device.kernel_flops or {}).get("openvino") or {}
-    return device_class(device) == "cpu" and any(k.startswith(f"prefill:{weight_format}@") for k in table)
+    from aipc.estimate.kernels import openvino_prefill
+
+    return openvino_prefill(device, weight_format, None) is not None
 
 
 def openvino_measured(device: DeviceSpec) -> dict[str, tuple[float, float]]:
@@ -155,11 +158,11 @@ def _format_defaults(device: DeviceSpec, engine: str, width: float | None, model
 
 def _prefill_entry_fits(device: DeviceSpec, engine: str, fmt: str | None) -> bool:
     """False where a stored OpenVINO prefill calibration was fitted against other peaks than this estimate
-    uses: against aipc hw --kernels' per-format prefill FLOP/s while this CPU has none, or the reverse."""
+    uses: against aipc hw --kernels' prefill FLOP/s for the format while this CPU has none, or the reverse
+    (the mark bench.calibration puts on each run)."""
     if engine != "openvino" or device_class(device) != "cpu":
         return True
-    measured = any(k.startswith("prefill:") for k in (device.kernel_flops or {}).get("openvino") or {})
-    return (calibrate.prefill_against(device.name, engine) == calibrate.OV_KERNELS) == measured
+    return (calibrate.prefill_against(device.name, engine) == calibrate.OV_KERNELS) == _ov_prefill_measured(device, fmt)
 
 
 def _emulated_train(eff: Efficiency, device: DeviceSpec, workload) -> Efficiency:
